@@ -9,6 +9,8 @@
 //! The modules:
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
+//! - [`rbac`] — organization and platform roles, and the permission matrix.
 
 pub mod ids;
+pub mod rbac;
 pub mod values;
