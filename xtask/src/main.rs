@@ -4,25 +4,38 @@
 //!   (Debian packages, test services), then runs `cargo fmt --check`, clippy with warnings
 //!   denied, the whole test suite under cargo-nextest and the doc tests.
 //! - `provision` — only the provisioning step.
+//! - `pg` — starts the throwaway PostgreSQL cluster and prints its admin URL, for running
+//!   single tests by hand.
 //!
 //! It uses nothing but the standard library so that it compiles in seconds on a fresh machine.
 
 use std::env;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Debian packages the test suite needs, with the binary that proves each one is installed.
 const PACKAGES: &[(&str, &str)] = &[
     ("nginx-light", "/usr/sbin/nginx"),
     ("openssl", "/usr/bin/openssl"),
+    ("postgresql", "/usr/lib/postgresql"),
 ];
+
+/// The port of the throwaway PostgreSQL cluster the tests use.
+const PG_PORT: u16 = 55432;
 
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
-        "test" => provision().and_then(|()| test()),
+        "test" => provision().and_then(|()| {
+            let url = start_postgres()?;
+            let result = test(&url);
+            stop_postgres();
+            result
+        }),
         "provision" => provision(),
+        "pg" => start_postgres().map(|url| println!("INFRAPILOT_TEST_PG_ADMIN_URL={url}")),
         _ => {
-            eprintln!("usage: cargo xtask <test|provision>");
+            eprintln!("usage: cargo xtask <test|provision|pg>");
             return ExitCode::from(2);
         }
     };
@@ -64,8 +77,9 @@ fn provision() -> Result<(), String> {
 }
 
 /// Formatting, lints, tests.
-fn test() -> Result<(), String> {
+fn test(pg_url: &str) -> Result<(), String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let env = [("INFRAPILOT_TEST_PG_ADMIN_URL", pg_url)];
     run([cargo.as_str(), "fmt", "--all", "--", "--check"])?;
     run([
         cargo.as_str(),
@@ -76,14 +90,17 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    run([
-        cargo.as_str(),
-        "nextest",
-        "run",
-        "--workspace",
-        "--no-fail-fast",
-    ])?;
-    run([cargo.as_str(), "test", "--workspace", "--doc"])
+    run_env(
+        [
+            cargo.as_str(),
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+        ],
+        &env,
+    )?;
+    run_env([cargo.as_str(), "test", "--workspace", "--doc"], &env)
 }
 
 fn is_root() -> bool {
@@ -95,16 +112,120 @@ fn is_root() -> bool {
 }
 
 fn run<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    run_env(args, &[])
+}
+
+fn run_env<'a>(
+    args: impl IntoIterator<Item = &'a str>,
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     let args: Vec<&str> = args.into_iter().collect();
     let (program, rest) = args.split_first().ok_or("empty command")?;
     println!("xtask: $ {}", args.join(" "));
     let status = Command::new(program)
         .args(rest)
+        .envs(env.iter().copied())
         .status()
         .map_err(|e| format!("could not start {program}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
         Err(format!("`{}` failed with {status}", args.join(" ")))
+    }
+}
+
+/// The newest PostgreSQL server binaries Debian installed.
+fn pg_bin() -> Result<PathBuf, String> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| format!("PostgreSQL is not installed (/usr/lib/postgresql: {e})"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("postgres").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .ok_or_else(|| "no PostgreSQL server binaries under /usr/lib/postgresql".to_owned())
+}
+
+fn pg_dir() -> PathBuf {
+    env::temp_dir().join(format!("infrapilot-test-pg-{PG_PORT}"))
+}
+
+/// Runs a PostgreSQL tool as the `postgres` account when we are root (initdb refuses root).
+fn pg_tool(bin: &Path, tool: &str, args: &[&str]) -> Result<(), String> {
+    let program = bin.join(tool);
+    let program = program.to_string_lossy();
+    if is_root() {
+        run(["runuser", "-u", "postgres", "--", program.as_ref()]
+            .into_iter()
+            .chain(args.iter().copied()))
+    } else {
+        run([program.as_ref()].into_iter().chain(args.iter().copied()))
+    }
+}
+
+/// Starts a fresh throwaway cluster on 127.0.0.1:PG_PORT and returns its superuser URL.
+fn start_postgres() -> Result<String, String> {
+    let bin = pg_bin()?;
+    let dir = pg_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    if dir.exists() {
+        // A cluster left over from an interrupted run: stop it and start clean.
+        let _ = pg_tool(
+            &bin,
+            "pg_ctl",
+            &["stop", "-D", &dir_text, "-m", "immediate"],
+        );
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("removing {dir_text}: {e}"))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {dir_text}: {e}"))?;
+    if is_root() {
+        run(["chown", "postgres:postgres", dir_text.as_str()])?;
+    }
+    pg_tool(
+        &bin,
+        "initdb",
+        &[
+            "-D",
+            &dir_text,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+    )?;
+    let options = format!(
+        "-p {PG_PORT} -k {dir_text} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
+    );
+    let log = dir.join("server.log");
+    pg_tool(
+        &bin,
+        "pg_ctl",
+        &[
+            "start",
+            "-w",
+            "-D",
+            &dir_text,
+            "-o",
+            &options,
+            "-l",
+            &log.to_string_lossy(),
+        ],
+    )?;
+    Ok(format!("postgres://postgres@127.0.0.1:{PG_PORT}/postgres"))
+}
+
+fn stop_postgres() {
+    if let Ok(bin) = pg_bin() {
+        let dir = pg_dir();
+        let _ = pg_tool(
+            &bin,
+            "pg_ctl",
+            &["stop", "-D", &dir.to_string_lossy(), "-m", "fast"],
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,442 @@
+//! The store contract: every test runs against SQLite and PostgreSQL (`<name>::sqlite`,
+//! `<name>::postgres`), plus PostgreSQL-only proofs of row-level security.
+
+use infrapilot_core::ids::{ApiTokenId, InvitationId, OrgId, UserId};
+use infrapilot_core::rbac::{Effective, OrgRole, PlatformRole};
+use infrapilot_core::values::Email;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::*;
+use crate::testing::{self, Kind};
+
+/// Declares one contract test per backend.
+macro_rules! contract {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let store = testing::store(Kind::Sqlite).await;
+                ($body)(store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let store = testing::store(Kind::Postgres).await;
+                ($body)(store).await;
+            }
+        }
+    };
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+async fn new_user(store: &Store, address: &str) -> UserId {
+    let id = UserId::from_uuid(Uuid::now_v7());
+    let mut tx = store.global().await.unwrap();
+    tx.insert_user(&NewUser {
+        id,
+        email: email(address),
+        name: "Test".into(),
+        password_hash: "$argon2id$fake".into(),
+        platform_role: None,
+        now: 1,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn new_org(store: &Store, slug: &str, owner: UserId) -> OrgScope {
+    let id = OrgId::from_uuid(Uuid::now_v7());
+    let mut tx = store.global().await.unwrap();
+    tx.insert_org(&OrgRecord {
+        id,
+        name: slug.to_uppercase(),
+        slug: slug.into(),
+        max_users: None,
+        max_agents: None,
+        created_at: 1,
+        updated_at: 1,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let scope = OrgScope::new(id, Actor::User(owner), Effective::Org(OrgRole::Owner));
+    let mut tx = store.org(&scope).await.unwrap();
+    tx.insert_member(owner, OrgRole::Owner, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    scope
+}
+
+fn api_token(user: UserId, created_at: i64) -> ApiTokenRecord {
+    ApiTokenRecord {
+        id: ApiTokenId::from_uuid(Uuid::now_v7()),
+        user_id: user,
+        name: "ci".into(),
+        secret_hash: "ab".repeat(32),
+        role: OrgRole::Operator,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+        created_at,
+    }
+}
+
+contract!(setup_happens_once, |store: Store| async move {
+    let mut tx = store.global().await.unwrap();
+    assert!(!tx.setup_completed().await.unwrap());
+    tx.complete_setup(5).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.global().await.unwrap();
+    assert!(tx.setup_completed().await.unwrap());
+    assert!(matches!(
+        tx.complete_setup(6).await,
+        Err(StoreError::Conflict { .. })
+    ));
+});
+
+contract!(users_round_trip, |store: Store| async move {
+    let id = new_user(&store, "a@example.com").await;
+    let mut tx = store.global().await.unwrap();
+    let mut user = tx
+        .user_by_email(&email("a@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.id, id);
+    assert!(!user.totp_enabled);
+    assert!(user.backup_codes.is_empty());
+    user.name = "Renamed".into();
+    user.platform_role = Some(PlatformRole::SuperAdmin);
+    user.totp_secret = Some("sealed".into());
+    user.totp_enabled = true;
+    user.totp_last_step = Some(42);
+    user.backup_codes = vec!["h1".into(), "h2".into()];
+    user.updated_at = 9;
+    tx.update_user(&user).await.unwrap();
+    assert_eq!(tx.user(id).await.unwrap(), user);
+    let dup = NewUser {
+        id: UserId::from_uuid(Uuid::now_v7()),
+        email: email("a@example.com"),
+        name: "Dup".into(),
+        password_hash: "x".into(),
+        platform_role: None,
+        now: 1,
+    };
+    assert!(matches!(
+        tx.insert_user(&dup).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    tx.commit().await.unwrap();
+    let mut tx = store.global().await.unwrap();
+    assert_eq!(tx.list_users(None, 10).await.unwrap().len(), 1);
+    tx.delete_user(id).await.unwrap();
+    assert!(matches!(
+        tx.user(id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+});
+
+contract!(organizations_and_members, |store: Store| async move {
+    let owner = new_user(&store, "owner@example.com").await;
+    let other = new_user(&store, "other@example.com").await;
+    let scope = new_org(&store, "acme", owner).await;
+    let mut tx = store.org(&scope).await.unwrap();
+    tx.insert_member(other, OrgRole::Viewer, 2).await.unwrap();
+    tx.commit().await.unwrap();
+    // A conflict ends its transaction on PostgreSQL: try it in one of its own.
+    let mut tx = store.org(&scope).await.unwrap();
+    let dup = tx.insert_member(other, OrgRole::Admin, 3).await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+    drop(tx);
+    let mut tx = store.org(&scope).await.unwrap();
+    assert_eq!(tx.count_members(None).await.unwrap(), 2);
+    assert_eq!(tx.count_members(Some(OrgRole::Owner)).await.unwrap(), 1);
+    tx.update_member_role(other, OrgRole::Admin).await.unwrap();
+    let members = tx.list_members(None, 10).await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[1].role, OrgRole::Admin);
+    let page = tx
+        .list_members(
+            Some((members[0].created_at, members[0].user_id.to_string())),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    let mut org = tx.organization().await.unwrap();
+    org.name = "Acme Inc".into();
+    org.max_agents = Some(3);
+    tx.update_organization(&org).await.unwrap();
+    assert_eq!(tx.organization().await.unwrap().max_agents, Some(3));
+    tx.commit().await.unwrap();
+
+    let mut g = store.global().await.unwrap();
+    g.act_as_user(other).await.unwrap();
+    let mine = g.memberships_of(other).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].1, OrgRole::Admin);
+    assert_eq!(mine[0].0.name, "Acme Inc");
+    g.commit().await.unwrap();
+
+    let mut tx = store.org(&scope).await.unwrap();
+    tx.delete_member(other).await.unwrap();
+    assert!(matches!(
+        tx.delete_member(other).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    tx.delete_organization().await.unwrap();
+    tx.commit().await.unwrap();
+    let mut g = store.global().await.unwrap();
+    assert_eq!(g.count_orgs().await.unwrap(), 0);
+});
+
+contract!(
+    api_tokens_and_invitations_stay_in_their_org,
+    |store: Store| async move {
+        let alice = new_user(&store, "alice@example.com").await;
+        let bob = new_user(&store, "bob@example.com").await;
+        let a = new_org(&store, "org-a", alice).await;
+        let b = new_org(&store, "org-b", bob).await;
+
+        let token = api_token(alice, 10);
+        let inv = InvitationRecord {
+            id: InvitationId::from_uuid(Uuid::now_v7()),
+            email: email("new@example.com"),
+            role: OrgRole::Viewer,
+            secret_hash: "cd".repeat(32),
+            invited_by: Some(alice),
+            expires_at: 100,
+            accepted_at: None,
+            revoked_at: None,
+            created_at: 10,
+        };
+        let mut tx = store.org(&a).await.unwrap();
+        tx.insert_api_token(&token).await.unwrap();
+        tx.insert_invitation(&inv).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut g = store.global().await.unwrap();
+        assert_eq!(
+            g.token_org("api_token", &token.id.to_string())
+                .await
+                .unwrap(),
+            Some(a.org())
+        );
+        assert_eq!(
+            g.token_org("invitation", &inv.id.to_string())
+                .await
+                .unwrap(),
+            Some(a.org())
+        );
+        assert_eq!(
+            g.token_org("invitation", &token.id.to_string())
+                .await
+                .unwrap(),
+            None
+        );
+        g.commit().await.unwrap();
+
+        // Org B sees none of it and can change none of it.
+        let mut tx = store.org(&b).await.unwrap();
+        assert!(matches!(
+            tx.api_token(token.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(tx.list_api_tokens(None, None, 10).await.unwrap().is_empty());
+        assert!(matches!(
+            tx.invitation(inv.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let mut revoked = token.clone();
+        revoked.revoked_at = Some(11);
+        assert!(matches!(
+            tx.update_api_token(&revoked).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            tx.update_member_role(alice, OrgRole::Viewer).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        tx.commit().await.unwrap();
+
+        let mut tx = store.org(&a).await.unwrap();
+        assert_eq!(tx.api_token(token.id).await.unwrap(), token);
+        tx.update_api_token(&revoked).await.unwrap();
+        assert_eq!(tx.api_token(token.id).await.unwrap().revoked_at, Some(11));
+        assert_eq!(
+            tx.list_api_tokens(Some(alice), None, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            tx.list_api_tokens(Some(bob), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let mut accepted = tx.invitation(inv.id).await.unwrap();
+        assert_eq!(accepted, inv);
+        accepted.accepted_at = Some(50);
+        tx.update_invitation(&accepted).await.unwrap();
+        assert_eq!(
+            tx.list_invitations(None, 10).await.unwrap()[0].accepted_at,
+            Some(50)
+        );
+    }
+);
+
+contract!(
+    a_failed_transaction_leaves_nothing,
+    |store: Store| async move {
+        let alice = new_user(&store, "alice@example.com").await;
+        let a = new_org(&store, "org-a", alice).await;
+        {
+            let mut tx = store.org(&a).await.unwrap();
+            tx.insert_api_token(&api_token(alice, 10)).await.unwrap();
+            // Dropped without commit: rolled back.
+        }
+        let mut tx = store.org(&a).await.unwrap();
+        assert!(tx.list_api_tokens(None, None, 10).await.unwrap().is_empty());
+    }
+);
+
+/// The two migration histories end at the same logical schema: same tables, same columns,
+/// same nullability, equivalent types.
+#[tokio::test]
+async fn both_backends_reach_the_same_schema() {
+    let lite = testing::store(Kind::Sqlite).await;
+    let pg = testing::store(Kind::Postgres).await;
+    let lite_rows = sqlx::query(
+        "SELECT m.name AS t, p.name AS c, p.type AS ty, p.\"notnull\" AS nn, p.pk AS pk \
+         FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(lite.pool())
+    .await
+    .unwrap();
+    let mut lite_schema: Vec<(String, String, String, bool)> = lite_rows
+        .iter()
+        .map(|r| {
+            let ty: String = r.get("ty");
+            let nn: i64 = r.get("nn");
+            let pk: i64 = r.get("pk");
+            (r.get("t"), r.get("c"), ty.to_lowercase(), nn == 1 || pk > 0)
+        })
+        .collect();
+    let pg_rows = sqlx::query(
+        "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS ty, \
+         is_nullable::text AS nullable FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+    )
+    .fetch_all(pg.pool())
+    .await
+    .unwrap();
+    let mut pg_schema: Vec<(String, String, String, bool)> = pg_rows
+        .iter()
+        .map(|r| {
+            let ty: String = r.get("ty");
+            let nullable: String = r.get("nullable");
+            (r.get("t"), r.get("c"), ty, nullable == "NO")
+        })
+        .collect();
+    let normalize = |ty: &str| match ty {
+        "integer" | "bigint" => "integer".to_owned(),
+        "text" => "text".to_owned(),
+        // SQLite has no boolean type; flags are INTEGER there and BOOLEAN on PostgreSQL.
+        "boolean" => "integer".to_owned(),
+        other => other.to_owned(),
+    };
+    for row in lite_schema.iter_mut().chain(pg_schema.iter_mut()) {
+        row.2 = normalize(&row.2);
+    }
+    lite_schema.sort();
+    pg_schema.sort();
+    assert!(!lite_schema.is_empty());
+    assert_eq!(lite_schema, pg_schema);
+}
+
+/// Runs `sql` as the server's role inside a transaction with the given org context.
+async fn raw_count(store: &Store, org: Option<OrgId>, table: &str) -> i64 {
+    let mut tx = store.pool().begin().await.unwrap();
+    if let Some(org) = org {
+        postgres::set_context(&mut tx, Some(org), None)
+            .await
+            .unwrap();
+    }
+    let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    row.get::<i64, _>("n")
+}
+
+#[tokio::test]
+async fn postgres_rls_hides_everything_without_context_and_other_orgs_with_it() {
+    let store = testing::store(Kind::Postgres).await;
+    let alice = new_user(&store, "alice@example.com").await;
+    let bob = new_user(&store, "bob@example.com").await;
+    let a = new_org(&store, "org-a", alice).await;
+    let b = new_org(&store, "org-b", bob).await;
+    for (scope, user) in [(&a, alice), (&b, bob)] {
+        let mut tx = store.org(scope).await.unwrap();
+        tx.insert_api_token(&api_token(user, 10)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    for table in ["api_tokens", "memberships"] {
+        // No context: unfiltered queries see zero rows.
+        assert_eq!(raw_count(&store, None, table).await, 0, "{table}");
+        // Org A's context: only A's rows, although the query has no WHERE.
+        assert_eq!(raw_count(&store, Some(a.org()), table).await, 1, "{table}");
+    }
+
+    let mut tx = store.pool().begin().await.unwrap();
+    postgres::set_context(&mut tx, Some(a.org()), None)
+        .await
+        .unwrap();
+    // Writes to B's rows touch nothing.
+    let updated = sqlx::query("UPDATE api_tokens SET name = 'stolen'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1, "only A's own token");
+    let deleted = sqlx::query("DELETE FROM api_tokens WHERE org_id = $1")
+        .bind(b.org().to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 0);
+    // Inserting a row into B is refused by the policy's WITH CHECK.
+    let insert = sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', 1)",
+    )
+    .bind(b.org().to_string())
+    .bind(alice.to_string())
+    .execute(&mut *tx)
+    .await;
+    let err = insert.unwrap_err().to_string();
+    assert!(err.contains("row-level security"), "{err}");
+    drop(tx);
+
+    let mut tx = store.org(&b).await.unwrap();
+    let b_tokens = tx.list_api_tokens(None, None, 10).await.unwrap();
+    assert_eq!(b_tokens.len(), 1);
+    assert_eq!(b_tokens[0].name, "ci", "B's token was not renamed");
+}
+
+#[tokio::test]
+async fn postgres_refuses_a_role_that_bypasses_rls() {
+    let mut config = testing::postgres_config().await;
+    config.url = testing::pg_admin_url();
+    config.migration_url = None;
+    let err = Store::connect(&config).await.unwrap_err().to_string();
+    assert!(err.contains("BYPASSRLS"), "{err}");
+}

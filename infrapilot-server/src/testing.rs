@@ -1,0 +1,93 @@
+//! Test support: throwaway SQLite and PostgreSQL stores.
+//!
+//! PostgreSQL tests need `INFRAPILOT_TEST_PG_ADMIN_URL`, a superuser URL of a throwaway
+//! cluster; `cargo xtask test` starts one and sets it. Each store gets its own database,
+//! owned by `infrapilot_owner`, and the server side connects as `infrapilot_app`, a plain
+//! member of `infrapilot_rw` — the production arrangement.
+
+use sqlx::Executor;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::store::{DatabaseConfig, Store};
+
+/// Which backends the contract suite runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+pub const KINDS: [Kind; 2] = [Kind::Sqlite, Kind::Postgres];
+
+/// A store on a fresh database of `kind`.
+pub async fn store(kind: Kind) -> Store {
+    let config = match kind {
+        Kind::Sqlite => sqlite_config(),
+        Kind::Postgres => postgres_config().await,
+    };
+    Store::connect(&config).await.expect("connect test store")
+}
+
+pub fn sqlite_config() -> DatabaseConfig {
+    let dir = std::env::temp_dir().join(format!("infrapilot-test-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    DatabaseConfig {
+        url: format!("sqlite://{}", dir.join("infrapilot.db").display()),
+        migration_url: None,
+        max_connections: 4,
+    }
+}
+
+/// The admin URL of the throwaway PostgreSQL cluster, or a loud failure.
+pub fn pg_admin_url() -> String {
+    std::env::var("INFRAPILOT_TEST_PG_ADMIN_URL").unwrap_or_else(|_| {
+        panic!(
+            "INFRAPILOT_TEST_PG_ADMIN_URL is not set: PostgreSQL tests need the throwaway \
+             cluster that `cargo xtask test` starts (or run `cargo xtask pg` and export the URL \
+             it prints)"
+        )
+    })
+}
+
+/// A fresh database with the production role arrangement.
+pub async fn postgres_config() -> DatabaseConfig {
+    let admin_url = pg_admin_url();
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .expect("admin");
+    for sql in [
+        "CREATE ROLE infrapilot_rw NOLOGIN",
+        "CREATE ROLE infrapilot_owner LOGIN PASSWORD 'owner'",
+        "CREATE ROLE infrapilot_app LOGIN PASSWORD 'app' IN ROLE infrapilot_rw",
+    ] {
+        // Tests run in parallel processes: another one may have created the role already.
+        if let Err(e) = admin.execute(sql).await {
+            let duplicate =
+                e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42710");
+            assert!(duplicate, "{sql}: {e}");
+        }
+    }
+    let db = format!("ip_test_{}", Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE DATABASE {db} OWNER infrapilot_owner").as_str())
+        .await
+        .expect("create db");
+    admin.close().await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    let host = base
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(base)
+        .trim_start_matches("postgres://");
+    DatabaseConfig {
+        url: format!("postgres://infrapilot_app:app@{host}/{db}"),
+        migration_url: Some(format!("postgres://infrapilot_owner:owner@{host}/{db}")),
+        max_connections: 4,
+    }
+}
