@@ -275,6 +275,25 @@ impl GlobalTx {
         Ok(())
     }
 
+    /// Whether an organization exists.
+    pub async fn org_exists(&mut self, id: OrgId) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM organizations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(col::<i64>(&row, "n")? > 0)
+    }
+
+    /// The organization with this id.
+    pub async fn org(&mut self, id: OrgId) -> Result<OrgRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound { what: "organization" })?;
+        org_from_row(&row)
+    }
+
     /// How many organizations exist.
     pub async fn count_orgs(&mut self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM organizations")

@@ -1,0 +1,256 @@
+//! Authentication and organization context, as middleware.
+//!
+//! [`authenticate`] runs on every request. It reads `Authorization: Bearer …` — an access
+//! token (JWT) or a personal API token (`ipat_…`) — and the organization the request acts in
+//! (the `X-Org-Id` header, else the token's own organization), checks the membership in the
+//! store, and leaves a [`Principal`] and an [`OrgScope`] in the request's extensions.
+//! Handlers take them with the [`Principal`] and [`Scoped`] extractors; no handler parses a
+//! token or looks up a membership itself.
+//!
+//! Roles come from the membership as it is *now*, not from the token, so a demotion or a
+//! removal takes effect on the next request. An API token acts with the lower of its own role
+//! and its owner's current role.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use infrapilot_core::identity::{self, OpaqueToken, SecretHash, TokenKind, TokenType};
+use infrapilot_core::ids::{ApiTokenId, OrgId, UserId};
+use infrapilot_core::rbac::{Action, Effective, OrgRole, PlatformRole, Resource};
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::store::{Actor, OrgScope};
+use crate::util::now_micros;
+
+/// The header that selects the organization a request acts in.
+pub const ORG_HEADER: &str = "x-org-id";
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user.
+    pub user: UserId,
+    /// The user's platform role.
+    pub platform_role: Option<PlatformRole>,
+    /// How they authenticated.
+    pub actor: Actor,
+    /// The login session (refresh family) behind a JWT.
+    pub session: Option<uuid::Uuid>,
+    /// The source address, for audit and throttling.
+    pub source_ip: Option<IpAddr>,
+}
+
+/// The organization scope a request acts in (extractor).
+#[derive(Debug, Clone)]
+pub struct Scoped(pub OrgScope);
+
+impl Scoped {
+    /// Refuses unless the scope's role allows `action` on `resource`.
+    pub fn require(&self, action: Action, resource: Resource) -> Result<&OrgScope, AppError> {
+        if self.0.can(action, resource) {
+            Ok(&self.0)
+        } else {
+            Err(AppError::Forbidden { action, resource })
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated { principal, .. }) => Ok(principal.clone()),
+            Some(AuthOutcome::Failed(reason)) => Err(AppError::Unauthorized(reason)),
+            None => Err(AppError::Unauthorized(
+                "sign in: send Authorization: Bearer <access token or API token>",
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Scoped {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated { scope: Some(scope), .. }) => Ok(Scoped(scope.clone())),
+            Some(AuthOutcome::Authenticated { scope: None, org_refusal, .. }) => {
+                let _ = principal;
+                Err(org_refusal.clone().map(AppError::from).unwrap_or_else(|| {
+                    AppError::field(
+                        "X-Org-Id",
+                        "select an organization: send the X-Org-Id header with the id of one you belong to",
+                    )
+                }))
+            }
+            _ => Err(AppError::Unauthorized("sign in first")),
+        }
+    }
+}
+
+/// The client's address: the socket peer (tests without a socket have none).
+pub fn source_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+#[derive(Debug, Clone)]
+enum AuthOutcome {
+    Authenticated { principal: Principal, scope: Option<OrgScope>, org_refusal: Option<OrgRefusal> },
+    Failed(&'static str),
+}
+
+/// Why a request has no organization scope although it is authenticated.
+#[derive(Debug, Clone)]
+enum OrgRefusal {
+    /// The `X-Org-Id` header is not an organization id.
+    BadHeader(String),
+    /// Not a member (or no such organization — the same answer, on purpose).
+    NotMember,
+}
+
+impl From<OrgRefusal> for AppError {
+    fn from(refusal: OrgRefusal) -> Self {
+        match refusal {
+            OrgRefusal::BadHeader(reason) => AppError::field("X-Org-Id", reason),
+            OrgRefusal::NotMember => AppError::NotFound("organization"),
+        }
+    }
+}
+
+/// The authentication middleware (see the module docs).
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let source = source_ip(req.extensions());
+    let bearer = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_owned);
+    let org_header = req.headers().get(ORG_HEADER).map(|v| v.to_str().map(str::to_owned));
+    if let Some(token) = bearer {
+        let outcome = match resolve(&state, &token, org_header, source).await {
+            Ok(outcome) => outcome,
+            Err(AppError::Unauthorized(reason)) => AuthOutcome::Failed(reason),
+            Err(other) => return other.into_response(),
+        };
+        req.extensions_mut().insert(outcome);
+    }
+    next.run(req).await
+}
+
+async fn resolve(
+    state: &AppState,
+    token: &str,
+    org_header: Option<Result<String, axum::http::header::ToStrError>>,
+    source_ip: Option<IpAddr>,
+) -> Result<AuthOutcome, AppError> {
+    let requested_org = match org_header {
+        None => None,
+        Some(Ok(text)) => Some(text.parse::<OrgId>().map_err(|_| {
+            OrgRefusal::BadHeader(format!("must be an organization id (a UUID), got {text:?}"))
+        })),
+        Some(Err(_)) => Some(Err(OrgRefusal::BadHeader("must be an organization id (a UUID)".into()))),
+    };
+    if token.starts_with(TokenKind::PersonalApiToken.prefix()) {
+        return api_token(state, token, requested_org, source_ip).await;
+    }
+    let claims = identity::verify_as(token, state.jwt(), crate::util::now_secs(), TokenType::Access)
+        .map_err(|_| AppError::Unauthorized("the access token is invalid or expired; refresh it or sign in again"))?;
+    let mut tx = state.store().global().await?;
+    let user = match tx.user(claims.sub).await {
+        Ok(user) if !user.disabled => user,
+        _ => return Err(AppError::Unauthorized("the account no longer exists or is disabled")),
+    };
+    let principal = Principal {
+        user: user.id,
+        platform_role: user.platform_role,
+        actor: Actor::User(user.id),
+        session: Some(claims.sid),
+        source_ip,
+    };
+    let org = match requested_org {
+        Some(Ok(org)) => Some(org),
+        Some(Err(e)) => return Ok(AuthOutcome::Authenticated { principal, scope: None, org_refusal: Some(e) }),
+        None => claims.org,
+    };
+    let Some(org) = org else {
+        return Ok(AuthOutcome::Authenticated { principal, scope: None, org_refusal: None });
+    };
+    tx.act_as_user(user.id).await?;
+    let role = tx
+        .memberships_of(user.id)
+        .await?
+        .into_iter()
+        .find(|(o, _)| o.id == org)
+        .map(|(_, role)| role);
+    let exists = role.is_some() || tx.org_exists(org).await?;
+    tx.commit().await?;
+    let (scope, org_refusal) = match Effective::resolve(user.platform_role, role, None) {
+        Some(effective) if exists => (Some(OrgScope::new(org, principal.actor, effective)), None),
+        // Not a member: the organization is "not found", whether or not it exists.
+        _ => (None, Some(OrgRefusal::NotMember)),
+    };
+    Ok(AuthOutcome::Authenticated { principal, scope, org_refusal })
+}
+
+async fn api_token(
+    state: &AppState,
+    text: &str,
+    requested_org: Option<Result<OrgId, OrgRefusal>>,
+    source_ip: Option<IpAddr>,
+) -> Result<AuthOutcome, AppError> {
+    const INVALID: &str = "the API token is invalid, expired or revoked";
+    let token = OpaqueToken::parse_as(text, TokenKind::PersonalApiToken).map_err(|_| AppError::Unauthorized(INVALID))?;
+    let id = ApiTokenId::from_uuid(token.id());
+    let mut g = state.store().global().await?;
+    let org = g.token_org("api_token", &id.to_string()).await?.ok_or(AppError::Unauthorized(INVALID))?;
+    g.commit().await?;
+    // The token fixes its organization; a different X-Org-Id is refused, not ignored.
+    if let Some(requested) = requested_org {
+        if requested.map_err(AppError::from)? != org {
+            return Err(AppError::Unauthorized("an API token acts only in its own organization; drop X-Org-Id"));
+        }
+    }
+    let now = now_micros();
+    // Reading the token row needs a scope in its organization; this one can do nothing else.
+    let probe = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
+    let mut tx = state.store().org(&probe).await?;
+    let mut record = tx.api_token(id).await.map_err(|_| AppError::Unauthorized(INVALID))?;
+    let hash = SecretHash::from_hex(&record.secret_hash).map_err(AppError::internal)?;
+    let valid = token.matches(&hash)
+        && record.revoked_at.is_none()
+        && record.expires_at.is_none_or(|t| t > now);
+    if !valid {
+        return Err(AppError::Unauthorized(INVALID));
+    }
+    let member = tx.member(record.user_id).await?;
+    let mut g = state.store().global().await?;
+    let user = g.user(record.user_id).await.map_err(|_| AppError::Unauthorized(INVALID))?;
+    g.commit().await?;
+    if user.disabled {
+        return Err(AppError::Unauthorized(INVALID));
+    }
+    let effective = Effective::resolve(user.platform_role, member.map(|m| m.role), Some(record.role))
+        .ok_or(AppError::Unauthorized(INVALID))?;
+    // Last use is kept to the minute, so a busy script does not write on every request.
+    if record.last_used_at.is_none_or(|t| now - t > 60_000_000) {
+        record.last_used_at = Some(now);
+        tx.update_api_token(&record).await?;
+    }
+    tx.commit().await?;
+    let actor = Actor::ApiToken { user: user.id, token: id };
+    let principal =
+        Principal { user: user.id, platform_role: user.platform_role, actor, session: None, source_ip };
+    Ok(AuthOutcome::Authenticated {
+        principal,
+        scope: Some(OrgScope::new(org, actor, effective)),
+        org_refusal: None,
+    })
+}

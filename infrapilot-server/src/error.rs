@@ -1,0 +1,278 @@
+//! One error type for the API, answered as `application/problem+json` (RFC 9457).
+//!
+//! Client errors say what to change; an upstream's own message (nginx, Docker, an IdP) is
+//! passed through verbatim. Internal errors say only "internal error" plus the request id,
+//! and are logged with that id.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use infrapilot_core::rbac::{Action, Resource};
+use infrapilot_core::values::ValueError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+/// The problem document every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong here, and what to change.
+    pub detail: String,
+    /// The request id, to find the server's log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The fields that were refused, each with its reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Seconds to wait before retrying (throttling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// One refused field.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, as a path (`domains[2]`, `labels.env`).
+    pub field: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request body or a parameter is invalid.
+    #[error("invalid input: {0:?}")]
+    Invalid(Vec<FieldError>),
+    /// The body is not JSON of the expected shape.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// No valid credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// Credentials are valid but the role does not allow the action.
+    #[error("forbidden: {action:?} on {resource:?}")]
+    Forbidden {
+        /// What was attempted.
+        action: Action,
+        /// On what.
+        resource: Resource,
+    },
+    /// A rule of the product refuses the request (last owner, edition, …).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The thing does not exist, or belongs to another organization.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// It already exists, or the state does not allow the change.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An organization limit was reached.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+    /// Too many attempts; retry later.
+    #[error("too many attempts")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Something the request needs is not available now (an offline agent, the database).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// An unexpected failure; details are in the log only.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// An invalid single field.
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        AppError::Invalid(vec![FieldError { field: field.into(), reason: reason.into() }])
+    }
+
+    /// An internal error with its cause, for the log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        AppError::Internal(cause.to_string())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input"),
+            AppError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed", "Malformed request"),
+            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            AppError::Refused(_) => (StatusCode::FORBIDDEN, "refused", "Refused"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            AppError::LimitReached(_) => (StatusCode::FORBIDDEN, "limit-reached", "Limit reached"),
+            AppError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests")
+            }
+            AppError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, kind, title) = self.parts();
+        let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        let detail = match self {
+            AppError::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+            AppError::Malformed(m) | AppError::Refused(m) | AppError::Conflict(m) => m.clone(),
+            AppError::LimitReached(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::Unauthorized(m) => (*m).to_owned(),
+            AppError::Forbidden { action, resource } => format!(
+                "your role does not allow {} on {}",
+                action.as_str(),
+                resource.as_str()
+            ),
+            AppError::NotFound(what) => format!("{what} not found"),
+            AppError::TooManyRequests { retry_after } => {
+                format!("too many attempts; try again in {retry_after} seconds")
+            }
+            AppError::Internal(_) => "internal error; the server log has the details under this \
+                                      request id"
+                .to_owned(),
+        };
+        Problem {
+            kind: format!("https://infrapilot.dev/problems/{kind}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            request_id,
+            errors: match self {
+                AppError::Invalid(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+            retry_after: match self {
+                AppError::TooManyRequests { retry_after } => Some(*retry_after),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let problem = self.problem();
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let AppError::TooManyRequests { retry_after } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<ValueError> for AppError {
+    fn from(e: ValueError) -> Self {
+        AppError::field(e.field(), format!("{} (got {:?})", e.reason(), e.value()))
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { what } => AppError::NotFound(what),
+            StoreError::Conflict { what } => AppError::Conflict(format!("{what} already exists")),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                AppError::Unavailable("the database is not answering".to_owned())
+            }
+            other => AppError::internal(other),
+        }
+    }
+}
+
+/// A JSON body whose refusal names the offending field.
+///
+/// Unlike `axum::Json`, a shape error is reported as 422 problem+json with the path of the
+/// field (`domains[1]`) and serde's reason, and a syntax error as 400.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        if !is_json {
+            return Err(AppError::Malformed(
+                "the body must be JSON with Content-Type: application/json".to_owned(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| AppError::Malformed(format!("could not read the body: {e}")))?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize::<_, T>(&mut de).and_then(|v| {
+            de.end().map_err(|e| serde_path_to_error::Error::new(serde_path_to_error::Path::empty(), e))?;
+            Ok(v)
+        }) {
+            Ok(value) => Ok(ApiJson(value)),
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    Err(AppError::Malformed(format!("the body is not valid JSON: {inner}")))
+                } else {
+                    let field = if path == "." { "body".to_owned() } else { path };
+                    Err(AppError::field(field, strip_position(&inner.to_string())))
+                }
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 17"; the field path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Turns axum's own JSON rejections into problems (for extractors we do not wrap).
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        AppError::Malformed(rejection.body_text())
+    }
+}
