@@ -8,9 +8,11 @@
 //!
 //! The modules:
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
+//! - [`identity`] — passwords, access and refresh tokens, TOTP, backup codes, login throttling.
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 //! - [`rbac`] — organization and platform roles, and the permission matrix.
 
+pub mod identity;
 pub mod ids;
 pub mod rbac;
 pub mod values;
