@@ -18,6 +18,7 @@ macro_rules! typed_id {
             schemars::JsonSchema,
         )]
         #[serde(transparent)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = Uuid))]
         pub struct $name(Uuid);
 
         impl $name {

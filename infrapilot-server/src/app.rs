@@ -1,10 +1,10 @@
 //! The application: shared state, the router, and the tower layers every request passes.
 //!
-//! Cross-cutting behaviour lives in layers, outermost first: request id (set, propagated and
-//! made available to error bodies), tracing, panic catching, CORS, compression, the request
-//! timeout, the body-size limit, the problem+json guarantee (any error a layer produces
-//! becomes a problem document), authentication with organization context, and per-route
-//! metrics. Handlers only validate input, check the role and call the store.
+//! Cross-cutting behaviour lives in layers, outermost first: request id (set and propagated),
+//! tracing, panic catching, CORS, compression, then the request context (the request id for
+//! error bodies, the timeout, and the problem+json guarantee: any error a layer produces
+//! becomes a problem document), the body-size limit, authentication with organization
+//! context, and per-route metrics. Handlers only validate input, check the role and call the store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,12 +14,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use infrapilot_core::identity::{JwtKey, PasswordParams, RefreshPolicy, ThrottlePolicy};
+use infrapilot_core::identity::{JwtKey, PasswordParams, RefreshPolicy};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -45,7 +44,6 @@ struct Inner {
     keys: Keys,
     jwt: JwtKey,
     password_params: PasswordParams,
-    throttle: ThrottlePolicy,
     refresh: RefreshPolicy,
     metrics: Metrics,
     started: Instant,
@@ -65,7 +63,6 @@ impl AppState {
             keys,
             jwt,
             password_params,
-            throttle: ThrottlePolicy::default(),
             refresh,
             metrics: Metrics::default(),
             started: Instant::now(),
@@ -95,11 +92,6 @@ impl AppState {
     /// The argon2id parameters for new password hashes.
     pub fn password_params(&self) -> &PasswordParams {
         &self.0.password_params
-    }
-
-    /// The login throttling policy.
-    pub fn throttle(&self) -> &ThrottlePolicy {
-        &self.0.throttle
     }
 
     /// The refresh-token policy.
@@ -188,25 +180,26 @@ pub fn app(state: AppState) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static(crate::auth::ORG_HEADER)])
         .max_age(Duration::from_secs(600));
     let timeout = config.request_timeout;
-    router.layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
-            }))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-            .layer(middleware::from_fn(move |req, next| request_context(req, next, timeout)))
-            .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()))
-            .layer(cors)
-            .layer(CompressionLayer::new())
-            .layer(RequestBodyLimitLayer::new(config.max_body_bytes)),
-    )
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(timeout, request_context))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()))
+                .layer(cors)
+                .layer(CompressionLayer::new()),
+        )
 }
 
 /// Makes the request id available to error bodies, enforces the timeout, and turns any
 /// error a layer produced as plain text (413, 405, …) into a problem document.
-async fn request_context(req: Request, next: Next, timeout: Duration) -> Response {
+async fn request_context(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
     let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     REQUEST_ID
         .scope(id, async move {

@@ -73,6 +73,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated { principal, .. }) => Ok(Some(principal.clone())),
+            Some(AuthOutcome::Failed(reason)) => Err(AppError::Unauthorized(reason)),
+            None => Ok(None),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Scoped {
     type Rejection = AppError;
 
@@ -91,6 +103,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Scoped {
             }
             _ => Err(AppError::Unauthorized("sign in first")),
         }
+    }
+}
+
+/// The client's address (extractor): the socket peer, `None` without a socket (tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(source_ip(&parts.extensions)))
     }
 }
 

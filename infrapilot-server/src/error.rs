@@ -243,11 +243,11 @@ where
             .await
             .map_err(|e| AppError::Malformed(format!("could not read the body: {e}")))?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize::<_, T>(&mut de).and_then(|v| {
-            de.end().map_err(|e| serde_path_to_error::Error::new(serde_path_to_error::Path::empty(), e))?;
-            Ok(v)
-        }) {
-            Ok(value) => Ok(ApiJson(value)),
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Ok(value) => {
+                de.end().map_err(|e| AppError::Malformed(format!("the body is not valid JSON: {e}")))?;
+                Ok(ApiJson(value))
+            }
             Err(err) => {
                 let path = err.path().to_string();
                 let inner = err.into_inner();

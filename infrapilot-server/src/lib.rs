@@ -4,6 +4,16 @@
 //! serves it. Everything else — the HTTP API, storage, identity, audit — is here, so tests
 //! drive the same router the binary serves.
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod metrics;
 pub mod store;
+pub mod util;
+
+pub use app::{AppState, app, openapi};
 #[cfg(test)]
 pub(crate) mod testing;

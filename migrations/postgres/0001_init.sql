@@ -126,7 +126,7 @@ CREATE INDEX audit_entries_time ON audit_entries (org_id, time);
 CREATE TABLE audit_heads (
     org_id TEXT PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
     seq BIGINT NOT NULL,
-    hash TEXT NOT NULL
+    checkpoint TEXT NOT NULL
 );
 
 CREATE TABLE audit_checkpoints (

@@ -22,6 +22,7 @@ use crate::values::ValueError;
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrgRole {
     /// Reads everything operational; changes nothing.
     Viewer,

@@ -133,6 +133,15 @@ impl GlobalTx {
         Ok(self.tx.commit().await?)
     }
 
+    /// Continues this transaction inside `scope`'s organization, so rows created in the global
+    /// tables (a new organization, a new user) and tenant rows commit together.
+    pub async fn into_org(mut self, scope: &super::OrgScope) -> Result<super::OrgTx, StoreError> {
+        if self.backend == Backend::Postgres {
+            postgres::set_context(&mut self.tx, Some(scope.org()), scope.actor().user()).await?;
+        }
+        Ok(super::OrgTx { tx: self.tx, scope: scope.clone(), backend: self.backend })
+    }
+
     /// On PostgreSQL, lets this transaction see `user`'s memberships in every organization.
     pub async fn act_as_user(&mut self, user: UserId) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {

@@ -20,6 +20,7 @@
 //! `app.current_org_id`, and row-level security (enabled and forced on every tenant table)
 //! hides every other organization's rows even from a query that forgot its filter.
 
+mod audit;
 mod global;
 mod org;
 mod postgres;
@@ -33,7 +34,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-pub use global::{NewUser, OrgRecord, UserRecord};
+pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
+pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
+pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
 pub use scope::{Actor, OrgScope};
 
