@@ -9,6 +9,8 @@
 //! The modules:
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
+//! - [`nginx`] — the nginx config renderer: proxy/redirection hosts to a deterministic file set.
 
 pub mod ids;
+pub mod nginx;
 pub mod values;
