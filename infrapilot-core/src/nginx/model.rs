@@ -175,8 +175,8 @@ pub struct SecurityHeaders {
     pub content_security_policy: Option<ContentSecurityPolicy>,
 }
 
-/// How a location forwards requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// How a location forwards requests; by default no WebSocket, nginx's body limit, 60 s timeouts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProxyOptions {
     /// Whether WebSocket upgrades are passed through.
     pub websocket: bool,
@@ -186,14 +186,8 @@ pub struct ProxyOptions {
     pub timeouts: ProxyTimeouts,
 }
 
-impl Default for ProxyOptions {
-    fn default() -> Self {
-        Self { websocket: false, client_max_body_size: None, timeouts: ProxyTimeouts::default() }
-    }
-}
-
 /// Proxy timeouts; each defaults to 60 seconds, as in nginx.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProxyTimeouts {
     /// `proxy_connect_timeout`.
     pub connect: Seconds,
@@ -201,12 +195,6 @@ pub struct ProxyTimeouts {
     pub read: Seconds,
     /// `proxy_send_timeout`.
     pub send: Seconds,
-}
-
-impl Default for ProxyTimeouts {
-    fn default() -> Self {
-        Self { connect: Seconds::default(), read: Seconds::default(), send: Seconds::default() }
-    }
 }
 
 /// A custom location: requests whose path starts with `path` go to `upstream`.

@@ -16,7 +16,7 @@ use crate::values::{ValueError, string_value_serde};
 
 /// A response header value written inside a double-quoted nginx string.
 ///
-/// Visible ASCII and spaces only, 1–4096 characters, no leading or trailing space, and none of
+/// Visible ASCII and spaces only, 1–2048 characters (nginx reads at most 4096 bytes per token), no leading or trailing space, and none of
 /// `"`, `\` and `$` (nginx would read a `$` as a variable, and has no way to escape one). Used
 /// for the Content-Security-Policy, whose `;` and `'` are harmless inside the quotes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,8 +30,8 @@ impl HeaderValue {
 
     fn parse_as(field: &str, input: &str) -> Result<Self, ValueError> {
         let err = |reason: String| ValueError::new(field, input, reason);
-        if input.is_empty() || input.len() > 4096 {
-            return Err(err("must be 1 to 4096 characters long".into()));
+        if input.is_empty() || input.len() > 2048 {
+            return Err(err("must be 1 to 2048 characters long".into()));
         }
         if let Some(bad) = input.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
             return Err(err(format!(
