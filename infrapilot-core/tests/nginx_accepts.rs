@@ -4,6 +4,8 @@
 //! site into a private prefix under the temp dir and runs `nginx -t` on it; nothing is written
 //! under /etc or /var.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod nginx_support;
 
 use std::path::{Path, PathBuf};
@@ -32,14 +34,32 @@ fn self_signed() -> &'static (PathBuf, PathBuf) {
         let dir = fresh_dir("cert");
         let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=infrapilot.test", "-keyout"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=infrapilot.test",
+                "-keyout",
+            ])
             .arg(&key)
             .arg("-out")
             .arg(&cert)
             .output()
             .expect("the openssl CLI is needed to make a test certificate");
-        assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (cert, key)
     })
 }
@@ -59,7 +79,13 @@ fn fresh_dir(what: &str) -> PathBuf {
 /// Writes `set` into a fresh prefix laid out by `layout`, provides certificates for the
 /// hosts' required files, and runs `nginx -t`. Returns nginx's output on failure.
 fn nginx_test(set: &ConfigSet, layout: &Layout, root: &Path) -> Result<(), String> {
-    for dir in [&layout.cert_dir, &layout.htpasswd_dir, &layout.log_dir, &layout.temp_dir, &layout.acme_webroot] {
+    for dir in [
+        &layout.cert_dir,
+        &layout.htpasswd_dir,
+        &layout.log_dir,
+        &layout.temp_dir,
+        &layout.acme_webroot,
+    ] {
         std::fs::create_dir_all(dir.as_str()).unwrap();
     }
     for file in set.files() {
@@ -71,7 +97,11 @@ fn nginx_test(set: &ConfigSet, layout: &Layout, root: &Path) -> Result<(), Strin
     for required in set.hosts.iter().flat_map(|h| h.required_files.iter()) {
         let path = Path::new(required);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let source = if required.ends_with("privkey.pem") { key } else { cert };
+        let source = if required.ends_with("privkey.pem") {
+            key
+        } else {
+            cert
+        };
         std::fs::copy(source, path).unwrap();
     }
     let out = Command::new(nginx())
@@ -144,7 +174,10 @@ fn nginx_refuses_a_host_whose_certificate_is_missing() {
     // The counterpart: required_files names exactly what nginx cannot do without.
     let root = fresh_dir("missing-cert");
     let layout = layout(root.to_str().unwrap());
-    let site = Site { proxy_hosts: vec![tls_host()], ..Site::default() };
+    let site = Site {
+        proxy_hosts: vec![tls_host()],
+        ..Site::default()
+    };
     let mut set = render_site(&site, &layout);
     let required = std::mem::take(&mut set.hosts[0].required_files);
     assert_eq!(required, tls_host().required_files(&layout));

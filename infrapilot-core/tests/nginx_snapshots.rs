@@ -1,5 +1,7 @@
 //! Snapshot tests of representative hosts. Run with `UPDATE_SNAPSHOTS=1` to accept changes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod nginx_support;
 
 use infrapilot_core::nginx::*;

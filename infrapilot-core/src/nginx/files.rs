@@ -16,7 +16,19 @@ pub struct RenderedFile {
 }
 
 /// Whether a host proxies or redirects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum HostKind {
     /// A [`super::ProxyHost`].
@@ -78,7 +90,11 @@ pub mod names {
 
     /// `<conf_dir>/hosts/proxy-<id>.conf` or `<conf_dir>/hosts/redirect-<id>.conf`.
     pub fn host_conf(layout: &Layout, kind: HostKind, id: ProxyHostId) -> String {
-        format!("{}/hosts/{}-{id}.conf", layout.conf_dir.as_str(), kind.prefix())
+        format!(
+            "{}/hosts/{}-{id}.conf",
+            layout.conf_dir.as_str(),
+            kind.prefix()
+        )
     }
 
     /// `<htpasswd_dir>/proxy-<id>.htpasswd`.
@@ -88,12 +104,16 @@ pub mod names {
 
     /// `<log_dir>/<kind>-<id>.access.log`.
     pub fn access_log(layout: &Layout, kind: HostKind, id: ProxyHostId) -> String {
-        layout.log_dir.join(&format!("{}-{id}.access.log", kind.prefix()))
+        layout
+            .log_dir
+            .join(&format!("{}-{id}.access.log", kind.prefix()))
     }
 
     /// `<log_dir>/<kind>-<id>.error.log`.
     pub fn error_log(layout: &Layout, kind: HostKind, id: ProxyHostId) -> String {
-        layout.log_dir.join(&format!("{}-{id}.error.log", kind.prefix()))
+        layout
+            .log_dir
+            .join(&format!("{}-{id}.error.log", kind.prefix()))
     }
 
     /// The `limit_req` zone of a proxy host: `rl_<id without dashes>`.

@@ -26,15 +26,14 @@ mod values;
 pub use files::{ConfigSet, HostFiles, HostKind, RenderedFile, names};
 pub use layout::{CertificatePaths, Layout, Resolvers};
 pub use model::{
-    AccessAction, AccessList, AccessRule, BasicAuthUser, DefaultServer, DomainList, Hsts,
-    Location, Locations, ProxyHost, ProxyOptions, ProxyTimeouts, RedirectStatus,
-    RedirectionHost, Satisfy, SecurityHeaders, Site, SslMode, TargetScheme, Tls,
+    AccessAction, AccessList, AccessRule, BasicAuthUser, DefaultServer, DomainList, Hsts, Location,
+    Locations, ProxyHost, ProxyOptions, ProxyTimeouts, RedirectStatus, RedirectionHost, Satisfy,
+    SecurityHeaders, Site, SslMode, TargetScheme, Tls,
 };
 pub use render::{
     render_main, render_proxy_host, render_redirection_host, render_shared, render_site,
 };
 pub use values::{
-    BodySize, ConfPath, ContentSecurityPolicy, ErrorPageHtml, FrameOptions, HeaderValue,
-    LocationPath, PasswordHash, RateLimit, RateLimitSpec, ReferrerPolicy, Resolver, Seconds,
-    Username,
+    BodySize, ConfPath, ContentSecurityPolicy, ErrorPageHtml, FrameOptions, LocationPath,
+    PasswordHash, RateLimit, RateLimitSpec, ReferrerPolicy, Resolver, Seconds, Username,
 };

@@ -79,12 +79,26 @@ impl DomainList {
     /// Checks that there is at least one domain, at most [`Self::MAX`], and no repeats; errors
     /// name the field `domains`.
     pub fn new(domains: Vec<Domain>) -> Result<Self, ValueError> {
-        let listed = || domains.iter().map(Domain::as_str).collect::<Vec<_>>().join(",");
+        let listed = || {
+            domains
+                .iter()
+                .map(Domain::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         if domains.is_empty() {
-            return Err(ValueError::new("domains", "", "must name at least one domain"));
+            return Err(ValueError::new(
+                "domains",
+                "",
+                "must name at least one domain",
+            ));
         }
         if domains.len() > Self::MAX {
-            return Err(ValueError::new("domains", &listed(), "must name at most 100 domains"));
+            return Err(ValueError::new(
+                "domains",
+                &listed(),
+                "must name at most 100 domains",
+            ));
         }
         let mut seen = BTreeSet::new();
         if let Some(dup) = domains.iter().find(|d| !seen.insert(*d)) {
@@ -187,7 +201,9 @@ pub struct ProxyOptions {
 }
 
 /// Proxy timeouts; each defaults to 60 seconds, as in nginx.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct ProxyTimeouts {
     /// `proxy_connect_timeout`.
     pub connect: Seconds,
@@ -232,7 +248,11 @@ impl Locations {
         }
         let mut seen = BTreeSet::new();
         if let Some(dup) = locations.iter().find(|l| !seen.insert(&l.path)) {
-            return Err(ValueError::new("locations", dup.path.as_str(), "path is listed twice"));
+            return Err(ValueError::new(
+                "locations",
+                dup.path.as_str(),
+                "path is listed twice",
+            ));
         }
         Ok(Self(locations))
     }
@@ -355,4 +375,57 @@ pub struct Site {
     /// Redirection hosts.
     #[serde(default)]
     pub redirection_hosts: Vec<RedirectionHost>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(s: &str) -> Domain {
+        Domain::parse(s).unwrap()
+    }
+
+    #[test]
+    fn domain_lists_are_non_empty_and_distinct() {
+        assert_eq!(DomainList::new(vec![]).unwrap_err().field(), "domains");
+        let dup = DomainList::new(vec![domain("a.com"), domain("A.com")]).unwrap_err();
+        assert_eq!((dup.field(), dup.value()), ("domains", "a.com"));
+        assert!(DomainList::new((0..101).map(|i| domain(&format!("d{i}.com"))).collect()).is_err());
+        assert!(serde_json::from_str::<DomainList>("[]").is_err());
+        let list: DomainList = serde_json::from_str(r#"["b.com","a.com"]"#).unwrap();
+        assert_eq!(list.as_slice()[0].as_str(), "b.com");
+    }
+
+    #[test]
+    fn location_paths_are_distinct() {
+        let loc = |p: &str| Location {
+            path: LocationPath::parse(p).unwrap(),
+            upstream: Upstream::parse("http://a:1").unwrap(),
+            options: ProxyOptions::default(),
+        };
+        let err = Locations::new(vec![loc("/a"), loc("/b"), loc("/a")]).unwrap_err();
+        assert_eq!((err.field(), err.value()), ("locations", "/a"));
+        assert!(Locations::new(vec![loc("/a"), loc("/a/")]).is_ok());
+    }
+
+    #[test]
+    fn a_site_round_trips_through_json_and_has_a_schema() {
+        let json = r#"{
+            "proxy_hosts": [{
+                "id": "00000000-0000-0000-0000-000000000001",
+                "domains": ["app.example.com"],
+                "upstream": "container:web:80",
+                "ssl": {"mode": "lets_encrypt", "certificate": "00000000-0000-0000-0000-000000000002",
+                        "force_https": true, "http2": true, "hsts": null},
+                "rate_limit": {"requests_per_second": 5, "burst": 10},
+                "locations": [{"path": "/api/", "upstream": "http://api:9000"}]
+            }]
+        }"#;
+        let site: Site = serde_json::from_str(json).unwrap();
+        let again: Site = serde_json::from_str(&serde_json::to_string(&site).unwrap()).unwrap();
+        assert_eq!(again, site);
+        assert!(serde_json::from_str::<Site>(&json.replace("/api/", "/a{b")).is_err());
+        let schema = serde_json::to_string(&schemars::schema_for!(Site)).unwrap();
+        assert!(schema.contains("ProxyHost"));
+    }
 }

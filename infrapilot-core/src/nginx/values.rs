@@ -14,69 +14,49 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{ValueError, string_value_serde};
 
-/// A response header value written inside a double-quoted nginx string.
+/// Checks text written inside a double-quoted nginx string as a response header value.
 ///
-/// Visible ASCII and spaces only, 1–2048 characters (nginx reads at most 4096 bytes per token), no leading or trailing space, and none of
-/// `"`, `\` and `$` (nginx would read a `$` as a variable, and has no way to escape one). Used
-/// for the Content-Security-Policy, whose `;` and `'` are harmless inside the quotes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HeaderValue(String);
-
-impl HeaderValue {
-    /// Validates a header value; errors name the field `header value`.
-    pub fn parse(input: &str) -> Result<Self, ValueError> {
-        Self::parse_as("header value", input)
+/// Visible ASCII and spaces only, 1–2048 characters (nginx reads at most 4096 bytes per
+/// token), no leading or trailing space, and none of `"`, `\` and `$` (nginx would read a `$`
+/// as a variable, and has no way to escape one).
+fn check_header_value(field: &str, input: &str) -> Result<(), ValueError> {
+    let err = |reason: String| ValueError::new(field, input, reason);
+    if input.is_empty() || input.len() > 2048 {
+        return Err(err("must be 1 to 2048 characters long".into()));
     }
-
-    fn parse_as(field: &str, input: &str) -> Result<Self, ValueError> {
-        let err = |reason: String| ValueError::new(field, input, reason);
-        if input.is_empty() || input.len() > 2048 {
-            return Err(err("must be 1 to 2048 characters long".into()));
-        }
-        if let Some(bad) = input.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
-            return Err(err(format!(
-                "contains {bad:?}; only visible ASCII characters and spaces are allowed"
-            )));
-        }
-        if let Some(bad) = input.chars().find(|c| "\"\\$".contains(*c)) {
-            return Err(err(format!("must not contain {bad:?}")));
-        }
-        if input.starts_with(' ') || input.ends_with(' ') {
-            return Err(err("must not start or end with a space".into()));
-        }
-        Ok(Self(input.to_owned()))
+    if let Some(bad) = input.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        return Err(err(format!(
+            "contains {bad:?}; only visible ASCII characters and spaces are allowed"
+        )));
     }
-
-    /// The value as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    if let Some(bad) = input.chars().find(|c| "\"\\$".contains(*c)) {
+        return Err(err(format!("must not contain {bad:?}")));
     }
+    if input.starts_with(' ') || input.ends_with(' ') {
+        return Err(err("must not start or end with a space".into()));
+    }
+    Ok(())
 }
 
-impl FromStr for HeaderValue {
-    type Err = ValueError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-string_value_serde!(HeaderValue, "HeaderValue", "A response header value: visible ASCII and spaces, no '\"', '\\' or '$'");
-
-/// A Content-Security-Policy header value, with the same rules as [`HeaderValue`].
+/// A Content-Security-Policy header value, written inside a double-quoted nginx string.
+///
+/// Visible ASCII and spaces only, 1–2048 characters (nginx reads at most 4096 bytes per
+/// token), no leading or trailing space, and none of `"`, `\` and `$` (nginx would read a `$`
+/// as a variable, and has no way to escape one). Its `;` and `'` are harmless inside the quotes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ContentSecurityPolicy(HeaderValue);
+pub struct ContentSecurityPolicy(String);
 
 impl ContentSecurityPolicy {
     /// Validates a policy such as `default-src 'self'; img-src *`; errors name the field
     /// `content_security_policy`.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
-        HeaderValue::parse_as("content_security_policy", input).map(Self)
+        check_header_value("content_security_policy", input)?;
+        Ok(Self(input.to_owned()))
     }
 
     /// The policy as given.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.0
     }
 }
 
@@ -148,9 +128,16 @@ impl FromStr for ReferrerPolicy {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
-            ValueError::new("referrer_policy", s, "is not a Referrer-Policy value such as no-referrer")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                ValueError::new(
+                    "referrer_policy",
+                    s,
+                    "is not a Referrer-Policy value such as no-referrer",
+                )
+            })
     }
 }
 
@@ -217,7 +204,11 @@ impl FromStr for Username {
     }
 }
 
-string_value_serde!(Username, "Username", "A basic-auth user name: no ':' and no control characters");
+string_value_serde!(
+    Username,
+    "Username",
+    "A basic-auth user name: no ':' and no control characters"
+);
 
 /// A password hash in a format nginx's `auth_basic_user_file` understands.
 ///
@@ -227,8 +218,9 @@ string_value_serde!(Username, "Username", "A basic-auth user name: no ':' and no
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PasswordHash(String);
 
-const HASH_PREFIXES: [&str; 9] =
-    ["$apr1$", "$1$", "$5$", "$6$", "$2a$", "$2b$", "$2y$", "$y$", "{SHA}"];
+const HASH_PREFIXES: [&str; 9] = [
+    "$apr1$", "$1$", "$5$", "$6$", "$2a$", "$2b$", "$2y$", "$y$", "{SHA}",
+];
 
 impl PasswordHash {
     /// Validates a hash; errors name the field `password_hash`.
@@ -242,7 +234,10 @@ impl PasswordHash {
                 "must be a crypt(3), $apr1$, {SHA} or {SSHA} hash (plain passwords are refused)",
             ));
         }
-        if input.chars().any(|c| !(c.is_ascii_alphanumeric() || "./$=+{}-".contains(c))) {
+        if input
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || "./$=+{}-".contains(c)))
+        {
             return Err(err("may only contain letters, digits and './$=+{}-'"));
         }
         Ok(Self(input.to_owned()))
@@ -269,7 +264,11 @@ impl FromStr for PasswordHash {
     }
 }
 
-string_value_serde!(PasswordHash, "PasswordHash", "A crypt(3), $apr1$, {SHA} or {SSHA} password hash");
+string_value_serde!(
+    PasswordHash,
+    "PasswordHash",
+    "A crypt(3), $apr1$, {SHA} or {SSHA} password hash"
+);
 
 /// The HTML of a custom error page, 1 byte to 64 KiB, without NUL characters.
 ///
@@ -305,7 +304,11 @@ impl FromStr for ErrorPageHtml {
     }
 }
 
-string_value_serde!(ErrorPageHtml, "ErrorPageHtml", "The HTML of a custom error page (at most 64 KiB)");
+string_value_serde!(
+    ErrorPageHtml,
+    "ErrorPageHtml",
+    "The HTML of a custom error page (at most 64 KiB)"
+);
 
 /// The URL prefix a custom location answers to (`/api/`), written unquoted after `location`.
 ///
@@ -326,7 +329,9 @@ impl LocationPath {
         let path = crate::values::UpstreamPath::parse(input)
             .map_err(|e| ValueError::new("location path", input, e.reason()))?;
         if input == "/" {
-            return Err(err("'/' is the host's own location; give the host's upstream instead"));
+            return Err(err(
+                "'/' is the host's own location; give the host's upstream instead",
+            ));
         }
         let lower = input.to_ascii_lowercase();
         for reserved in [ACME_PREFIX, ERRORS_PREFIX] {
@@ -351,7 +356,11 @@ impl FromStr for LocationPath {
     }
 }
 
-string_value_serde!(LocationPath, "LocationPath", "A URL prefix starting with '/', e.g. /api/");
+string_value_serde!(
+    LocationPath,
+    "LocationPath",
+    "A URL prefix starting with '/', e.g. /api/"
+);
 
 /// An absolute file-system path written unquoted into the nginx config.
 ///
@@ -371,7 +380,10 @@ impl ConfPath {
         if input.len() > 1024 {
             return Err(err("must be at most 1024 characters long"));
         }
-        if let Some(bad) = input.chars().find(|c| !(c.is_ascii_alphanumeric() || "/._-+@,=".contains(*c))) {
+        if let Some(bad) = input
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@,=".contains(*c)))
+        {
             return Err(err(&format!(
                 "contains {bad:?}; only letters, digits and '/._-+@,=' are allowed"
             )));
@@ -404,7 +416,11 @@ impl FromStr for ConfPath {
     }
 }
 
-string_value_serde!(ConfPath, "ConfPath", "An absolute file-system path of letters, digits and '/._-+@,='");
+string_value_serde!(
+    ConfPath,
+    "ConfPath",
+    "An absolute file-system path of letters, digits and '/._-+@,='"
+);
 
 /// A DNS resolver nginx asks at request time: an IP address and an optional port.
 ///
@@ -421,7 +437,11 @@ impl Resolver {
     /// Parses `ADDR`, `ADDR:PORT`, `[V6]` or `[V6]:PORT`; errors name the field `resolver`.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let err = || {
-            ValueError::new("resolver", input, "must be an IP address with an optional :PORT, e.g. 127.0.0.11")
+            ValueError::new(
+                "resolver",
+                input,
+                "must be an IP address with an optional :PORT, e.g. 127.0.0.11",
+            )
         };
         if let Ok(addr) = input.parse::<IpAddr>() {
             return Ok(Self { addr, port: None });
@@ -498,7 +518,19 @@ impl schemars::JsonSchema for Resolver {
 }
 
 /// A proxy timeout in whole seconds, from 1 to 86400 (one day).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(try_from = "u32", into = "u32")]
 pub struct Seconds(#[schemars(range(min = 1, max = 86400))] u32);
 
@@ -511,7 +543,11 @@ impl Seconds {
         if (1..=Self::MAX).contains(&secs) {
             Ok(Self(secs))
         } else {
-            Err(ValueError::new("timeout", &secs.to_string(), "must be from 1 to 86400 seconds"))
+            Err(ValueError::new(
+                "timeout",
+                &secs.to_string(),
+                "must be from 1 to 86400 seconds",
+            ))
         }
     }
 
@@ -607,7 +643,11 @@ impl RateLimit {
                 "must be from 0 to 100000",
             ));
         }
-        Ok(Self { requests_per_second, burst, nodelay })
+        Ok(Self {
+            requests_per_second,
+            burst,
+            nodelay,
+        })
     }
 
     /// Sustained requests per second per client address.
@@ -636,6 +676,174 @@ impl TryFrom<RateLimitSpec> for RateLimit {
 
 impl From<RateLimit> for RateLimitSpec {
     fn from(r: RateLimit) -> Self {
-        Self { requests_per_second: r.requests_per_second, burst: r.burst, nodelay: r.nodelay }
+        Self {
+            requests_per_second: r.requests_per_second,
+            burst: r.burst,
+            nodelay: r.nodelay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn check<T: fmt::Debug>(parsed: Result<T, ValueError>, expected: Result<(), (&str, &str)>) {
+        match (parsed, expected) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err((field, reason))) => {
+                assert_eq!(e.field(), field, "{e}");
+                assert!(e.reason().contains(reason), "{e}");
+            }
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn content_security_policies() {
+        let f = "content_security_policy";
+        check(
+            ContentSecurityPolicy::parse("default-src 'self'; img-src *"),
+            Ok(()),
+        );
+        check(ContentSecurityPolicy::parse(""), Err((f, "1 to 2048")));
+        check(
+            ContentSecurityPolicy::parse(&"a".repeat(2049)),
+            Err((f, "1 to 2048")),
+        );
+        check(ContentSecurityPolicy::parse("a\"b"), Err((f, "'\"'")));
+        check(ContentSecurityPolicy::parse("a$b"), Err((f, "'$'")));
+        check(ContentSecurityPolicy::parse("a\\b"), Err((f, "'\\\\'")));
+        check(
+            ContentSecurityPolicy::parse("a\nb"),
+            Err((f, "visible ASCII")),
+        );
+        check(
+            ContentSecurityPolicy::parse("a\u{FF1B}b"),
+            Err((f, "visible ASCII")),
+        );
+        check(ContentSecurityPolicy::parse(" a"), Err((f, "space")));
+    }
+
+    #[test]
+    fn usernames_and_hashes() {
+        check(Username::parse("bob smith"), Ok(()));
+        check(Username::parse("jürgen"), Ok(()));
+        check(Username::parse("a:b"), Err(("username", "':'")));
+        check(Username::parse("a\nb"), Err(("username", "control")));
+        check(Username::parse("#a"), Err(("username", "'#'")));
+        check(Username::parse(""), Err(("username", "1 to 255")));
+        check(PasswordHash::parse("$2y$10$abcdefghijklmnopqrstuv"), Ok(()));
+        check(PasswordHash::parse("{SSHA}abc+/="), Ok(()));
+        check(
+            PasswordHash::parse("{PLAIN}secret"),
+            Err(("password_hash", "plain")),
+        );
+        check(
+            PasswordHash::parse("$6$a:b"),
+            Err(("password_hash", "letters")),
+        );
+        check(
+            PasswordHash::parse("$6$a\nb"),
+            Err(("password_hash", "letters")),
+        );
+    }
+
+    #[test]
+    fn paths() {
+        check(LocationPath::parse("/api/v1/"), Ok(()));
+        check(
+            LocationPath::parse("/"),
+            Err(("location path", "own location")),
+        );
+        check(
+            LocationPath::parse("/.well-known/acme-challenge/x"),
+            Err(("location path", "reserved")),
+        );
+        check(
+            LocationPath::parse("/.infrapilot-errors"),
+            Err(("location path", "reserved")),
+        );
+        check(LocationPath::parse("api"), Err(("location path", "'/'")));
+        check(LocationPath::parse("/a;b"), Err(("location path", "';'")));
+        check(ConfPath::parse("/etc/infrapilot/nginx"), Ok(()));
+        check(ConfPath::parse("relative"), Err(("path", "absolute")));
+        check(ConfPath::parse("/a/"), Err(("path", "end with")));
+        check(ConfPath::parse("/a/../b"), Err(("path", "'..'")));
+        check(ConfPath::parse("/a b"), Err(("path", "' '")));
+    }
+
+    #[test]
+    fn resolvers_round_trip() {
+        for text in ["127.0.0.11", "127.0.0.11:5353", "[fd00::1]", "[fd00::1]:53"] {
+            assert_eq!(Resolver::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Resolver::parse("fd00::1").unwrap().to_string(), "[fd00::1]");
+        for bad in [
+            "",
+            "dns.google",
+            "1.2.3.4:0",
+            "1.2.3.4:+53",
+            "[1.2.3.4]",
+            "fd00::1:53x",
+        ] {
+            check(Resolver::parse(bad), Err(("resolver", "IP address")));
+        }
+    }
+
+    #[test]
+    fn numbers_are_bounded() {
+        check(Seconds::new(0), Err(("timeout", "1 to 86400")));
+        check(Seconds::new(86_401), Err(("timeout", "1 to 86400")));
+        check(
+            RateLimit::new(0, 0, false),
+            Err(("rate_limit.requests_per_second", "1 to")),
+        );
+        check(
+            RateLimit::new(1, 100_001, false),
+            Err(("rate_limit.burst", "0 to")),
+        );
+        assert!(serde_json::from_str::<Seconds>("0").is_err());
+        assert!(
+            serde_json::from_str::<RateLimit>(r#"{"requests_per_second":0,"burst":1}"#).is_err()
+        );
+        let limit: RateLimit =
+            serde_json::from_str(r#"{"requests_per_second":5,"burst":1}"#).unwrap();
+        assert_eq!(
+            (limit.requests_per_second(), limit.burst(), limit.nodelay()),
+            (5, 1, false)
+        );
+    }
+
+    #[test]
+    fn referrer_policies_parse_their_own_names() {
+        for policy in ReferrerPolicy::ALL {
+            assert_eq!(policy.as_str().parse::<ReferrerPolicy>().unwrap(), policy);
+            let json = serde_json::to_string(&policy).unwrap();
+            assert_eq!(json, format!("\"{}\"", policy.as_str()));
+        }
+        check(
+            "No-Referrer".parse::<ReferrerPolicy>(),
+            Err(("referrer_policy", "Referrer-Policy")),
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_header_values_cannot_leave_their_quotes(input in "\\PC{0,40}") {
+            if let Ok(csp) = ContentSecurityPolicy::parse(&input) {
+                prop_assert!(!csp.as_str().chars().any(|c| "\"\\$\n\r".contains(c) || !c.is_ascii()));
+            }
+        }
+
+        #[test]
+        fn accepted_conf_paths_are_single_tokens(input in "\\PC{0,40}") {
+            if let Ok(p) = ConfPath::parse(&input) {
+                let bad = |c: char| ";{}#$'\"\\ \t\n\r".contains(c);
+                prop_assert!(!p.as_str().chars().any(bad), "{}", p);
+            }
+        }
     }
 }

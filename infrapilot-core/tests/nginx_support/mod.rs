@@ -1,6 +1,6 @@
 //! Fixtures, proptest strategies, a config tokenizer and a snapshot helper shared by the nginx
 //! integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -67,7 +67,11 @@ pub fn tls_host() -> ProxyHost {
             certificate: cert_id(20),
             force_https: true,
             http2: true,
-            hsts: Some(Hsts { max_age_seconds: 31_536_000, include_subdomains: true, preload: true }),
+            hsts: Some(Hsts {
+                max_age_seconds: 31_536_000,
+                include_subdomains: true,
+                preload: true,
+            }),
         }),
         headers: SecurityHeaders {
             frame_options: Some(FrameOptions::SameOrigin),
@@ -127,8 +131,14 @@ pub fn access_host() -> ProxyHost {
         domains: domains(&["admin.example.com"]),
         access_list: Some(AccessList {
             rules: vec![
-                AccessRule { action: AccessAction::Deny, cidr: Cidr::parse("10.0.0.13").unwrap() },
-                AccessRule { action: AccessAction::Allow, cidr: Cidr::parse("10.0.0.0/8").unwrap() },
+                AccessRule {
+                    action: AccessAction::Deny,
+                    cidr: Cidr::parse("10.0.0.13").unwrap(),
+                },
+                AccessRule {
+                    action: AccessAction::Allow,
+                    cidr: Cidr::parse("10.0.0.0/8").unwrap(),
+                },
                 AccessRule {
                     action: AccessAction::Allow,
                     cidr: Cidr::parse("2001:db8::/32").unwrap(),
@@ -142,7 +152,8 @@ pub fn access_host() -> ProxyHost {
                 },
                 BasicAuthUser {
                     username: Username::parse("bob smith").unwrap(),
-                    password_hash: PasswordHash::parse("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=").unwrap(),
+                    password_hash: PasswordHash::parse("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=")
+                        .unwrap(),
                 },
             ],
             satisfy: Satisfy::Any,
@@ -167,7 +178,10 @@ pub fn websocket_host() -> ProxyHost {
         id: host_id(6),
         domains: domains(&["ws.example.com"]),
         upstream: upstream("http://chat:4000"),
-        proxy: ProxyOptions { websocket: true, ..ProxyOptions::default() },
+        proxy: ProxyOptions {
+            websocket: true,
+            ..ProxyOptions::default()
+        },
         ..plain_host()
     }
 }
@@ -202,7 +216,9 @@ pub fn default_server() -> DefaultServer {
 // Snapshots
 
 fn snapshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/nginx").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots/nginx")
+        .join(name)
 }
 
 /// Compares `actual` with the stored snapshot `name`; with `UPDATE_SNAPSHOTS=1` rewrites it.
@@ -214,7 +230,10 @@ pub fn assert_snapshot(name: &str, actual: &str) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("snapshot {} is missing ({e}); run with UPDATE_SNAPSHOTS=1", path.display())
+        panic!(
+            "snapshot {} is missing ({e}); run with UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
     });
     if expected != actual {
         let first = expected
@@ -226,8 +245,18 @@ pub fn assert_snapshot(name: &str, actual: &str) {
             "snapshot {name} differs from line {}:\n--- expected\n{}\n--- actual\n{}\n\
              (run with UPDATE_SNAPSHOTS=1 to accept)",
             first + 1,
-            expected.lines().skip(first).take(5).collect::<Vec<_>>().join("\n"),
-            actual.lines().skip(first).take(5).collect::<Vec<_>>().join("\n"),
+            expected
+                .lines()
+                .skip(first)
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            actual
+                .lines()
+                .skip(first)
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n"),
         );
     }
 }
@@ -425,13 +454,15 @@ fn label() -> impl Strategy<Value = String> {
 }
 
 pub fn domain() -> impl Strategy<Value = Domain> {
-    (any::<bool>(), prop::collection::vec(label(), 1..5), "[a-z]{2,6}").prop_filter_map(
-        "valid domain",
-        |(wild, labels, tld)| {
+    (
+        any::<bool>(),
+        prop::collection::vec(label(), 1..5),
+        "[a-z]{2,6}",
+    )
+        .prop_filter_map("valid domain", |(wild, labels, tld)| {
             let name = format!("{}{}.{tld}", if wild { "*." } else { "" }, labels.join("."));
             Domain::parse(&name).ok()
-        },
-    )
+        })
 }
 
 pub fn domain_list() -> impl Strategy<Value = DomainList> {
@@ -456,7 +487,11 @@ pub fn upstream_strategy() -> impl Strategy<Value = Upstream> {
     )
         .prop_filter_map("valid url", |(scheme, host, port, path)| {
             let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-            Upstream::parse(&format!("{scheme}://{host}{port}{}", path.unwrap_or_default())).ok()
+            Upstream::parse(&format!(
+                "{scheme}://{host}{port}{}",
+                path.unwrap_or_default()
+            ))
+            .ok()
         });
     let container = ("[a-zA-Z0-9][a-zA-Z0-9_.-]{0,20}", 1u16..)
         .prop_filter_map("valid container", |(n, p)| {
@@ -499,14 +534,24 @@ pub fn csp() -> impl Strategy<Value = ContentSecurityPolicy> {
 
 pub fn headers() -> impl Strategy<Value = SecurityHeaders> {
     (
-        prop::option::of(prop_oneof![Just(FrameOptions::Deny), Just(FrameOptions::SameOrigin)]),
+        prop::option::of(prop_oneof![
+            Just(FrameOptions::Deny),
+            Just(FrameOptions::SameOrigin)
+        ]),
         any::<bool>(),
         prop::option::of(prop::sample::select(ReferrerPolicy::ALL.to_vec())),
         prop::option::of(csp()),
     )
-        .prop_map(|(frame_options, content_type_nosniff, referrer_policy, content_security_policy)| {
-            SecurityHeaders { frame_options, content_type_nosniff, referrer_policy, content_security_policy }
-        })
+        .prop_map(
+            |(frame_options, content_type_nosniff, referrer_policy, content_security_policy)| {
+                SecurityHeaders {
+                    frame_options,
+                    content_type_nosniff,
+                    referrer_policy,
+                    content_security_policy,
+                }
+            },
+        )
 }
 
 pub fn seconds() -> impl Strategy<Value = Seconds> {
@@ -524,11 +569,17 @@ pub fn proxy_options() -> impl Strategy<Value = ProxyOptions> {
         seconds(),
         seconds(),
     )
-        .prop_map(|(websocket, client_max_body_size, connect, read, send)| ProxyOptions {
-            websocket,
-            client_max_body_size,
-            timeouts: ProxyTimeouts { connect, read, send },
-        })
+        .prop_map(
+            |(websocket, client_max_body_size, connect, read, send)| ProxyOptions {
+                websocket,
+                client_max_body_size,
+                timeouts: ProxyTimeouts {
+                    connect,
+                    read,
+                    send,
+                },
+            },
+        )
 }
 
 pub fn location_path() -> impl Strategy<Value = LocationPath> {
@@ -537,27 +588,41 @@ pub fn location_path() -> impl Strategy<Value = LocationPath> {
 }
 
 pub fn locations() -> impl Strategy<Value = Locations> {
-    prop::collection::vec((location_path(), upstream_strategy(), proxy_options()), 0..4).prop_map(
-        |ls| {
-            let mut seen = BTreeSet::new();
-            let ls = ls
-                .into_iter()
-                .filter(|(p, _, _)| seen.insert(p.clone()))
-                .map(|(path, upstream, options)| Location { path, upstream, options })
-                .collect();
-            Locations::new(ls).unwrap()
-        },
+    prop::collection::vec(
+        (location_path(), upstream_strategy(), proxy_options()),
+        0..4,
     )
+    .prop_map(|ls| {
+        let mut seen = BTreeSet::new();
+        let ls = ls
+            .into_iter()
+            .filter(|(p, _, _)| seen.insert(p.clone()))
+            .map(|(path, upstream, options)| Location {
+                path,
+                upstream,
+                options,
+            })
+            .collect();
+        Locations::new(ls).unwrap()
+    })
 }
 
 pub fn cidr() -> impl Strategy<Value = Cidr> {
     prop_oneof![
         (any::<u32>(), 0u8..=32).prop_map(|(a, p)| {
-            let m = if p == 0 { 0 } else { u32::MAX << (32 - u32::from(p)) };
+            let m = if p == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(p))
+            };
             Cidr::parse(&format!("{}/{p}", std::net::Ipv4Addr::from(a & m))).unwrap()
         }),
         (any::<u128>(), 0u8..=128).prop_map(|(a, p)| {
-            let m = if p == 0 { 0 } else { u128::MAX << (128 - u32::from(p)) };
+            let m = if p == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(p))
+            };
             Cidr::parse(&format!("{}/{p}", std::net::Ipv6Addr::from(a & m))).unwrap()
         }),
     ]
@@ -565,7 +630,11 @@ pub fn cidr() -> impl Strategy<Value = Cidr> {
 
 pub fn access_list() -> impl Strategy<Value = AccessList> {
     let rule = (any::<bool>(), cidr()).prop_map(|(allow, cidr)| AccessRule {
-        action: if allow { AccessAction::Allow } else { AccessAction::Deny },
+        action: if allow {
+            AccessAction::Allow
+        } else {
+            AccessAction::Deny
+        },
         cidr,
     });
     let user = ("[a-zA-Z0-9 ._@-]{1,16}", "[a-zA-Z0-9./]{8,40}").prop_filter_map(
@@ -582,7 +651,11 @@ pub fn access_list() -> impl Strategy<Value = AccessList> {
         prop::collection::vec(user, 0..3),
         prop_oneof![Just(Satisfy::Any), Just(Satisfy::All)],
     )
-        .prop_map(|(rules, users, satisfy)| AccessList { rules, users, satisfy })
+        .prop_map(|(rules, users, satisfy)| AccessList {
+            rules,
+            users,
+            satisfy,
+        })
 }
 
 pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
@@ -596,39 +669,59 @@ pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
         locations(),
         prop::option::of(access_list()),
     )
-        .prop_map(move |(domains, upstream, ssl, headers, proxy, rate, locations, access_list)| {
-            ProxyHost {
-                id: host_id(id),
-                domains,
-                upstream,
-                ssl,
-                headers,
-                proxy,
-                rate_limit: rate.map(|(r, b, n)| RateLimit::new(r, b, n).unwrap()),
-                locations,
-                access_list,
-            }
-        })
+        .prop_map(
+            move |(domains, upstream, ssl, headers, proxy, rate, locations, access_list)| {
+                ProxyHost {
+                    id: host_id(id),
+                    domains,
+                    upstream,
+                    ssl,
+                    headers,
+                    proxy,
+                    rate_limit: rate.map(|(r, b, n)| RateLimit::new(r, b, n).unwrap()),
+                    locations,
+                    access_list,
+                }
+            },
+        )
 }
 
 pub fn redirection_host(id: u128) -> impl Strategy<Value = RedirectionHost> {
     (
         domain_list(),
         domain().prop_filter("concrete target", |d| !d.is_wildcard()),
-        prop_oneof![Just(TargetScheme::Keep), Just(TargetScheme::Http), Just(TargetScheme::Https)],
-        prop_oneof![Just(RedirectStatus::MovedPermanently), Just(RedirectStatus::Found)],
+        prop_oneof![
+            Just(TargetScheme::Keep),
+            Just(TargetScheme::Http),
+            Just(TargetScheme::Https)
+        ],
+        prop_oneof![
+            Just(RedirectStatus::MovedPermanently),
+            Just(RedirectStatus::Found)
+        ],
         any::<bool>(),
         ssl_mode(),
     )
-        .prop_map(move |(domains, target, target_scheme, status, preserve_path, ssl)| {
-            RedirectionHost { id: host_id(id), domains, target, target_scheme, status, preserve_path, ssl }
-        })
+        .prop_map(
+            move |(domains, target, target_scheme, status, preserve_path, ssl)| RedirectionHost {
+                id: host_id(id),
+                domains,
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+                ssl,
+            },
+        )
 }
 
 pub fn default_server_strategy() -> impl Strategy<Value = DefaultServer> {
     let page = "\\PC{1,200}".prop_filter_map("valid page", |s| ErrorPageHtml::parse(&s).ok());
     (prop::option::of(page.clone()), prop::option::of(page)).prop_map(
-        |(not_found_page, bad_gateway_page)| DefaultServer { not_found_page, bad_gateway_page },
+        |(not_found_page, bad_gateway_page)| DefaultServer {
+            not_found_page,
+            bad_gateway_page,
+        },
     )
 }
 
@@ -640,7 +733,9 @@ pub fn site() -> impl Strategy<Value = Site> {
     )
         .prop_flat_map(|(p, r)| {
             let proxies: Vec<_> = (0..p.len()).map(|i| proxy_host(100 + i as u128)).collect();
-            let redirects: Vec<_> = (0..r.len()).map(|i| redirection_host(200 + i as u128)).collect();
+            let redirects: Vec<_> = (0..r.len())
+                .map(|i| redirection_host(200 + i as u128))
+                .collect();
             (proxies, redirects, default_server_strategy())
         })
         .prop_map(|(proxy_hosts, redirection_hosts, default_server)| Site {

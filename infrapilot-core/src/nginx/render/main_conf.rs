@@ -36,8 +36,12 @@ pub fn render_main(layout: &Layout) -> RenderedFile {
         w.directive("fastcgi_temp_path", &[&temp("fastcgi")]);
         w.directive("uwsgi_temp_path", &[&temp("uwsgi")]);
         w.directive("scgi_temp_path", &[&temp("scgi")]);
-        let mut resolver: Vec<String> =
-            layout.resolvers.as_slice().iter().map(ToString::to_string).collect();
+        let mut resolver: Vec<String> = layout
+            .resolvers
+            .as_slice()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         resolver.push("valid=10s".to_owned());
         if !layout.ipv6 {
             resolver.push("ipv6=off".to_owned());
@@ -48,9 +52,15 @@ pub fn render_main(layout: &Layout) -> RenderedFile {
         for snippet in &HTTP_SNIPPETS[..4] {
             w.directive("include", &[&conf(snippet)]);
         }
-        w.directive("access_log", &[&layout.log_dir.join("access.log"), "infrapilot"]);
+        w.directive(
+            "access_log",
+            &[&layout.log_dir.join("access.log"), "infrapilot"],
+        );
         w.directive("include", &[&conf(HTTP_SNIPPETS[4])]);
         w.directive("include", &[&conf("hosts/*.conf")]);
     });
-    RenderedFile { path: layout.main_conf_path(), contents: w.finish() }
+    RenderedFile {
+        path: layout.main_conf_path(),
+        contents: w.finish(),
+    }
 }

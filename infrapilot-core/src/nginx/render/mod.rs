@@ -24,7 +24,11 @@ pub fn render_site(site: &Site, layout: &Layout) -> ConfigSet {
         .proxy_hosts
         .iter()
         .map(|h| render_proxy_host(h, layout))
-        .chain(site.redirection_hosts.iter().map(|h| render_redirection_host(h, layout)))
+        .chain(
+            site.redirection_hosts
+                .iter()
+                .map(|h| render_redirection_host(h, layout)),
+        )
         .collect();
     ConfigSet {
         main: render_main(layout),

@@ -4,18 +4,31 @@ use super::server::{self, Frame};
 use super::writer::{Writer, quote};
 use crate::nginx::files::{HostFiles, HostKind, RenderedFile, names};
 use crate::nginx::layout::Layout;
-use crate::nginx::model::{AccessAction, AccessList, ProxyHost, ProxyOptions, Satisfy, SecurityHeaders};
+use crate::nginx::model::{
+    AccessAction, AccessList, ProxyHost, ProxyOptions, Satisfy, SecurityHeaders,
+};
 use crate::values::{Scheme, Upstream};
 
 /// Renders a proxy host's config file (and htpasswd file, if it has basic-auth users).
 pub fn render_proxy_host(host: &ProxyHost, layout: &Layout) -> HostFiles {
     let mut w = Writer::new();
-    let primary = host.domains.as_slice().first().map(|d| d.as_str()).unwrap_or("");
-    w.comment(&format!("Proxy host {} ({primary}). Rendered by InfraPilot; do not edit.", host.id));
+    let primary = host
+        .domains
+        .as_slice()
+        .first()
+        .map(|d| d.as_str())
+        .unwrap_or("");
+    w.comment(&format!(
+        "Proxy host {} ({primary}). Rendered by InfraPilot; do not edit.",
+        host.id
+    ));
     if let Some(limit) = host.rate_limit {
         let zone = names::rate_limit_zone(host.id);
         let rate = format!("rate={}r/s", limit.requests_per_second());
-        w.directive("limit_req_zone", &["$binary_remote_addr", &format!("zone={zone}:1m"), &rate]);
+        w.directive(
+            "limit_req_zone",
+            &["$binary_remote_addr", &format!("zone={zone}:1m"), &rate],
+        );
         w.blank();
     }
     let frame = Frame {
@@ -31,9 +44,17 @@ pub fn render_proxy_host(host: &ProxyHost, layout: &Layout) -> HostFiles {
         contents: w.finish(),
     }];
     if let Some(list) = host.access_list.as_ref().filter(|l| !l.users.is_empty()) {
-        files.push(RenderedFile { path: names::htpasswd(layout, host.id), contents: htpasswd(list) });
+        files.push(RenderedFile {
+            path: names::htpasswd(layout, host.id),
+            contents: htpasswd(list),
+        });
     }
-    HostFiles { id: host.id, kind: HostKind::Proxy, files, required_files: host.required_files(layout) }
+    HostFiles {
+        id: host.id,
+        kind: HostKind::Proxy,
+        files,
+        required_files: host.required_files(layout),
+    }
 }
 
 impl ProxyHost {
@@ -73,13 +94,22 @@ fn security_headers(w: &mut Writer, headers: &SecurityHeaders) {
         w.directive("add_header", &["X-Frame-Options", frame.as_str(), "always"]);
     }
     if headers.content_type_nosniff {
-        w.directive("add_header", &["X-Content-Type-Options", "nosniff", "always"]);
+        w.directive(
+            "add_header",
+            &["X-Content-Type-Options", "nosniff", "always"],
+        );
     }
     if let Some(policy) = headers.referrer_policy {
-        w.directive("add_header", &["Referrer-Policy", policy.as_str(), "always"]);
+        w.directive(
+            "add_header",
+            &["Referrer-Policy", policy.as_str(), "always"],
+        );
     }
     if let Some(csp) = &headers.content_security_policy {
-        w.directive("add_header", &["Content-Security-Policy", &quote(csp.as_str()), "always"]);
+        w.directive(
+            "add_header",
+            &["Content-Security-Policy", &quote(csp.as_str()), "always"],
+        );
     }
 }
 
@@ -115,10 +145,19 @@ fn htpasswd(list: &AccessList) -> String {
 fn proxy(w: &mut Writer, n: usize, upstream: &Upstream, options: &ProxyOptions) {
     let var = names::upstream_variable(n);
     let (scheme, address, path) = match upstream {
-        Upstream::Url { scheme, host, port, path } => {
-            (*scheme, format!("{host}:{port}"), path.as_ref().map(|p| p.as_str()))
+        Upstream::Url {
+            scheme,
+            host,
+            port,
+            path,
+        } => (
+            *scheme,
+            format!("{host}:{port}"),
+            path.as_ref().map(|p| p.as_str()),
+        ),
+        Upstream::Container { name, port } => {
+            (Scheme::Http, format!("{}:{port}", name.as_str()), None)
         }
-        Upstream::Container { name, port } => (Scheme::Http, format!("{}:{port}", name.as_str()), None),
     };
     // A variable in proxy_pass makes nginx resolve the name per request (with the http-level
     // resolver) instead of at start, so an upstream that is down does not stop nginx.
@@ -134,7 +173,10 @@ fn proxy(w: &mut Writer, n: usize, upstream: &Upstream, options: &ProxyOptions) 
     w.directive("proxy_http_version", &["1.1"]);
     w.directive("proxy_set_header", &["Host", "$host"]);
     w.directive("proxy_set_header", &["X-Real-IP", "$remote_addr"]);
-    w.directive("proxy_set_header", &["X-Forwarded-For", "$proxy_add_x_forwarded_for"]);
+    w.directive(
+        "proxy_set_header",
+        &["X-Forwarded-For", "$proxy_add_x_forwarded_for"],
+    );
     w.directive("proxy_set_header", &["X-Forwarded-Proto", "$scheme"]);
     w.directive("proxy_set_header", &["X-Forwarded-Host", "$host"]);
     if options.websocket {

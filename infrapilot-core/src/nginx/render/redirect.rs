@@ -9,7 +9,12 @@ use crate::nginx::model::{RedirectionHost, TargetScheme};
 /// Renders a redirection host's config file.
 pub fn render_redirection_host(host: &RedirectionHost, layout: &Layout) -> HostFiles {
     let mut w = Writer::new();
-    let primary = host.domains.as_slice().first().map(|d| d.as_str()).unwrap_or("");
+    let primary = host
+        .domains
+        .as_slice()
+        .first()
+        .map(|d| d.as_str())
+        .unwrap_or("");
     w.comment(&format!(
         "Redirection host {} ({primary}). Rendered by InfraPilot; do not edit.",
         host.id
@@ -26,7 +31,11 @@ pub fn render_redirection_host(host: &RedirectionHost, layout: &Layout) -> HostF
         TargetScheme::Http => "http",
         TargetScheme::Https => "https",
     };
-    let path = if host.preserve_path { "$request_uri" } else { "" };
+    let path = if host.preserve_path {
+        "$request_uri"
+    } else {
+        ""
+    };
     let target = format!("{scheme}://{}{path}", host.target.as_str());
     let code = host.status.code().to_string();
     server::servers(&mut w, &frame, &|w| {

@@ -91,7 +91,12 @@ fn listen_https(w: &mut Writer, layout: &Layout, tls: &Tls) {
 }
 
 fn common(w: &mut Writer, frame: &Frame<'_>) {
-    let names: Vec<&str> = frame.domains.as_slice().iter().map(|d| d.as_str()).collect();
+    let names: Vec<&str> = frame
+        .domains
+        .as_slice()
+        .iter()
+        .map(|d| d.as_str())
+        .collect();
     w.directive("server_name", &names);
     let access = names::access_log(frame.layout, frame.kind, frame.id);
     w.directive("access_log", &[&access, "infrapilot"]);
@@ -113,7 +118,10 @@ fn tls_directives(w: &mut Writer, layout: &Layout, tls: &Tls) {
         if hsts.preload {
             value.push_str("; preload");
         }
-        w.directive("add_header", &["Strict-Transport-Security", &quote(&value), "always"]);
+        w.directive(
+            "add_header",
+            &["Strict-Transport-Security", &quote(&value), "always"],
+        );
     }
 }
 

@@ -20,11 +20,26 @@ pub(crate) const HTTP_SNIPPETS: [&str; 5] = [
 pub fn render_shared(default_server: &DefaultServer, layout: &Layout) -> Vec<RenderedFile> {
     let conf = |name: &str| layout.conf_dir.join(name);
     let mut files = vec![
-        RenderedFile { path: conf(HTTP_SNIPPETS[0]), contents: mime() },
-        RenderedFile { path: conf(HTTP_SNIPPETS[1]), contents: log_format() },
-        RenderedFile { path: conf(HTTP_SNIPPETS[2]), contents: maps() },
-        RenderedFile { path: conf(HTTP_SNIPPETS[3]), contents: ssl() },
-        RenderedFile { path: conf(HTTP_SNIPPETS[4]), contents: default_server_block(layout) },
+        RenderedFile {
+            path: conf(HTTP_SNIPPETS[0]),
+            contents: mime(),
+        },
+        RenderedFile {
+            path: conf(HTTP_SNIPPETS[1]),
+            contents: log_format(),
+        },
+        RenderedFile {
+            path: conf(HTTP_SNIPPETS[2]),
+            contents: maps(),
+        },
+        RenderedFile {
+            path: conf(HTTP_SNIPPETS[3]),
+            contents: ssl(),
+        },
+        RenderedFile {
+            path: conf(HTTP_SNIPPETS[4]),
+            contents: default_server_block(layout),
+        },
         RenderedFile {
             path: conf("server/error_pages.conf"),
             contents: error_pages(default_server, layout),
@@ -88,7 +103,10 @@ fn log_format() -> String {
         ("referer", "$http_referer"),
         ("user_agent", "$http_user_agent"),
     ];
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+        .collect();
     let format = format!("'{{{}}}'", body.join(","));
     w.directive("log_format", &["infrapilot", "escape=json", &format]);
     w.finish()
@@ -129,7 +147,10 @@ fn default_server_block(layout: &Layout) -> String {
         w.directive("server_name", &["_"]);
         let log = layout.log_dir.join("default.access.log");
         w.directive("access_log", &[&log, "infrapilot"]);
-        w.directive("include", &[&layout.conf_dir.join("server/error_pages.conf")]);
+        w.directive(
+            "include",
+            &[&layout.conf_dir.join("server/error_pages.conf")],
+        );
         w.block("location /", |w| w.directive("return", &["404"]));
     });
     w.finish()
@@ -140,14 +161,21 @@ fn error_pages(d: &DefaultServer, layout: &Layout) -> String {
     w.comment("Custom error pages, included in every server. Rendered by InfraPilot.");
     for (code, _) in pages(d) {
         let uri = format!("{ERRORS_PREFIX}{code}.html");
-        let codes: &[&str] = if code == "502" { &["502", "504"] } else { &[code] };
+        let codes: &[&str] = if code == "502" {
+            &["502", "504"]
+        } else {
+            &[code]
+        };
         let mut args = codes.to_vec();
         args.push(&uri);
         w.directive("error_page", &args);
         w.block(&format!("location = {uri}"), |w| {
             w.directive("internal", &[]);
             w.directive("auth_basic", &["off"]);
-            w.directive("alias", &[&layout.conf_dir.join(&format!("pages/{code}.html"))]);
+            w.directive(
+                "alias",
+                &[&layout.conf_dir.join(&format!("pages/{code}.html"))],
+            );
         });
     }
     w.finish()

@@ -13,13 +13,18 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new() -> Self {
-        Self { out: String::new(), depth: 0 }
+        Self {
+            out: String::new(),
+            depth: 0,
+        }
     }
 
     /// A comment line. Control characters are replaced so a comment stays on its line.
     pub(crate) fn comment(&mut self, text: &str) {
-        let clean: String =
-            text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         self.indent();
         let _ = writeln!(self.out, "# {clean}");
     }
