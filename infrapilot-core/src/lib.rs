@@ -11,8 +11,10 @@
 //! - [`identity`] — passwords, access and refresh tokens, TOTP, backup codes, login throttling.
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 //! - [`rbac`] — organization and platform roles, and the permission matrix.
+//! - [`nginx`] — the nginx config renderer: proxy/redirection hosts to a deterministic file set.
 
 pub mod identity;
 pub mod ids;
 pub mod rbac;
+pub mod nginx;
 pub mod values;
