@@ -9,6 +9,8 @@
 //! The modules:
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
+//! - [`alerts`] — alert rules and their pure evaluation over observations.
 
+pub mod alerts;
 pub mod ids;
 pub mod values;
