@@ -10,7 +10,9 @@
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 //! - [`alerts`] — alert rules and their pure evaluation over observations.
+//! - [`logs`] — log line parsing: levels, timestamps, nginx access and error logs.
 
 pub mod alerts;
 pub mod ids;
+pub mod logs;
 pub mod values;
