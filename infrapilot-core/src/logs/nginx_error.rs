@@ -53,6 +53,17 @@ const FIELDS: [&str; 7] = [
     "referrer",
 ];
 
+/// The same fields as they appear in a line, `, key: `.
+const MARKERS: [&str; 7] = [
+    ", client: ",
+    ", server: ",
+    ", request: ",
+    ", subrequest: ",
+    ", upstream: ",
+    ", host: ",
+    ", referrer: ",
+];
+
 /// Parses one nginx error log line. Never panics.
 pub fn parse_error_line(line: &[u8]) -> Result<NginxErrorEntry, LogParseError> {
     const FORMAT: &str = "nginx error log";
@@ -96,11 +107,7 @@ pub fn parse_error_line(line: &[u8]) -> Result<NginxErrorEntry, LogParseError> {
         connection,
         ..NginxErrorEntry::default()
     };
-    let fields_at = FIELDS
-        .iter()
-        .filter_map(|f| rest.find(&format!(", {f}: ")))
-        .min()
-        .unwrap_or(rest.len());
+    let fields_at = first_marker(rest);
     entry.message = rest.get(..fields_at).unwrap_or(rest).to_owned();
     let mut tail = rest.get(fields_at..).unwrap_or_default();
     while let Some((key, value, after)) = next_field(tail) {
@@ -127,17 +134,22 @@ fn next_field(tail: &str) -> Option<(&str, &str, &str)> {
     if !FIELDS.contains(&key) {
         return None;
     }
-    let end = FIELDS
-        .iter()
-        .filter_map(|f| rest.find(&format!(", {f}: ")))
-        .min()
-        .unwrap_or(rest.len());
+    let end = first_marker(rest);
     let (raw, after) = rest.split_at_checked(end)?;
     let value = raw
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
         .unwrap_or(raw);
     Some((key, value, after))
+}
+
+/// Where the first trailing field starts, or the end.
+fn first_marker(text: &str) -> usize {
+    MARKERS
+        .iter()
+        .filter_map(|m| text.find(m))
+        .min()
+        .unwrap_or(text.len())
 }
 
 #[cfg(test)]
