@@ -17,4 +17,8 @@ pub mod identity;
 pub mod ids;
 pub mod rbac;
 pub mod nginx;
+//! - [`alerts`] — alert rules and their pure evaluation over observations.
+//! - [`logs`] — log line parsing: levels, timestamps, nginx access and error logs.
+pub mod alerts;
+pub mod logs;
 pub mod values;
