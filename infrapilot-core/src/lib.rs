@@ -8,17 +8,17 @@
 //!
 //! The modules:
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
-//! - [`identity`] — passwords, access and refresh tokens, TOTP, backup codes, login throttling.
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 //! - [`rbac`] — organization and platform roles, and the permission matrix.
+//! - [`identity`] — passwords, access and refresh tokens, TOTP, backup codes, login throttling.
 //! - [`nginx`] — the nginx config renderer: proxy/redirection hosts to a deterministic file set.
-
-pub mod identity;
-pub mod ids;
-pub mod rbac;
-pub mod nginx;
 //! - [`alerts`] — alert rules and their pure evaluation over observations.
 //! - [`logs`] — log line parsing: levels, timestamps, nginx access and error logs.
+
 pub mod alerts;
+pub mod identity;
+pub mod ids;
 pub mod logs;
+pub mod nginx;
+pub mod rbac;
 pub mod values;

@@ -51,10 +51,19 @@ struct Inner {
 
 impl AppState {
     /// Builds the state from a configuration, an opened store and the keys.
-    pub fn new(config: Config, store: Store, keys: Keys, password_params: PasswordParams) -> Result<AppState, AppError> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        keys: Keys,
+        password_params: PasswordParams,
+    ) -> Result<AppState, AppError> {
         let jwt = JwtKey::new(keys.jwt()).map_err(AppError::from)?;
         let refresh = RefreshPolicy {
-            absolute_lifetime_secs: config.refresh_token_ttl.as_secs().try_into().unwrap_or(i64::MAX),
+            absolute_lifetime_secs: config
+                .refresh_token_ttl
+                .as_secs()
+                .try_into()
+                .unwrap_or(i64::MAX),
             ..RefreshPolicy::default()
         };
         Ok(AppState(Arc::new(Inner {
@@ -164,20 +173,39 @@ pub fn app(state: AppState) -> Router {
     let (router, openapi) = api_router().split_for_parts();
     let config = state.config().clone();
     let router = router
-        .route_layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(|| async { AppError::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             AppError::Malformed("this method is not allowed on this route".to_owned())
         })
-        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
         .with_state(state);
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
-            config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+            config
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
         ))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static(crate::auth::ORG_HEADER)])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(crate::auth::ORG_HEADER),
+        ])
         .max_age(Duration::from_secs(600));
     let timeout = config.request_timeout;
     router
@@ -200,14 +228,22 @@ pub fn app(state: AppState) -> Router {
 /// Makes the request id available to error bodies, enforces the timeout, and turns any
 /// error a layer produced as plain text (413, 405, …) into a problem document.
 async fn request_context(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
-    let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     REQUEST_ID
         .scope(id, async move {
             let response = match tokio::time::timeout(timeout, next.run(req)).await {
                 Ok(response) => response,
                 Err(_) => {
-                    return AppError::Unavailable(format!("the request took longer than {}s", timeout.as_secs()))
-                        .into_response();
+                    return AppError::Unavailable(format!(
+                        "the request took longer than {}s",
+                        timeout.as_secs()
+                    ))
+                    .into_response();
                 }
             };
             let status = response.status();
@@ -225,20 +261,37 @@ async fn request_context(State(timeout): State<Duration>, req: Request, next: Ne
 
 fn layer_error(status: StatusCode) -> AppError {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::Malformed("the request body is too large".to_owned()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::Malformed("send JSON with Content-Type: application/json".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => AppError::Malformed("this method is not allowed on this route".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::Malformed("the request body is too large".to_owned())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            AppError::Malformed("send JSON with Content-Type: application/json".to_owned())
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            AppError::Malformed("this method is not allowed on this route".to_owned())
+        }
         StatusCode::NOT_FOUND => AppError::NotFound("route"),
-        s if s.is_client_error() => AppError::Malformed(s.canonical_reason().unwrap_or("bad request").to_owned()),
+        s if s.is_client_error() => {
+            AppError::Malformed(s.canonical_reason().unwrap_or("bad request").to_owned())
+        }
         s => AppError::internal(format!("a layer answered {s}")),
     }
 }
 
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let method = req.method().clone();
     let start = Instant::now();
     let response = next.run(req).await;
-    state.metrics().record(method.as_str(), &route, response.status().as_u16(), start.elapsed());
+    state.metrics().record(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        start.elapsed(),
+    );
     response
 }

@@ -91,8 +91,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Scoped {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = Principal::from_request_parts(parts, state).await?;
         match parts.extensions.get::<AuthOutcome>() {
-            Some(AuthOutcome::Authenticated { scope: Some(scope), .. }) => Ok(Scoped(scope.clone())),
-            Some(AuthOutcome::Authenticated { scope: None, org_refusal, .. }) => {
+            Some(AuthOutcome::Authenticated {
+                scope: Some(scope), ..
+            }) => Ok(Scoped(scope.clone())),
+            Some(AuthOutcome::Authenticated {
+                scope: None,
+                org_refusal,
+                ..
+            }) => {
                 let _ = principal;
                 Err(org_refusal.clone().map(AppError::from).unwrap_or_else(|| {
                     AppError::field(
@@ -120,12 +126,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// The client's address: the socket peer (tests without a socket have none).
 pub fn source_ip(req_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    req_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 #[derive(Debug, Clone)]
 enum AuthOutcome {
-    Authenticated { principal: Principal, scope: Option<OrgScope>, org_refusal: Option<OrgRefusal> },
+    Authenticated {
+        principal: Principal,
+        scope: Option<OrgScope>,
+        org_refusal: Option<OrgRefusal>,
+    },
     Failed(&'static str),
 }
 
@@ -154,10 +166,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .map(str::to_owned);
-    let org_header = req.headers().get(ORG_HEADER).map(|v| v.to_str().map(str::to_owned));
+    let org_header = req
+        .headers()
+        .get(ORG_HEADER)
+        .map(|v| v.to_str().map(str::to_owned));
     if let Some(token) = bearer {
         let outcome = match resolve(&state, &token, org_header, source).await {
             Ok(outcome) => outcome,
@@ -180,17 +198,32 @@ async fn resolve(
         Some(Ok(text)) => Some(text.parse::<OrgId>().map_err(|_| {
             OrgRefusal::BadHeader(format!("must be an organization id (a UUID), got {text:?}"))
         })),
-        Some(Err(_)) => Some(Err(OrgRefusal::BadHeader("must be an organization id (a UUID)".into()))),
+        Some(Err(_)) => Some(Err(OrgRefusal::BadHeader(
+            "must be an organization id (a UUID)".into(),
+        ))),
     };
     if token.starts_with(TokenKind::PersonalApiToken.prefix()) {
         return api_token(state, token, requested_org, source_ip).await;
     }
-    let claims = identity::verify_as(token, state.jwt(), crate::util::now_secs(), TokenType::Access)
-        .map_err(|_| AppError::Unauthorized("the access token is invalid or expired; refresh it or sign in again"))?;
+    let claims = identity::verify_as(
+        token,
+        state.jwt(),
+        crate::util::now_secs(),
+        TokenType::Access,
+    )
+    .map_err(|_| {
+        AppError::Unauthorized(
+            "the access token is invalid or expired; refresh it or sign in again",
+        )
+    })?;
     let mut tx = state.store().global().await?;
     let user = match tx.user(claims.sub).await {
         Ok(user) if !user.disabled => user,
-        _ => return Err(AppError::Unauthorized("the account no longer exists or is disabled")),
+        _ => {
+            return Err(AppError::Unauthorized(
+                "the account no longer exists or is disabled",
+            ));
+        }
     };
     let principal = Principal {
         user: user.id,
@@ -201,11 +234,21 @@ async fn resolve(
     };
     let org = match requested_org {
         Some(Ok(org)) => Some(org),
-        Some(Err(e)) => return Ok(AuthOutcome::Authenticated { principal, scope: None, org_refusal: Some(e) }),
+        Some(Err(e)) => {
+            return Ok(AuthOutcome::Authenticated {
+                principal,
+                scope: None,
+                org_refusal: Some(e),
+            });
+        }
         None => claims.org,
     };
     let Some(org) = org else {
-        return Ok(AuthOutcome::Authenticated { principal, scope: None, org_refusal: None });
+        return Ok(AuthOutcome::Authenticated {
+            principal,
+            scope: None,
+            org_refusal: None,
+        });
     };
     tx.act_as_user(user.id).await?;
     let role = tx
@@ -221,7 +264,11 @@ async fn resolve(
         // Not a member: the organization is "not found", whether or not it exists.
         _ => (None, Some(OrgRefusal::NotMember)),
     };
-    Ok(AuthOutcome::Authenticated { principal, scope, org_refusal })
+    Ok(AuthOutcome::Authenticated {
+        principal,
+        scope,
+        org_refusal,
+    })
 }
 
 async fn api_token(
@@ -231,22 +278,31 @@ async fn api_token(
     source_ip: Option<IpAddr>,
 ) -> Result<AuthOutcome, AppError> {
     const INVALID: &str = "the API token is invalid, expired or revoked";
-    let token = OpaqueToken::parse_as(text, TokenKind::PersonalApiToken).map_err(|_| AppError::Unauthorized(INVALID))?;
+    let token = OpaqueToken::parse_as(text, TokenKind::PersonalApiToken)
+        .map_err(|_| AppError::Unauthorized(INVALID))?;
     let id = ApiTokenId::from_uuid(token.id());
     let mut g = state.store().global().await?;
-    let org = g.token_org("api_token", &id.to_string()).await?.ok_or(AppError::Unauthorized(INVALID))?;
+    let org = g
+        .token_org("api_token", &id.to_string())
+        .await?
+        .ok_or(AppError::Unauthorized(INVALID))?;
     g.commit().await?;
     // The token fixes its organization; a different X-Org-Id is refused, not ignored.
     if let Some(requested) = requested_org {
         if requested.map_err(AppError::from)? != org {
-            return Err(AppError::Unauthorized("an API token acts only in its own organization; drop X-Org-Id"));
+            return Err(AppError::Unauthorized(
+                "an API token acts only in its own organization; drop X-Org-Id",
+            ));
         }
     }
     let now = now_micros();
     // Reading the token row needs a scope in its organization; this one can do nothing else.
     let probe = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
     let mut tx = state.store().org(&probe).await?;
-    let mut record = tx.api_token(id).await.map_err(|_| AppError::Unauthorized(INVALID))?;
+    let mut record = tx
+        .api_token(id)
+        .await
+        .map_err(|_| AppError::Unauthorized(INVALID))?;
     let hash = SecretHash::from_hex(&record.secret_hash).map_err(AppError::internal)?;
     let valid = token.matches(&hash)
         && record.revoked_at.is_none()
@@ -256,22 +312,37 @@ async fn api_token(
     }
     let member = tx.member(record.user_id).await?;
     let mut g = state.store().global().await?;
-    let user = g.user(record.user_id).await.map_err(|_| AppError::Unauthorized(INVALID))?;
+    let user = g
+        .user(record.user_id)
+        .await
+        .map_err(|_| AppError::Unauthorized(INVALID))?;
     g.commit().await?;
     if user.disabled {
         return Err(AppError::Unauthorized(INVALID));
     }
-    let effective = Effective::resolve(user.platform_role, member.map(|m| m.role), Some(record.role))
-        .ok_or(AppError::Unauthorized(INVALID))?;
+    let effective = Effective::resolve(
+        user.platform_role,
+        member.map(|m| m.role),
+        Some(record.role),
+    )
+    .ok_or(AppError::Unauthorized(INVALID))?;
     // Last use is kept to the minute, so a busy script does not write on every request.
     if record.last_used_at.is_none_or(|t| now - t > 60_000_000) {
         record.last_used_at = Some(now);
         tx.update_api_token(&record).await?;
     }
     tx.commit().await?;
-    let actor = Actor::ApiToken { user: user.id, token: id };
-    let principal =
-        Principal { user: user.id, platform_role: user.platform_role, actor, session: None, source_ip };
+    let actor = Actor::ApiToken {
+        user: user.id,
+        token: id,
+    };
+    let principal = Principal {
+        user: user.id,
+        platform_role: user.platform_role,
+        actor,
+        session: None,
+        source_ip,
+    };
     Ok(AuthOutcome::Authenticated {
         principal,
         scope: Some(OrgScope::new(org, actor, effective)),

@@ -88,7 +88,10 @@ pub struct ConfigError {
 }
 
 fn bad(setting: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.to_owned(), reason: reason.into() }
+    ConfigError {
+        setting: setting.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,27 +131,42 @@ impl Config {
             }
         };
         let get = |var: &str, file_value: Option<String>| -> Option<String> {
-            vars.get(var).cloned().filter(|v| !v.is_empty()).or(file_value)
+            vars.get(var)
+                .cloned()
+                .filter(|v| !v.is_empty())
+                .or(file_value)
         };
-        let number = |var: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
-            match vars.get(var).filter(|v| !v.is_empty()) {
-                Some(text) => text
-                    .parse()
-                    .map_err(|_| bad(var, format!("must be a whole number, got {text:?}"))),
-                None => Ok(file_value.unwrap_or(default)),
-            }
-        };
+        let number =
+            |var: &str, file_value: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+                match vars.get(var).filter(|v| !v.is_empty()) {
+                    Some(text) => text
+                        .parse()
+                        .map_err(|_| bad(var, format!("must be a whole number, got {text:?}"))),
+                    None => Ok(file_value.unwrap_or(default)),
+                }
+            };
 
-        let bind_text = get("INFRAPILOT_BIND", file.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind_text =
+            get("INFRAPILOT_BIND", file.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind: SocketAddr = bind_text.parse().map_err(|_| {
-            bad("INFRAPILOT_BIND", format!("must be ADDRESS:PORT such as 127.0.0.1:8080, got {bind_text:?}"))
+            bad(
+                "INFRAPILOT_BIND",
+                format!("must be ADDRESS:PORT such as 127.0.0.1:8080, got {bind_text:?}"),
+            )
         })?;
-        let data_dir =
-            PathBuf::from(get("INFRAPILOT_DATA_DIR", file.data_dir).unwrap_or_else(|| "./infrapilot-data".into()));
+        let data_dir = PathBuf::from(
+            get("INFRAPILOT_DATA_DIR", file.data_dir).unwrap_or_else(|| "./infrapilot-data".into()),
+        );
         let url = get("DATABASE_URL", file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("infrapilot.db").display()));
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            return Err(bad("DATABASE_URL", "must start with sqlite:// or postgres://"));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(bad(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         let max_connections = number(
             "DATABASE_MAX_CONNECTIONS",
@@ -163,7 +181,10 @@ impl Config {
             None | Some("community") => Edition::Community,
             Some("saas") => Edition::Saas,
             Some(other) => {
-                return Err(bad("INFRAPILOT_EDITION", format!("must be community or saas, got {other:?}")));
+                return Err(bad(
+                    "INFRAPILOT_EDITION",
+                    format!("must be community or saas, got {other:?}"),
+                ));
             }
         };
         let public_url = get("INFRAPILOT_PUBLIC_URL", file.public_url)
@@ -171,14 +192,26 @@ impl Config {
             .trim_end_matches('/')
             .to_owned();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(bad("INFRAPILOT_PUBLIC_URL", "must start with http:// or https://"));
+            return Err(bad(
+                "INFRAPILOT_PUBLIC_URL",
+                "must start with http:// or https://",
+            ));
         }
-        let cors_origins = match vars.get("INFRAPILOT_CORS_ORIGINS").filter(|v| !v.is_empty()) {
-            Some(list) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        let cors_origins = match vars
+            .get("INFRAPILOT_CORS_ORIGINS")
+            .filter(|v| !v.is_empty())
+        {
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
             None => file.cors_origins.unwrap_or_default(),
         };
         for origin in &cors_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
                 return Err(bad(
                     "INFRAPILOT_CORS_ORIGINS",
                     format!("{origin:?} must be an origin such as https://app.example.com"),
@@ -196,9 +229,18 @@ impl Config {
         let json_logs = match get("INFRAPILOT_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => false,
             Some("json") => true,
-            Some(other) => return Err(bad("INFRAPILOT_LOG_FORMAT", format!("must be text or json, got {other:?}"))),
+            Some(other) => {
+                return Err(bad(
+                    "INFRAPILOT_LOG_FORMAT",
+                    format!("must be text or json, got {other:?}"),
+                ));
+            }
         };
-        let request_timeout = number("INFRAPILOT_REQUEST_TIMEOUT_SECS", file.request_timeout_secs, 30)?;
+        let request_timeout = number(
+            "INFRAPILOT_REQUEST_TIMEOUT_SECS",
+            file.request_timeout_secs,
+            30,
+        )?;
         if request_timeout == 0 {
             return Err(bad("INFRAPILOT_REQUEST_TIMEOUT_SECS", "must be at least 1"));
         }
@@ -207,14 +249,27 @@ impl Config {
             file.max_body_bytes.map(|n| n as u64),
             1024 * 1024,
         )?;
-        let access_ttl = number("INFRAPILOT_ACCESS_TOKEN_TTL_SECS", file.access_token_ttl_secs, 900)?;
-        let refresh_ttl =
-            number("INFRAPILOT_REFRESH_TOKEN_TTL_SECS", file.refresh_token_ttl_secs, 30 * 24 * 3600)?;
+        let access_ttl = number(
+            "INFRAPILOT_ACCESS_TOKEN_TTL_SECS",
+            file.access_token_ttl_secs,
+            900,
+        )?;
+        let refresh_ttl = number(
+            "INFRAPILOT_REFRESH_TOKEN_TTL_SECS",
+            file.refresh_token_ttl_secs,
+            30 * 24 * 3600,
+        )?;
         if !(60..=86_400).contains(&access_ttl) {
-            return Err(bad("INFRAPILOT_ACCESS_TOKEN_TTL_SECS", "must be from 60 to 86400 seconds"));
+            return Err(bad(
+                "INFRAPILOT_ACCESS_TOKEN_TTL_SECS",
+                "must be from 60 to 86400 seconds",
+            ));
         }
         if refresh_ttl < access_ttl {
-            return Err(bad("INFRAPILOT_REFRESH_TOKEN_TTL_SECS", "must not be shorter than the access-token lifetime"));
+            return Err(bad(
+                "INFRAPILOT_REFRESH_TOKEN_TTL_SECS",
+                "must not be shorter than the access-token lifetime",
+            ));
         }
         Ok(Config {
             bind,
@@ -243,7 +298,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -261,9 +319,18 @@ mod tests {
             (vec![("INFRAPILOT_BIND", "8080")], "INFRAPILOT_BIND"),
             (vec![("INFRAPILOT_EDITION", "pro")], "INFRAPILOT_EDITION"),
             (vec![("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
-            (vec![("INFRAPILOT_CORS_ORIGINS", "example.com")], "INFRAPILOT_CORS_ORIGINS"),
-            (vec![("INFRAPILOT_REQUEST_TIMEOUT_SECS", "soon")], "INFRAPILOT_REQUEST_TIMEOUT_SECS"),
-            (vec![("INFRAPILOT_CONFIG", "/nonexistent.toml")], "INFRAPILOT_CONFIG"),
+            (
+                vec![("INFRAPILOT_CORS_ORIGINS", "example.com")],
+                "INFRAPILOT_CORS_ORIGINS",
+            ),
+            (
+                vec![("INFRAPILOT_REQUEST_TIMEOUT_SECS", "soon")],
+                "INFRAPILOT_REQUEST_TIMEOUT_SECS",
+            ),
+            (
+                vec![("INFRAPILOT_CONFIG", "/nonexistent.toml")],
+                "INFRAPILOT_CONFIG",
+            ),
         ] {
             let err = Config::from_vars(&vars(&pairs)).unwrap_err();
             assert_eq!(err.setting, setting, "{err}");
@@ -280,7 +347,11 @@ mod tests {
         let c = Config::from_vars(&vars(&[("INFRAPILOT_CONFIG", &p)])).unwrap();
         assert_eq!(c.edition, Edition::Saas);
         assert_eq!(c.bind.port(), 9000);
-        let c = Config::from_vars(&vars(&[("INFRAPILOT_CONFIG", &p), ("INFRAPILOT_BIND", "127.0.0.1:1")])).unwrap();
+        let c = Config::from_vars(&vars(&[
+            ("INFRAPILOT_CONFIG", &p),
+            ("INFRAPILOT_BIND", "127.0.0.1:1"),
+        ]))
+        .unwrap();
         assert_eq!(c.bind.port(), 1);
         std::fs::write(&path, "colour = \"blue\"\n").unwrap();
         let err = Config::from_vars(&vars(&[("INFRAPILOT_CONFIG", &p)])).unwrap_err();

@@ -103,7 +103,10 @@ pub enum AppError {
 impl AppError {
     /// An invalid single field.
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        AppError::Invalid(vec![FieldError { field: field.into(), reason: reason.into() }])
+        AppError::Invalid(vec![FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }])
     }
 
     /// An internal error with its cause, for the log.
@@ -113,7 +116,11 @@ impl AppError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input"),
+            AppError::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid input",
+            ),
             AppError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed", "Malformed request"),
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
@@ -121,13 +128,21 @@ impl AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             AppError::LimitReached(_) => (StatusCode::FORBIDDEN, "limit-reached", "Limit reached"),
-            AppError::TooManyRequests { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests")
-            }
-            AppError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
-            }
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            AppError::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 
@@ -181,11 +196,13 @@ impl IntoResponse for AppError {
             tracing::error!(%cause, "internal error");
         }
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(problem)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let AppError::TooManyRequests { retry_after } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -245,14 +262,17 @@ where
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Ok(value) => {
-                de.end().map_err(|e| AppError::Malformed(format!("the body is not valid JSON: {e}")))?;
+                de.end()
+                    .map_err(|e| AppError::Malformed(format!("the body is not valid JSON: {e}")))?;
                 Ok(ApiJson(value))
             }
             Err(err) => {
                 let path = err.path().to_string();
                 let inner = err.into_inner();
                 if inner.is_syntax() || inner.is_eof() {
-                    Err(AppError::Malformed(format!("the body is not valid JSON: {inner}")))
+                    Err(AppError::Malformed(format!(
+                        "the body is not valid JSON: {inner}"
+                    )))
                 } else {
                     let field = if path == "." { "body".to_owned() } else { path };
                     Err(AppError::field(field, strip_position(&inner.to_string())))

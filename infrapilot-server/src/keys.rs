@@ -109,7 +109,10 @@ impl Keys {
         let mut nonce = [0u8; 24];
         rand::rng().fill_bytes(&mut nonce);
         // Encryption with a valid key and in-memory buffers cannot fail.
-        let ciphertext = self.seal.encrypt(XNonce::from_slice(&nonce), plaintext).unwrap_or_default();
+        let ciphertext = self
+            .seal
+            .encrypt(XNonce::from_slice(&nonce), plaintext)
+            .unwrap_or_default();
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
         format!("v1.{}", URL_SAFE_NO_PAD.encode(blob))
@@ -123,7 +126,9 @@ impl Keys {
             .filter(|b| b.len() > 24)
             .ok_or(UnsealError)?;
         let (nonce, ciphertext) = blob.split_at(24);
-        self.seal.decrypt(XNonce::from_slice(nonce), ciphertext).map_err(|_| UnsealError)
+        self.seal
+            .decrypt(XNonce::from_slice(nonce), ciphertext)
+            .map_err(|_| UnsealError)
     }
 }
 
@@ -132,16 +137,22 @@ fn decode_master(text: &str, source_name: &str) -> Result<[u8; 32], KeyError> {
         .decode(text.trim())
         .ok()
         .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
-        .ok_or_else(|| KeyError::Malformed { source_name: source_name.to_owned() })
+        .ok_or_else(|| KeyError::Malformed {
+            source_name: source_name.to_owned(),
+        })
 }
 
 fn load_or_create(path: &Path) -> Result<[u8; 32], KeyError> {
-    let file_error = |reason: String| KeyError::File { path: path.display().to_string(), reason };
+    let file_error = |reason: String| KeyError::File {
+        path: path.display().to_string(),
+        reason,
+    };
     match std::fs::read_to_string(path) {
         Ok(text) => decode_master(&text, &path.display().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| file_error(format!("cannot create its folder: {e}")))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| file_error(format!("cannot create its folder: {e}")))?;
             }
             let mut master = [0u8; 32];
             rand::rng().fill_bytes(&mut master);
@@ -152,7 +163,9 @@ fn load_or_create(path: &Path) -> Result<[u8; 32], KeyError> {
                 use std::os::unix::fs::OpenOptionsExt as _;
                 options.mode(0o600);
             }
-            let mut file = options.open(path).map_err(|e| file_error(format!("cannot create it: {e}")))?;
+            let mut file = options
+                .open(path)
+                .map_err(|e| file_error(format!("cannot create it: {e}")))?;
             file.write_all(STANDARD.encode(master).as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| file_error(format!("cannot write it: {e}")))?;
@@ -200,7 +213,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(matches!(
             Keys::load(&SecretSource::Inline("short".into())),

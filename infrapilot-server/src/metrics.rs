@@ -31,7 +31,8 @@ impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let class = status / 100 * 100;
         if let Ok(mut map) = self.requests.lock() {
-            *map.entry((method.to_owned(), route.to_owned(), class)).or_default() += 1;
+            *map.entry((method.to_owned(), route.to_owned(), class))
+                .or_default() += 1;
         }
         if let Ok(mut map) = self.latency.lock() {
             let series = map.entry(route.to_owned()).or_default();
@@ -60,7 +61,9 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP infrapilot_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str(
+            "# HELP infrapilot_http_request_duration_seconds HTTP request latency by route.\n",
+        );
         out.push_str("# TYPE infrapilot_http_request_duration_seconds histogram\n");
         if let Ok(map) = self.latency.lock() {
             for (route, s) in map.iter() {
@@ -77,19 +80,33 @@ impl Metrics {
                     "infrapilot_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                     s.count
                 );
-                let _ = writeln!(out, "infrapilot_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", s.sum);
-                let _ = writeln!(out, "infrapilot_http_request_duration_seconds_count{{route=\"{route}\"}} {}", s.count);
+                let _ = writeln!(
+                    out,
+                    "infrapilot_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                    s.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "infrapilot_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                    s.count
+                );
             }
         }
         for (name, help, value) in extra {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

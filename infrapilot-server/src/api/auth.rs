@@ -6,14 +6,12 @@
 //! the token, and presenting a token that was already rotated revokes the whole family.
 //! Failed sign-ins answer the same generic message whether or not the account exists.
 
-
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use infrapilot_core::identity::{
     self, BACKUP_CODE_COUNT, Claims, Decision, OpaqueToken, Password, RefreshError, RefreshFamily,
-    RevocationReason, SecretHash, ThrottleKey, ThrottlePolicy, ThrottleState, TokenKind, TokenType, Totp, TotpSecret,
-    generate_backup_codes, hash_password, use_backup_code, verify_password,
+    RevocationReason, SecretHash, ThrottleKey, ThrottlePolicy, ThrottleState, TokenKind, TokenType,
+    Totp, TotpSecret, generate_backup_codes, hash_password, use_backup_code, verify_password,
 };
 use infrapilot_core::ids::{OrgId, UserId};
 use infrapilot_core::rbac::{Effective, PlatformRole};
@@ -200,15 +198,25 @@ pub struct BackupCodes {
 }
 
 async fn throttle_state(tx: &mut GlobalTx, key: &ThrottleKey) -> Result<ThrottleState, AppError> {
-    Ok(match tx.get_state(StateTable::LoginThrottle, &key.storage_key()).await? {
-        Some(text) => serde_json::from_str(&text).unwrap_or_default(),
-        None => ThrottleState::default(),
-    })
+    Ok(
+        match tx
+            .get_state(StateTable::LoginThrottle, &key.storage_key())
+            .await?
+        {
+            Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+            None => ThrottleState::default(),
+        },
+    )
 }
 
-async fn put_throttle(tx: &mut GlobalTx, key: &ThrottleKey, state: &ThrottleState) -> Result<(), AppError> {
+async fn put_throttle(
+    tx: &mut GlobalTx,
+    key: &ThrottleKey,
+    state: &ThrottleState,
+) -> Result<(), AppError> {
     let text = serde_json::to_string(state).map_err(AppError::internal)?;
-    tx.put_throttle(&key.storage_key(), &text, now_micros()).await?;
+    tx.put_throttle(&key.storage_key(), &text, now_micros())
+        .await?;
     Ok(())
 }
 
@@ -227,7 +235,9 @@ fn dummy_hash(state: &AppState) -> String {
 }
 
 async fn check_password(phc: String, candidate: String) -> Result<bool, AppError> {
-    tokio::task::spawn_blocking(move || verify_password(&phc, &candidate)).await.map_err(AppError::internal)
+    tokio::task::spawn_blocking(move || verify_password(&phc, &candidate))
+        .await
+        .map_err(AppError::internal)
 }
 
 /// Resolves the organization a new access token acts in, and the role it carries.
@@ -240,16 +250,30 @@ async fn session_org(
     let memberships = tx.memberships_of(user.id).await?;
     match wanted {
         Some(org) => {
-            let role = memberships.iter().find(|(o, _)| o.id == org).map(|(_, r)| *r);
-            let exists = role.is_some() || (user.platform_role.is_some() && tx.org_exists(org).await?);
+            let role = memberships
+                .iter()
+                .find(|(o, _)| o.id == org)
+                .map(|(_, r)| *r);
+            let exists =
+                role.is_some() || (user.platform_role.is_some() && tx.org_exists(org).await?);
             match Effective::resolve(user.platform_role, role, None) {
                 Some(effective) if exists => Ok((Some(org), Some(effective))),
-                _ => Err(AppError::field("organization_id", "is not an organization this account belongs to")),
+                _ => Err(AppError::field(
+                    "organization_id",
+                    "is not an organization this account belongs to",
+                )),
             }
         }
         None => Ok(match memberships.first() {
-            Some((org, role)) => (Some(org.id), Effective::resolve(user.platform_role, Some(*role), None)),
-            None => (None, user.platform_role.map(|PlatformRole::SuperAdmin| Effective::SuperAdmin)),
+            Some((org, role)) => (
+                Some(org.id),
+                Effective::resolve(user.platform_role, Some(*role), None),
+            ),
+            None => (
+                None,
+                user.platform_role
+                    .map(|PlatformRole::SuperAdmin| Effective::SuperAdmin),
+            ),
         }),
     }
 }
@@ -263,10 +287,20 @@ async fn start_session(
 ) -> Result<Session, AppError> {
     let (org, role) = session_org(tx, user, org).await?;
     let now = now_secs();
-    let (family, token) = RefreshFamily::start(new_id(), user.id, now, random(), state.refresh_policy());
+    let (family, token) =
+        RefreshFamily::start(new_id(), user.id, now, random(), state.refresh_policy());
     let text = serde_json::to_string(&family).map_err(AppError::internal)?;
-    tx.put_refresh_family(&family.id.to_string(), user.id, &text, now_micros()).await?;
-    Ok(access(state, user.id, org, role, family.id, now, token.to_string()))
+    tx.put_refresh_family(&family.id.to_string(), user.id, &text, now_micros())
+        .await?;
+    Ok(access(
+        state,
+        user.id,
+        org,
+        role,
+        family.id,
+        now,
+        token.to_string(),
+    ))
 }
 
 fn access(
@@ -312,10 +346,15 @@ pub async fn login(
         Some(key) => Some(throttle_state(&mut tx, key).await?),
         None => None,
     };
-    for (policy, st) in [(&ThrottlePolicy::ACCOUNT, Some(&account_state)), (&ThrottlePolicy::SOURCE, source_state.as_ref())] {
+    for (policy, st) in [
+        (&ThrottlePolicy::ACCOUNT, Some(&account_state)),
+        (&ThrottlePolicy::SOURCE, source_state.as_ref()),
+    ] {
         if let Some(st) = st {
             if let Decision::RetryAfter(secs) = policy.check(st, now) {
-                return Err(AppError::TooManyRequests { retry_after: u64::try_from(secs).unwrap_or(1).max(1) });
+                return Err(AppError::TooManyRequests {
+                    retry_after: u64::try_from(secs).unwrap_or(1).max(1),
+                });
             }
         }
     }
@@ -323,7 +362,10 @@ pub async fn login(
         Some(email) => tx.user_by_email(email).await?,
         None => None,
     };
-    let phc = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| dummy_hash(&state));
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| dummy_hash(&state));
     let password_ok = check_password(phc, body.password.clone()).await?;
     let user = match user {
         Some(user) if password_ok && !user.disabled => user,
@@ -360,12 +402,23 @@ pub async fn login(
     }
     let session = start_session(&state, &mut tx, &user, body.organization_id).await?;
     tx.commit().await?;
-    Ok(axum::Json(LoginResponse { mfa_required: false, mfa_token: None, session: Some(session) }))
+    Ok(axum::Json(LoginResponse {
+        mfa_required: false,
+        mfa_token: None,
+        session: Some(session),
+    }))
 }
 
 /// Checks a TOTP or backup code for `user`, consuming it. Returns whether it was accepted.
-fn accept_second_factor(state: &AppState, user: &mut UserRecord, code: &str, now: i64) -> Result<bool, AppError> {
-    let Some(sealed) = &user.totp_secret else { return Ok(false) };
+fn accept_second_factor(
+    state: &AppState,
+    user: &mut UserRecord,
+    code: &str,
+    now: i64,
+) -> Result<bool, AppError> {
+    let Some(sealed) = &user.totp_secret else {
+        return Ok(false);
+    };
     let secret = state.keys().unseal(sealed).map_err(AppError::internal)?;
     let totp = Totp::new(TotpSecret::from_bytes(&secret).map_err(AppError::internal)?);
     let last = user.totp_last_step.and_then(|s| u64::try_from(s).ok());
@@ -373,8 +426,11 @@ fn accept_second_factor(state: &AppState, user: &mut UserRecord, code: &str, now
         user.totp_last_step = i64::try_from(step).ok();
         return Ok(true);
     }
-    let mut hashes: Vec<SecretHash> =
-        user.backup_codes.iter().filter_map(|h| SecretHash::from_hex(h).ok()).collect();
+    let mut hashes: Vec<SecretHash> = user
+        .backup_codes
+        .iter()
+        .filter_map(|h| SecretHash::from_hex(h).ok())
+        .collect();
     if use_backup_code(&mut hashes, code) {
         user.backup_codes = hashes.iter().map(SecretHash::to_hex).collect();
         return Ok(true);
@@ -396,23 +452,31 @@ pub async fn login_mfa(
     let claims = identity::verify_as(&body.mfa_token, state.jwt(), now, TokenType::MfaPending)
         .map_err(|_| AppError::Unauthorized("the sign-in step expired; sign in again"))?;
     let mut tx = state.store().global().await?;
-    let mut user = tx.user(claims.sub).await.map_err(|_| AppError::Unauthorized(GENERIC_LOGIN_FAILURE))?;
+    let mut user = tx
+        .user(claims.sub)
+        .await
+        .map_err(|_| AppError::Unauthorized(GENERIC_LOGIN_FAILURE))?;
     let key = ThrottleKey::account(user.email.as_str());
     let mut throttle = throttle_state(&mut tx, &key).await?;
     if let Decision::RetryAfter(secs) = ThrottlePolicy::ACCOUNT.check(&throttle, now) {
-        return Err(AppError::TooManyRequests { retry_after: u64::try_from(secs).unwrap_or(1).max(1) });
+        return Err(AppError::TooManyRequests {
+            retry_after: u64::try_from(secs).unwrap_or(1).max(1),
+        });
     }
     if user.disabled || !accept_second_factor(&state, &mut user, &body.code, now)? {
         ThrottlePolicy::ACCOUNT.record_failure(&mut throttle, now);
         put_throttle(&mut tx, &key, &throttle).await?;
         tx.commit().await?;
-        return Err(AppError::Unauthorized("the code is wrong or was already used"));
+        return Err(AppError::Unauthorized(
+            "the code is wrong or was already used",
+        ));
     }
     ThrottlePolicy::ACCOUNT.record_success(&mut throttle);
     put_throttle(&mut tx, &key, &throttle).await?;
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
-    let session = start_session(&state, &mut tx, &user, body.organization_id.or(claims.org)).await?;
+    let session =
+        start_session(&state, &mut tx, &user, body.organization_id.or(claims.org)).await?;
     tx.commit().await?;
     Ok(axum::Json(session))
 }
@@ -434,23 +498,39 @@ pub async fn refresh(
     let family_id = presented.id().to_string();
     let now = now_secs();
     let mut tx = state.store().global().await?;
-    let (user_id, text) = tx.lock_refresh_family(&family_id).await?.ok_or(AppError::Unauthorized(INVALID))?;
+    let (user_id, text) = tx
+        .lock_refresh_family(&family_id)
+        .await?
+        .ok_or(AppError::Unauthorized(INVALID))?;
     let family: RefreshFamily = serde_json::from_str(&text).map_err(AppError::internal)?;
     match family.rotate(&presented, now, random(), state.refresh_policy()) {
         Ok((next, token)) => {
             let text = serde_json::to_string(&next).map_err(AppError::internal)?;
-            tx.put_refresh_family(&family_id, user_id, &text, now_micros()).await?;
-            let user = tx.user(user_id).await.map_err(|_| AppError::Unauthorized(INVALID))?;
+            tx.put_refresh_family(&family_id, user_id, &text, now_micros())
+                .await?;
+            let user = tx
+                .user(user_id)
+                .await
+                .map_err(|_| AppError::Unauthorized(INVALID))?;
             if user.disabled {
                 return Err(AppError::Unauthorized(INVALID));
             }
             let (org, role) = session_org(&mut tx, &user, body.organization_id).await?;
             tx.commit().await?;
-            Ok(axum::Json(access(&state, user_id, org, role, next.id, now, token.to_string())))
+            Ok(axum::Json(access(
+                &state,
+                user_id,
+                org,
+                role,
+                next.id,
+                now,
+                token.to_string(),
+            )))
         }
         Err(RefreshError::Reused { revoked }) => {
             let text = serde_json::to_string(&revoked).map_err(AppError::internal)?;
-            tx.put_refresh_family(&family_id, user_id, &text, now_micros()).await?;
+            tx.put_refresh_family(&family_id, user_id, &text, now_micros())
+                .await?;
             tx.commit().await?;
             tracing::warn!(%user_id, family = %family_id, "refresh token reuse: session revoked");
             Err(AppError::Unauthorized(
@@ -466,16 +546,22 @@ pub async fn refresh(
     (status = 204, description = "Signed out"),
     (status = 401, body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn logout(State(state): State<AppState>, principal: Principal) -> Result<StatusCode, AppError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<StatusCode, AppError> {
     let Some(sid) = principal.session else {
-        return Err(AppError::Refused("API tokens have no session; revoke the token instead".to_owned()));
+        return Err(AppError::Refused(
+            "API tokens have no session; revoke the token instead".to_owned(),
+        ));
     };
     let mut tx = state.store().global().await?;
     if let Some((_, text)) = tx.lock_refresh_family(&sid.to_string()).await? {
         let family: RefreshFamily = serde_json::from_str(&text).map_err(AppError::internal)?;
         let revoked = family.revoke(now_secs(), RevocationReason::Logout);
         let text = serde_json::to_string(&revoked).map_err(AppError::internal)?;
-        tx.put_refresh_family(&sid.to_string(), principal.user, &text, now_micros()).await?;
+        tx.put_refresh_family(&sid.to_string(), principal.user, &text, now_micros())
+            .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -487,13 +573,20 @@ async fn me_of(tx: &mut GlobalTx, user: &UserRecord) -> Result<Me, AppError> {
         .memberships_of(user.id)
         .await?
         .into_iter()
-        .map(|(org, role)| MyOrganization { id: org.id, name: org.name, slug: org.slug, role: role.to_string() })
+        .map(|(org, role)| MyOrganization {
+            id: org.id,
+            name: org.name,
+            slug: org.slug,
+            role: role.to_string(),
+        })
         .collect();
     Ok(Me {
         id: user.id,
         email: user.email.to_string(),
         name: user.name.clone(),
-        platform_role: user.platform_role.map(|PlatformRole::SuperAdmin| "super_admin".to_owned()),
+        platform_role: user
+            .platform_role
+            .map(|PlatformRole::SuperAdmin| "super_admin".to_owned()),
         mfa_enabled: user.totp_enabled,
         backup_codes_left: user.backup_codes.len(),
         organizations,
@@ -506,7 +599,10 @@ async fn me_of(tx: &mut GlobalTx, user: &UserRecord) -> Result<Me, AppError> {
     (status = 200, body = Me),
     (status = 401, body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<axum::Json<Me>, AppError> {
+pub async fn me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<Me>, AppError> {
     let mut tx = state.store().global().await?;
     let user = tx.user(principal.user).await?;
     let me = me_of(&mut tx, &user).await?;
@@ -540,7 +636,10 @@ async fn require_password(user: &UserRecord, password: &str) -> Result<(), AppEr
     if check_password(user.password_hash.clone(), password.to_owned()).await? {
         Ok(())
     } else {
-        Err(AppError::field("password", "is not the account's current password"))
+        Err(AppError::field(
+            "password",
+            "is not the account's current password",
+        ))
     }
 }
 
@@ -559,13 +658,17 @@ pub async fn change_password(
     check_password(user.password_hash.clone(), body.current_password.clone())
         .await?
         .then_some(())
-        .ok_or_else(|| AppError::field("current_password", "is not the account's current password"))?;
-    let password = Password::new(&body.new_password, &[user.email.as_str(), &user.name]).map_err(|e| e.at("new_password"))?;
+        .ok_or_else(|| {
+            AppError::field("current_password", "is not the account's current password")
+        })?;
+    let password = Password::new(&body.new_password, &[user.email.as_str(), &user.name])
+        .map_err(|e| e.at("new_password"))?;
     let params = *state.password_params();
-    user.password_hash = tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
+    user.password_hash =
+        tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     revoke_all_sessions(&mut tx, user.id, RevocationReason::PasswordChanged).await?;
@@ -574,13 +677,19 @@ pub async fn change_password(
 }
 
 /// Revokes every session of a user.
-pub async fn revoke_all_sessions(tx: &mut GlobalTx, user: UserId, reason: RevocationReason) -> Result<(), AppError> {
+pub async fn revoke_all_sessions(
+    tx: &mut GlobalTx,
+    user: UserId,
+    reason: RevocationReason,
+) -> Result<(), AppError> {
     let now = now_secs();
     for (id, text) in tx.refresh_families_of(user).await? {
         let family: RefreshFamily = serde_json::from_str(&text).map_err(AppError::internal)?;
         if family.revoked.is_none() {
-            let text = serde_json::to_string(&family.revoke(now, reason)).map_err(AppError::internal)?;
-            tx.put_refresh_family(&id, user, &text, now_micros()).await?;
+            let text =
+                serde_json::to_string(&family.revoke(now, reason)).map_err(AppError::internal)?;
+            tx.put_refresh_family(&id, user, &text, now_micros())
+                .await?;
         }
     }
     Ok(())
@@ -600,20 +709,31 @@ pub async fn mfa_enroll(
     let mut tx = state.store().global().await?;
     let mut user = tx.user(principal.user).await?;
     if user.totp_enabled {
-        return Err(AppError::Conflict("MFA is already enabled; disable it first to enrol a new device".to_owned()));
+        return Err(AppError::Conflict(
+            "MFA is already enabled; disable it first to enrol a new device".to_owned(),
+        ));
     }
     require_password(&user, &body.password).await?;
     let secret = TotpSecret::generate(random());
     let totp = Totp::new(secret.clone());
-    let uri = totp.otpauth_uri("InfraPilot", user.email.as_str()).map_err(AppError::internal)?;
+    let uri = totp
+        .otpauth_uri("InfraPilot", user.email.as_str())
+        .map_err(AppError::internal)?;
     let qr = qrcode::QrCode::new(uri.as_bytes()).map_err(AppError::internal)?;
-    let qr_svg = qr.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build();
+    let qr_svg = qr
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
     user.totp_secret = Some(state.keys().seal(secret.as_bytes()));
     user.totp_last_step = None;
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     tx.commit().await?;
-    Ok(axum::Json(MfaEnrollment { secret: secret.to_base32(), otpauth_uri: uri, qr_svg }))
+    Ok(axum::Json(MfaEnrollment {
+        secret: secret.to_base32(),
+        otpauth_uri: uri,
+        qr_svg,
+    }))
 }
 
 fn new_backup_codes(user: &mut UserRecord) -> Vec<String> {
@@ -640,23 +760,37 @@ pub async fn mfa_confirm(
         return Err(AppError::Conflict("MFA is already enabled".to_owned()));
     }
     if user.totp_secret.is_none() {
-        return Err(AppError::Conflict("start with /api/v1/auth/mfa/enroll".to_owned()));
+        return Err(AppError::Conflict(
+            "start with /api/v1/auth/mfa/enroll".to_owned(),
+        ));
     }
     user.backup_codes.clear();
     if !accept_second_factor(&state, &mut user, &body.code, now_secs())? {
-        return Err(AppError::field("code", "is not the current code of the enrolled secret"));
+        return Err(AppError::field(
+            "code",
+            "is not the current code of the enrolled secret",
+        ));
     }
     user.totp_enabled = true;
     let codes = new_backup_codes(&mut user);
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     tx.commit().await?;
-    Ok(axum::Json(BackupCodes { backup_codes: codes }))
+    Ok(axum::Json(BackupCodes {
+        backup_codes: codes,
+    }))
 }
 
-async fn prove_password_and_code(state: &AppState, user: &mut UserRecord, body: &PasswordProof) -> Result<(), AppError> {
+async fn prove_password_and_code(
+    state: &AppState,
+    user: &mut UserRecord,
+    body: &PasswordProof,
+) -> Result<(), AppError> {
     require_password(user, &body.password).await?;
-    let code = body.code.as_deref().ok_or_else(|| AppError::field("code", "a current TOTP or backup code is required"))?;
+    let code = body
+        .code
+        .as_deref()
+        .ok_or_else(|| AppError::field("code", "a current TOTP or backup code is required"))?;
     if !accept_second_factor(state, user, code, now_secs())? {
         return Err(AppError::field("code", "is wrong or was already used"));
     }
@@ -711,6 +845,7 @@ pub async fn mfa_backup_codes(
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     tx.commit().await?;
-    Ok(axum::Json(BackupCodes { backup_codes: codes }))
+    Ok(axum::Json(BackupCodes {
+        backup_codes: codes,
+    }))
 }
-

@@ -49,7 +49,13 @@ pub struct Member {
 
 impl From<MemberRecord> for Member {
     fn from(m: MemberRecord) -> Self {
-        Member { user_id: m.user_id, email: m.email.to_string(), name: m.name, role: m.role, joined_at: rfc3339(m.created_at) }
+        Member {
+            user_id: m.user_id,
+            email: m.email.to_string(),
+            name: m.name,
+            role: m.role,
+            joined_at: rfc3339(m.created_at),
+        }
     }
 }
 
@@ -153,18 +159,34 @@ pub struct Accepted {
 }
 
 /// Refuses changes to the owner role by anyone but an owner (or a super admin).
-fn check_owner_rule(scope: &OrgScope, old: Option<OrgRole>, new: Option<OrgRole>) -> Result<(), AppError> {
+fn check_owner_rule(
+    scope: &OrgScope,
+    old: Option<OrgRole>,
+    new: Option<OrgRole>,
+) -> Result<(), AppError> {
     let touches_owner = old == Some(OrgRole::Owner) || new == Some(OrgRole::Owner);
-    let is_owner = matches!(scope.role(), Effective::SuperAdmin | Effective::Org(OrgRole::Owner));
+    let is_owner = matches!(
+        scope.role(),
+        Effective::SuperAdmin | Effective::Org(OrgRole::Owner)
+    );
     if touches_owner && !is_owner {
-        return Err(AppError::Refused("only an owner can grant, change or remove the owner role".to_owned()));
+        return Err(AppError::Refused(
+            "only an owner can grant, change or remove the owner role".to_owned(),
+        ));
     }
     Ok(())
 }
 
 /// Refuses to remove or demote the last owner.
-async fn check_last_owner(tx: &mut OrgTx, old: OrgRole, new: Option<OrgRole>) -> Result<(), AppError> {
-    if old == OrgRole::Owner && new != Some(OrgRole::Owner) && tx.count_members(Some(OrgRole::Owner)).await? <= 1 {
+async fn check_last_owner(
+    tx: &mut OrgTx,
+    old: OrgRole,
+    new: Option<OrgRole>,
+) -> Result<(), AppError> {
+    if old == OrgRole::Owner
+        && new != Some(OrgRole::Owner)
+        && tx.count_members(Some(OrgRole::Owner)).await? <= 1
+    {
         return Err(AppError::Refused(
             "this is the organization's last owner; make someone else owner first".to_owned(),
         ));
@@ -200,7 +222,12 @@ pub async fn list_members(
     let mut tx = state.store().org(scope).await?;
     let rows = tx.list_members(page.after()?, limit).await?;
     tx.commit().await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |m| (m.created_at, m.user_id.to_string()), Member::from)))
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        |m| (m.created_at, m.user_id.to_string()),
+        Member::from,
+    )))
 }
 
 /// Adds an existing account as a member.
@@ -220,15 +247,26 @@ pub async fn add_member(
     let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
     check_owner_rule(scope, None, Some(body.role))?;
     let mut g = state.store().global().await?;
-    let user = g
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| AppError::NotFound("account with this e-mail address (invite them instead)"))?;
+    let user = g.user_by_email(&email).await?.ok_or_else(|| {
+        AppError::NotFound("account with this e-mail address (invite them instead)")
+    })?;
     let mut tx = g.into_org(scope).await?;
     check_member_limit(&mut tx).await?;
     tx.insert_member(user.id, body.role, now_micros()).await?;
-    audit(&state, &mut tx, ip, "member.create", "member", user.id, serde_json::json!({"role": body.role})).await?;
-    let member = tx.member(user.id).await?.ok_or(AppError::NotFound("member"))?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "member.create",
+        "member",
+        user.id,
+        serde_json::json!({"role": body.role}),
+    )
+    .await?;
+    let member = tx
+        .member(user.id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(member.into())))
 }
@@ -249,15 +287,29 @@ pub async fn update_member(
 ) -> Result<axum::Json<Member>, AppError> {
     let scope = scoped.require(Action::Update, Resource::Member)?;
     let mut tx = state.store().org(scope).await?;
-    let member = tx.member(user_id).await?.ok_or(AppError::NotFound("member"))?;
+    let member = tx
+        .member(user_id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
     check_owner_rule(scope, Some(member.role), Some(body.role))?;
     check_last_owner(&mut tx, member.role, Some(body.role)).await?;
     tx.update_member_role(user_id, body.role).await?;
-    audit(&state, &mut tx, ip, "member.update", "member", user_id, serde_json::json!({
-        "from": member.role, "to": body.role,
-    }))
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "member.update",
+        "member",
+        user_id,
+        serde_json::json!({
+            "from": member.role, "to": body.role,
+        }),
+    )
     .await?;
-    let member = tx.member(user_id).await?.ok_or(AppError::NotFound("member"))?;
+    let member = tx
+        .member(user_id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
     tx.commit().await?;
     Ok(axum::Json(member.into()))
 }
@@ -277,12 +329,24 @@ pub async fn remove_member(
 ) -> Result<StatusCode, AppError> {
     let scope = scoped.require(Action::Delete, Resource::Member)?;
     let mut tx = state.store().org(scope).await?;
-    let member = tx.member(user_id).await?.ok_or(AppError::NotFound("member"))?;
+    let member = tx
+        .member(user_id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
     check_owner_rule(scope, Some(member.role), None)?;
     check_last_owner(&mut tx, member.role, None).await?;
     tx.delete_member(user_id).await?;
     tx.revoke_api_tokens_of(user_id, now_micros()).await?;
-    audit(&state, &mut tx, ip, "member.delete", "member", user_id, serde_json::json!({"role": member.role})).await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "member.delete",
+        "member",
+        user_id,
+        serde_json::json!({"role": member.role}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -303,7 +367,12 @@ pub async fn list_invitations(
     let rows = tx.list_invitations(page.after()?, limit).await?;
     tx.commit().await?;
     let now = now_micros();
-    Ok(axum::Json(Page::from_rows(rows, limit, |i| (i.created_at, i.id.to_string()), |i| invitation_view(&i, now))))
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        |i| (i.created_at, i.id.to_string()),
+        |i| invitation_view(&i, now),
+    )))
 }
 
 /// Invites someone by e-mail address; the token is returned once.
@@ -342,12 +411,26 @@ pub async fn create_invitation(
     let mut tx = state.store().org(scope).await?;
     check_member_limit(&mut tx).await?;
     tx.insert_invitation(&record).await?;
-    audit(&state, &mut tx, ip, "invitation.create", "invitation", id, serde_json::json!({
-        "email": email.as_str(), "role": body.role,
-    }))
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "invitation.create",
+        "invitation",
+        id,
+        serde_json::json!({
+            "email": email.as_str(), "role": body.role,
+        }),
+    )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedInvitation { invitation: invitation_view(&record, now), token: token.to_string() })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedInvitation {
+            invitation: invitation_view(&record, now),
+            token: token.to_string(),
+        }),
+    ))
 }
 
 /// Revokes a pending invitation.
@@ -367,12 +450,23 @@ pub async fn revoke_invitation(
     let mut tx = state.store().org(scope).await?;
     let mut inv = tx.invitation(id).await?;
     if inv.accepted_at.is_some() {
-        return Err(AppError::Conflict("the invitation was already accepted; remove the member instead".to_owned()));
+        return Err(AppError::Conflict(
+            "the invitation was already accepted; remove the member instead".to_owned(),
+        ));
     }
     if inv.revoked_at.is_none() {
         inv.revoked_at = Some(now_micros());
         tx.update_invitation(&inv).await?;
-        audit(&state, &mut tx, ip, "invitation.revoke", "invitation", id, serde_json::json!({})).await?;
+        audit(
+            &state,
+            &mut tx,
+            ip,
+            "invitation.revoke",
+            "invitation",
+            id,
+            serde_json::json!({}),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -393,19 +487,30 @@ pub async fn accept_invitation(
     ApiJson(body): ApiJson<AcceptInvitation>,
 ) -> Result<axum::Json<Accepted>, AppError> {
     const INVALID: &str = "the invitation token is invalid, expired, revoked or already used";
-    let token = OpaqueToken::parse_as(&body.token, TokenKind::Invitation).map_err(|_| AppError::Unauthorized(INVALID))?;
+    let token = OpaqueToken::parse_as(&body.token, TokenKind::Invitation)
+        .map_err(|_| AppError::Unauthorized(INVALID))?;
     let id = InvitationId::from_uuid(token.id());
     let mut g = state.store().global().await?;
-    let org = g.token_org("invitation", &id.to_string()).await?.ok_or(AppError::Unauthorized(INVALID))?;
+    let org = g
+        .token_org("invitation", &id.to_string())
+        .await?
+        .ok_or(AppError::Unauthorized(INVALID))?;
     let now = now_micros();
     // Decide the account first: the one signed in, an existing one (which must sign in), or
     // a new one made from name and password.
     let probe = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
     let mut probe_tx = state.store().org(&probe).await?;
-    let inv = probe_tx.invitation(id).await.map_err(|_| AppError::Unauthorized(INVALID))?;
+    let inv = probe_tx
+        .invitation(id)
+        .await
+        .map_err(|_| AppError::Unauthorized(INVALID))?;
     drop(probe_tx);
     let hash = SecretHash::from_hex(&inv.secret_hash).map_err(AppError::internal)?;
-    if !token.matches(&hash) || inv.accepted_at.is_some() || inv.revoked_at.is_some() || inv.expires_at <= now {
+    if !token.matches(&hash)
+        || inv.accepted_at.is_some()
+        || inv.revoked_at.is_some()
+        || inv.expires_at <= now
+    {
         return Err(AppError::Unauthorized(INVALID));
     }
     let user_id = match (&principal, g.user_by_email(&inv.email).await?) {
@@ -417,16 +522,28 @@ pub async fn accept_invitation(
         }
         (_, None) => {
             let name = display_name("name", body.name.as_deref().unwrap_or(""))?;
-            let password = Password::new(body.password.as_deref().unwrap_or(""), &[inv.email.as_str(), &name])
-                .map_err(|e| e.at("password"))?;
+            let password = Password::new(
+                body.password.as_deref().unwrap_or(""),
+                &[inv.email.as_str(), &name],
+            )
+            .map_err(|e| e.at("password"))?;
             let params = *state.password_params();
-            let hash = tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-                .await
-                .map_err(AppError::internal)?
-                .map_err(AppError::internal)?;
+            let hash = tokio::task::spawn_blocking(move || {
+                hash_password(&password, &random::<16>(), &params)
+            })
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
             let id = UserId::from_uuid(new_id());
-            g.insert_user(&NewUser { id, email: inv.email.clone(), name, password_hash: hash, platform_role: None, now })
-                .await?;
+            g.insert_user(&NewUser {
+                id,
+                email: inv.email.clone(),
+                name,
+                password_hash: hash,
+                platform_role: None,
+                now,
+            })
+            .await?;
             id
         }
     };
@@ -437,10 +554,22 @@ pub async fn accept_invitation(
     inv.accepted_at = Some(now);
     tx.update_invitation(&inv).await?;
     tx.insert_member(user_id, inv.role, now).await?;
-    audit(&state, &mut tx, ip, "invitation.accept", "member", user_id, serde_json::json!({
-        "invitation": id.to_string(), "role": inv.role,
-    }))
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "invitation.accept",
+        "member",
+        user_id,
+        serde_json::json!({
+            "invitation": id.to_string(), "role": inv.role,
+        }),
+    )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Accepted { organization_id: org, user_id, role: inv.role }))
+    Ok(axum::Json(Accepted {
+        organization_id: org,
+        user_id,
+        role: inv.role,
+    }))
 }

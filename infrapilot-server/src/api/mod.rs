@@ -74,14 +74,19 @@ impl PageQuery {
     pub fn fetch_limit(&self) -> Result<i64, AppError> {
         let limit = self.limit.unwrap_or(50);
         if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(AppError::field("limit", format!("must be from 1 to {MAX_PAGE}")));
+            return Err(AppError::field(
+                "limit",
+                format!("must be from 1 to {MAX_PAGE}"),
+            ));
         }
         Ok(limit + 1)
     }
 
     /// The decoded `(created_at, id)` keyset cursor.
     pub fn after(&self) -> Result<Option<(i64, String)>, AppError> {
-        let Some(cursor) = &self.cursor else { return Ok(None) };
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
         let bad = || AppError::field("cursor", "is not a cursor this API returned");
         let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
@@ -127,7 +132,10 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Page { items: rows.into_iter().map(convert).collect(), next_cursor }
+        Page {
+            items: rows.into_iter().map(convert).collect(),
+            next_cursor,
+        }
     }
 }
 
@@ -138,7 +146,10 @@ pub fn display_name(field: &str, input: &str) -> Result<String, AppError> {
         return Err(AppError::field(field, "must be 1 to 100 characters long"));
     }
     if name.chars().any(char::is_control) {
-        return Err(AppError::field(field, "must not contain control characters"));
+        return Err(AppError::field(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -146,13 +157,18 @@ pub fn display_name(field: &str, input: &str) -> Result<String, AppError> {
 /// An organization slug: 2–63 of `a-z`, `0-9`, `-`, starting with a letter or digit.
 pub fn slug(field: &str, input: &str) -> Result<String, AppError> {
     let ok = (2..=63).contains(&input.len())
-        && input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && input.as_bytes()[0] != b'-'
         && !input.ends_with('-');
     if ok {
         Ok(input.to_owned())
     } else {
-        Err(AppError::field(field, "must be 2 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'"))
+        Err(AppError::field(
+            field,
+            "must be 2 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+        ))
     }
 }
 
@@ -179,12 +195,20 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_named() {
-        let q = PageQuery { limit: Some(10), cursor: Some(cursor(42, "abc")) };
+        let q = PageQuery {
+            limit: Some(10),
+            cursor: Some(cursor(42, "abc")),
+        };
         assert_eq!(q.after().unwrap(), Some((42, "abc".to_owned())));
         assert_eq!(q.fetch_limit().unwrap(), 11);
-        let bad = PageQuery { limit: Some(0), cursor: Some("%%%".into()) };
+        let bad = PageQuery {
+            limit: Some(0),
+            cursor: Some("%%%".into()),
+        };
         assert!(bad.fetch_limit().is_err());
-        let AppError::Invalid(errors) = bad.after().unwrap_err() else { panic!() };
+        let AppError::Invalid(errors) = bad.after().unwrap_err() else {
+            panic!()
+        };
         assert_eq!(errors[0].field, "cursor");
     }
 

@@ -131,18 +131,32 @@ pub async fn list_orgs(
     let mine = tx.memberships_of(principal.user).await?;
     let page = if principal.platform_role == Some(PlatformRole::SuperAdmin) {
         let rows = tx.list_orgs(page.after()?, limit).await?;
-        Page::from_rows(rows, limit, |o| (o.created_at, o.id.to_string()), |o| {
-            let role = mine.iter().find(|(m, _)| m.id == o.id).map(|(_, r)| *r);
-            view(o, role)
-        })
+        Page::from_rows(
+            rows,
+            limit,
+            |o| (o.created_at, o.id.to_string()),
+            |o| {
+                let role = mine.iter().find(|(m, _)| m.id == o.id).map(|(_, r)| *r);
+                view(o, role)
+            },
+        )
     } else {
         let after = page.after()?;
         let rows: Vec<_> = mine
             .into_iter()
-            .filter(|(o, _)| after.as_ref().is_none_or(|(t, id)| (o.created_at, o.id.to_string()) > (*t, id.clone())))
+            .filter(|(o, _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|(t, id)| (o.created_at, o.id.to_string()) > (*t, id.clone()))
+            })
             .take(usize::try_from(limit).unwrap_or(0))
             .collect();
-        Page::from_rows(rows, limit, |(o, _)| (o.created_at, o.id.to_string()), |(o, r)| view(o, Some(r)))
+        Page::from_rows(
+            rows,
+            limit,
+            |(o, _)| (o.created_at, o.id.to_string()),
+            |(o, r)| view(o, Some(r)),
+        )
     };
     tx.commit().await?;
     Ok(axum::Json(page))
@@ -177,15 +191,36 @@ pub async fn create_org(
         None => slug_from_name(&name, &id.to_string()[..8]),
     };
     let now = now_micros();
-    let record = OrgRecord { id, name, slug, max_users: None, max_agents: None, created_at: now, updated_at: now };
+    let record = OrgRecord {
+        id,
+        name,
+        slug,
+        max_users: None,
+        max_agents: None,
+        created_at: now,
+        updated_at: now,
+    };
     let mut g = state.store().global().await?;
     g.insert_org(&record).await?;
     let scope = OrgScope::new(id, principal.actor, Effective::Org(OrgRole::Owner));
     let mut tx = g.into_org(&scope).await?;
-    tx.insert_member(principal.user, OrgRole::Owner, now).await?;
-    audit(&state, &mut tx, ip, "organization.create", "organization", id, serde_json::json!({"slug": record.slug})).await?;
+    tx.insert_member(principal.user, OrgRole::Owner, now)
+        .await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "organization.create",
+        "organization",
+        id,
+        serde_json::json!({"slug": record.slug}),
+    )
+    .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(view(record, Some(OrgRole::Owner)))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(view(record, Some(OrgRole::Owner))),
+    ))
 }
 
 /// Creates an account and an organization it owns (SaaS edition). Sign in afterwards.
@@ -203,13 +238,15 @@ pub async fn signup(
     saas_only(&state, "sign-up")?;
     let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
     let name = display_name("name", &body.name)?;
-    let password = Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
+    let password =
+        Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
     let org_name = display_name("organization_name", &body.organization_name)?;
     let params = *state.password_params();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
+    let hash =
+        tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
     let now = now_micros();
     let user_id = UserId::from_uuid(new_id());
     let org_id = OrgId::from_uuid(new_id());
@@ -223,14 +260,37 @@ pub async fn signup(
         updated_at: now,
     };
     let mut g = state.store().global().await?;
-    g.insert_user(&NewUser { id: user_id, email, name, password_hash: hash, platform_role: None, now }).await?;
+    g.insert_user(&NewUser {
+        id: user_id,
+        email,
+        name,
+        password_hash: hash,
+        platform_role: None,
+        now,
+    })
+    .await?;
     g.insert_org(&record).await?;
     let scope = OrgScope::new(org_id, Actor::User(user_id), Effective::Org(OrgRole::Owner));
     let mut tx = g.into_org(&scope).await?;
     tx.insert_member(user_id, OrgRole::Owner, now).await?;
-    audit(&state, &mut tx, ip, "organization.signup", "organization", org_id, serde_json::json!({})).await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "organization.signup",
+        "organization",
+        org_id,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(SignedUp { user_id, organization: view(record, Some(OrgRole::Owner)) })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SignedUp {
+            user_id,
+            organization: view(record, Some(OrgRole::Owner)),
+        }),
+    ))
 }
 
 /// The current organization (chosen with `X-Org-Id` or the token's own).
@@ -238,7 +298,10 @@ pub async fn signup(
     (status = 200, body = Organization),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn get_org(State(state): State<AppState>, scoped: Scoped) -> Result<axum::Json<Organization>, AppError> {
+pub async fn get_org(
+    State(state): State<AppState>,
+    scoped: Scoped,
+) -> Result<axum::Json<Organization>, AppError> {
     let scope = scoped.require(Action::View, Resource::Organization)?;
     let mut tx = state.store().org(scope).await?;
     let org = tx.organization().await?;
@@ -254,7 +317,10 @@ fn limit_value(field: &str, value: i64) -> Result<Option<i64>, AppError> {
     match value {
         -1 => Ok(None),
         1..=1_000_000 => Ok(Some(value)),
-        _ => Err(AppError::field(field, "must be from 1 to 1000000, or -1 for unlimited")),
+        _ => Err(AppError::field(
+            field,
+            "must be from 1 to 1000000, or -1 for unlimited",
+        )),
     }
 }
 
@@ -271,8 +337,12 @@ pub async fn update_org(
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<axum::Json<Organization>, AppError> {
     let scope = scoped.require(Action::Update, Resource::OrgSettings)?;
-    if (body.max_users.is_some() || body.max_agents.is_some()) && scope.role() != Effective::SuperAdmin {
-        return Err(AppError::Refused("only a super admin changes an organization's limits".to_owned()));
+    if (body.max_users.is_some() || body.max_agents.is_some())
+        && scope.role() != Effective::SuperAdmin
+    {
+        return Err(AppError::Refused(
+            "only a super admin changes an organization's limits".to_owned(),
+        ));
     }
     let mut tx = state.store().org(scope).await?;
     let mut org = tx.organization().await?;
@@ -314,7 +384,10 @@ pub async fn delete_org(
     let mut tx = state.store().org(scope).await?;
     let org = tx.organization().await?;
     if q.confirm.as_deref() != Some(org.slug.as_str()) {
-        return Err(AppError::field("confirm", format!("type the organization's slug ({}) to confirm", org.slug)));
+        return Err(AppError::field(
+            "confirm",
+            format!("type the organization's slug ({}) to confirm", org.slug),
+        ));
     }
     tx.delete_organization().await?;
     tx.commit().await?;

@@ -68,11 +68,16 @@ pub struct SetupResponse {
 
 /// Whether first-run setup is still needed.
 #[utoipa::path(get, path = "/api/v1/setup", tag = "setup", responses((status = 200, body = SetupStatus)))]
-pub async fn setup_status(State(state): State<AppState>) -> Result<axum::Json<SetupStatus>, AppError> {
+pub async fn setup_status(
+    State(state): State<AppState>,
+) -> Result<axum::Json<SetupStatus>, AppError> {
     let mut tx = state.store().global().await?;
     let done = tx.setup_completed().await?;
     tx.commit().await?;
-    Ok(axum::Json(SetupStatus { setup_required: !done, edition: state.config().edition }))
+    Ok(axum::Json(SetupStatus {
+        setup_required: !done,
+        edition: state.config().edition,
+    }))
 }
 
 /// Creates the super admin and the first organization. Works exactly once.
@@ -89,29 +94,42 @@ pub async fn setup(
 ) -> Result<(StatusCode, axum::Json<SetupResponse>), AppError> {
     let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
     let name = display_name("name", &body.name)?;
-    let password = Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
+    let password =
+        Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
     let org_name = display_name("organization_name", &body.organization_name)?;
     let org_id = OrgId::from_uuid(new_id());
     let org_slug = match &body.organization_slug {
         Some(s) => slug("organization_slug", s)?,
         None => slug_from_name(&org_name, &org_id.to_string()[..8]),
     };
-    let code_ok: bool = body.setup_code.trim().as_bytes().ct_eq(state.keys().setup_code().as_bytes()).into();
+    let code_ok: bool = body
+        .setup_code
+        .trim()
+        .as_bytes()
+        .ct_eq(state.keys().setup_code().as_bytes())
+        .into();
     if !code_ok {
-        return Err(AppError::Unauthorized("the setup code is wrong; it is in the server's log from its first start"));
+        return Err(AppError::Unauthorized(
+            "the setup code is wrong; it is in the server's log from its first start",
+        ));
     }
     let params = *state.password_params();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
+    let hash =
+        tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
     let now = now_micros();
     let user_id = UserId::from_uuid(new_id());
     let mut tx = state.store().global().await?;
     if tx.setup_completed().await? {
-        return Err(AppError::Conflict("setup was already done; sign in instead".to_owned()));
+        return Err(AppError::Conflict(
+            "setup was already done; sign in instead".to_owned(),
+        ));
     }
-    tx.complete_setup(now).await.map_err(|_| AppError::Conflict("setup was already done".to_owned()))?;
+    tx.complete_setup(now)
+        .await
+        .map_err(|_| AppError::Conflict("setup was already done".to_owned()))?;
     tx.insert_user(&NewUser {
         id: user_id,
         email: email.clone(),
@@ -134,11 +152,26 @@ pub async fn setup(
     let scope = OrgScope::new(org_id, Actor::User(user_id), Effective::SuperAdmin);
     let mut tx = tx.into_org(&scope).await?;
     tx.insert_member(user_id, OrgRole::Owner, now).await?;
-    audit(&state, &mut tx, ip, "instance.setup", "organization", org_id, serde_json::json!({
-        "email": email.as_str(), "organization_slug": org_slug,
-    }))
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "instance.setup",
+        "organization",
+        org_id,
+        serde_json::json!({
+            "email": email.as_str(), "organization_slug": org_slug,
+        }),
+    )
     .await?;
     tx.commit().await?;
     tracing::info!(%user_id, %org_id, "first-run setup done");
-    Ok((StatusCode::CREATED, axum::Json(SetupResponse { user_id, organization_id: org_id, organization_slug: org_slug })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SetupResponse {
+            user_id,
+            organization_id: org_id,
+            organization_slug: org_slug,
+        }),
+    ))
 }

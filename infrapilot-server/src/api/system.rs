@@ -13,7 +13,10 @@ use crate::error::AppError;
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// Liveness answer.
@@ -28,7 +31,10 @@ pub struct Health {
 /// Whether the process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    axum::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// Whether the server can serve: the store answers.
@@ -42,13 +48,20 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
         .ping()
         .await
         .map_err(|e| AppError::Unavailable(format!("the database does not answer: {e}")))?;
-    Ok(axum::Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") }))
+    Ok(axum::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let uptime = state.uptime().as_secs_f64();
-    let text = state.metrics().render(&[("infrapilot_uptime_seconds", "Seconds since the server started.", uptime)]);
+    let text = state.metrics().render(&[(
+        "infrapilot_uptime_seconds",
+        "Seconds since the server started.",
+        uptime,
+    )]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

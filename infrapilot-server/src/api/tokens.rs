@@ -23,7 +23,9 @@ use crate::util::{new_id, now_micros, random, rfc3339};
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_api_tokens, create_api_token)).routes(routes!(revoke_api_token))
+    OpenApiRouter::new()
+        .routes(routes!(list_api_tokens, create_api_token))
+        .routes(routes!(revoke_api_token))
 }
 
 /// An API token, without its secret.
@@ -108,20 +110,36 @@ pub async fn list_api_tokens(
     Query(q): Query<TokenListQuery>,
 ) -> Result<axum::Json<Page<ApiToken>>, AppError> {
     let scope = scoped.require(Action::View, Resource::ApiToken)?;
-    let page = PageQuery { limit: q.limit, cursor: q.cursor };
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let limit = page.fetch_limit()?;
     let owner = if q.all == Some(true) {
         if !is_admin(scope.role()) {
-            return Err(AppError::Forbidden { action: Action::View, resource: Resource::User });
+            return Err(AppError::Forbidden {
+                action: Action::View,
+                resource: Resource::User,
+            });
         }
         None
     } else {
-        Some(scope.actor().user().ok_or(AppError::Unauthorized("sign in as a user"))?)
+        Some(
+            scope
+                .actor()
+                .user()
+                .ok_or(AppError::Unauthorized("sign in as a user"))?,
+        )
     };
     let mut tx = state.store().org(scope).await?;
     let rows = tx.list_api_tokens(owner, page.after()?, limit).await?;
     tx.commit().await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |t| (t.created_at, t.id.to_string()), view)))
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        |t| (t.created_at, t.id.to_string()),
+        view,
+    )))
 }
 
 /// Creates an API token for yourself in the current organization.
@@ -137,9 +155,14 @@ pub async fn create_api_token(
     ApiJson(body): ApiJson<CreateApiToken>,
 ) -> Result<(StatusCode, axum::Json<CreatedApiToken>), AppError> {
     let scope = scoped.require(Action::Create, Resource::ApiToken)?;
-    let user = scope.actor().user().ok_or(AppError::Unauthorized("sign in as a user"))?;
+    let user = scope
+        .actor()
+        .user()
+        .ok_or(AppError::Unauthorized("sign in as a user"))?;
     if matches!(scope.actor(), crate::store::Actor::ApiToken { .. }) {
-        return Err(AppError::Refused("an API token cannot create API tokens; sign in".to_owned()));
+        return Err(AppError::Refused(
+            "an API token cannot create API tokens; sign in".to_owned(),
+        ));
     }
     let name = display_name("name", &body.name)?;
     let ceiling = match scope.role() {
@@ -148,7 +171,10 @@ pub async fn create_api_token(
     };
     let role = body.role.unwrap_or(ceiling);
     if role > ceiling {
-        return Err(AppError::field("role", format!("cannot exceed your own role ({ceiling})")));
+        return Err(AppError::field(
+            "role",
+            format!("cannot exceed your own role ({ceiling})"),
+        ));
     }
     let now = now_micros();
     let expires_at = match body.expires_in_days {
@@ -171,12 +197,26 @@ pub async fn create_api_token(
     };
     let mut tx = state.store().org(scope).await?;
     tx.insert_api_token(&record).await?;
-    audit(&state, &mut tx, ip, "api_token.create", "api_token", id, serde_json::json!({
-        "name": record.name, "role": role, "expires_at": expires_at,
-    }))
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "api_token.create",
+        "api_token",
+        id,
+        serde_json::json!({
+            "name": record.name, "role": role, "expires_at": expires_at,
+        }),
+    )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedApiToken { api_token: view(record), token: token.to_string() })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedApiToken {
+            api_token: view(record),
+            token: token.to_string(),
+        }),
+    ))
 }
 
 /// Revokes an API token (your own; admins: anyone's in the organization).
@@ -200,7 +240,16 @@ pub async fn revoke_api_token(
     if token.revoked_at.is_none() {
         token.revoked_at = Some(now_micros());
         tx.update_api_token(&token).await?;
-        audit(&state, &mut tx, ip, "api_token.revoke", "api_token", id, serde_json::json!({"name": token.name})).await?;
+        audit(
+            &state,
+            &mut tx,
+            ip,
+            "api_token.revoke",
+            "api_token",
+            id,
+            serde_json::json!({"name": token.name}),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

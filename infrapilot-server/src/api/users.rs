@@ -27,7 +27,9 @@ use crate::util::{new_id, now_micros, random, rfc3339};
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(get_user, update_user, delete_user))
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
 }
 
 /// An account.
@@ -97,7 +99,11 @@ async fn hash(state: &AppState, password: Password) -> Result<String, AppError> 
 
 /// Loads an account the scope may manage: a member of the scope's organization without a
 /// platform role, or any account for a super admin.
-async fn manageable(state: &AppState, scope: &OrgScope, id: UserId) -> Result<(GlobalTx, UserRecord), AppError> {
+async fn manageable(
+    state: &AppState,
+    scope: &OrgScope,
+    id: UserId,
+) -> Result<(GlobalTx, UserRecord), AppError> {
     let mut g = state.store().global().await?;
     let user = g.user(id).await?;
     if scope.role() != Effective::SuperAdmin {
@@ -108,7 +114,9 @@ async fn manageable(state: &AppState, scope: &OrgScope, id: UserId) -> Result<(G
             return Err(AppError::NotFound("user"));
         }
         if user.platform_role.is_some() {
-            return Err(AppError::Refused("a super admin's account is managed by super admins only".to_owned()));
+            return Err(AppError::Refused(
+                "a super admin's account is managed by super admins only".to_owned(),
+            ));
         }
     }
     Ok((g, user))
@@ -130,7 +138,12 @@ pub async fn list_users(
         let mut g = state.store().global().await?;
         let rows = g.list_users(page.after()?, limit).await?;
         g.commit().await?;
-        return Ok(axum::Json(Page::from_rows(rows, limit, |u| (u.created_at, u.id.to_string()), view)));
+        return Ok(axum::Json(Page::from_rows(
+            rows,
+            limit,
+            |u| (u.created_at, u.id.to_string()),
+            view,
+        )));
     }
     let mut tx = state.store().org(scope).await?;
     let members = tx.list_members(page.after()?, limit).await?;
@@ -141,7 +154,12 @@ pub async fn list_users(
         rows.push((m.created_at, g.user(m.user_id).await?));
     }
     g.commit().await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |(t, u)| (*t, u.id.to_string()), |(_, u)| view(u))))
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        |(t, u)| (*t, u.id.to_string()),
+        |(_, u)| view(u),
+    )))
 }
 
 /// Creates an account and adds it to the current organization.
@@ -160,20 +178,45 @@ pub async fn create_user(
     let scope = scoped.require(Action::Create, Resource::User)?;
     let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
     let name = display_name("name", &body.name)?;
-    let password = Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
-    if body.role == OrgRole::Owner && !matches!(scope.role(), Effective::SuperAdmin | Effective::Org(OrgRole::Owner)) {
-        return Err(AppError::Refused("only an owner can grant the owner role".to_owned()));
+    let password =
+        Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
+    if body.role == OrgRole::Owner
+        && !matches!(
+            scope.role(),
+            Effective::SuperAdmin | Effective::Org(OrgRole::Owner)
+        )
+    {
+        return Err(AppError::Refused(
+            "only an owner can grant the owner role".to_owned(),
+        ));
     }
     let password_hash = hash(&state, password).await?;
     let now = now_micros();
     let id = UserId::from_uuid(new_id());
     let mut g = state.store().global().await?;
-    g.insert_user(&NewUser { id, email: email.clone(), name, password_hash, platform_role: None, now }).await?;
+    g.insert_user(&NewUser {
+        id,
+        email: email.clone(),
+        name,
+        password_hash,
+        platform_role: None,
+        now,
+    })
+    .await?;
     let user = g.user(id).await?;
     let mut tx = g.into_org(scope).await?;
     check_member_limit(&mut tx).await?;
     tx.insert_member(id, body.role, now).await?;
-    audit(&state, &mut tx, ip, "user.create", "user", id, serde_json::json!({"email": email.as_str(), "role": body.role})).await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "user.create",
+        "user",
+        id,
+        serde_json::json!({"email": email.as_str(), "role": body.role}),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(view(user))))
 }
@@ -184,7 +227,11 @@ pub async fn create_user(
     (status = 200, body = User),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn get_user(State(state): State<AppState>, scoped: Scoped, Path(id): Path<UserId>) -> Result<axum::Json<User>, AppError> {
+pub async fn get_user(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<UserId>,
+) -> Result<axum::Json<User>, AppError> {
     let scope = scoped.require(Action::View, Resource::User)?;
     let mut g = state.store().global().await?;
     let user = g.user(id).await?;
@@ -214,13 +261,19 @@ pub async fn update_user(
 ) -> Result<axum::Json<User>, AppError> {
     let scope = scoped.require(Action::Update, Resource::User)?;
     if body.disabled == Some(true) && scope.actor().user() == Some(id) {
-        return Err(AppError::Refused("you cannot disable your own account".to_owned()));
+        return Err(AppError::Refused(
+            "you cannot disable your own account".to_owned(),
+        ));
     }
     let new_password = match &body.password {
         Some(p) => Some(Password::new(p, &[]).map_err(|e| e.at("password"))?),
         None => None,
     };
-    let name = body.name.as_deref().map(|n| display_name("name", n)).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| display_name("name", n))
+        .transpose()?;
     let (mut g, mut user) = manageable(&state, scope, id).await?;
     if let Some(name) = name {
         user.name = name;
@@ -264,7 +317,9 @@ pub async fn delete_user(
 ) -> Result<StatusCode, AppError> {
     let scope = scoped.require(Action::Delete, Resource::User)?;
     if scope.actor().user() == Some(id) {
-        return Err(AppError::Refused("you cannot delete your own account here".to_owned()));
+        return Err(AppError::Refused(
+            "you cannot delete your own account here".to_owned(),
+        ));
     }
     let (mut g, user) = manageable(&state, scope, id).await?;
     g.act_as_user(id).await?;
@@ -279,12 +334,23 @@ pub async fn delete_user(
         let owners = tx.count_members(Some(OrgRole::Owner)).await?;
         tx.commit().await?;
         if owners <= 1 {
-            return Err(AppError::Refused("this is the organization's last owner; make someone else owner first".to_owned()));
+            return Err(AppError::Refused(
+                "this is the organization's last owner; make someone else owner first".to_owned(),
+            ));
         }
     }
     g.delete_user(id).await?;
     let mut tx = g.into_org(scope).await?;
-    audit(&state, &mut tx, ip, "user.delete", "user", id, serde_json::json!({"email": user.email.as_str()})).await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "user.delete",
+        "user",
+        id,
+        serde_json::json!({"email": user.email.as_str()}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,8 @@ use std::net::IpAddr;
 
 use ed25519_dalek::SigningKey;
 use infrapilot_core::audit::{
-    self, AuditAction, AuditEntry, ChainedEntry, Checkpoint, Outcome, Resource, ResourceId, ResourceKind,
+    self, AuditAction, AuditEntry, ChainedEntry, Checkpoint, Outcome, Resource, ResourceId,
+    ResourceKind,
 };
 use serde::Deserialize;
 
@@ -84,14 +85,17 @@ impl OrgTx {
     ) -> Result<ChainedEntry, StoreError> {
         let org = self.scope().org();
         let actor = self.scope().actor();
-        let invalid = |what: &'static str| move |e: infrapilot_core::values::ValueError| StoreError::corrupt(what, e);
+        let invalid = |what: &'static str| {
+            move |e: infrapilot_core::values::ValueError| StoreError::corrupt(what, e)
+        };
         let entry = AuditEntry {
             time_us: now_us,
             org,
             actor: core_actor(actor),
             action: AuditAction::parse(record.action).map_err(invalid("audit action"))?,
             resource: Resource::new(
-                ResourceKind::parse(record.resource_kind).map_err(invalid("audit resource kind"))?,
+                ResourceKind::parse(record.resource_kind)
+                    .map_err(invalid("audit resource kind"))?,
                 ResourceId::parse(&record.resource_id).map_err(invalid("audit resource id"))?,
             ),
             source_ip: record.source_ip,
@@ -110,7 +114,13 @@ impl OrgTx {
             Backend::Postgres => "SELECT seq FROM audit_heads WHERE org_id = $1 FOR UPDATE",
             Backend::Sqlite => "SELECT seq FROM audit_heads WHERE org_id = $1",
         };
-        let head_seq: i64 = col(&sqlx::query(lock).bind(&org_text).fetch_one(self.conn()).await?, "seq")?;
+        let head_seq: i64 = col(
+            &sqlx::query(lock)
+                .bind(&org_text)
+                .fetch_one(self.conn())
+                .await?,
+            "seq",
+        )?;
         let prev = if head_seq == 0 {
             None
         } else {
@@ -121,7 +131,8 @@ impl OrgTx {
                 .await?;
             Some(json::<ChainedEntry>(&row, "entry")?)
         };
-        let chained = audit::append(prev.as_ref(), entry).map_err(|e| StoreError::corrupt("audit chain", e))?;
+        let chained = audit::append(prev.as_ref(), entry)
+            .map_err(|e| StoreError::corrupt("audit chain", e))?;
         let seq = i64::try_from(chained.seq).map_err(|e| StoreError::corrupt("audit seq", e))?;
         sqlx::query(
             "INSERT INTO audit_entries (org_id, seq, entry, time, action, actor, resource_kind, outcome) \
@@ -145,12 +156,14 @@ impl OrgTx {
             .execute(self.conn())
             .await?;
         if chained.seq % CHECKPOINT_HISTORY_EVERY == 0 {
-            sqlx::query("INSERT INTO audit_checkpoints (org_id, seq, checkpoint) VALUES ($1, $2, $3)")
-                .bind(&org_text)
-                .bind(seq)
-                .bind(&checkpoint)
-                .execute(self.conn())
-                .await?;
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (org_id, seq, checkpoint) VALUES ($1, $2, $3)",
+            )
+            .bind(&org_text)
+            .bind(seq)
+            .bind(&checkpoint)
+            .execute(self.conn())
+            .await?;
         }
         Ok(chained)
     }
@@ -183,22 +196,26 @@ impl OrgTx {
     }
 
     /// The whole chain, oldest first, and every checkpoint (history plus the head's).
-    pub async fn audit_chain(&mut self) -> Result<(Vec<ChainedEntry>, Vec<Checkpoint>), StoreError> {
+    pub async fn audit_chain(
+        &mut self,
+    ) -> Result<(Vec<ChainedEntry>, Vec<Checkpoint>), StoreError> {
         let org = self.scope().org().to_string();
         let rows = sqlx::query("SELECT entry FROM audit_entries WHERE org_id = $1 ORDER BY seq")
             .bind(&org)
             .fetch_all(self.conn())
             .await?;
-        let entries = rows.iter().map(|r| json(r, "entry")).collect::<Result<Vec<_>, _>>()?;
-        let mut checkpoints: Vec<Checkpoint> = sqlx::query(
-            "SELECT checkpoint FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq",
-        )
-        .bind(&org)
-        .fetch_all(self.conn())
-        .await?
-        .iter()
-        .map(|r| json(r, "checkpoint"))
-        .collect::<Result<_, _>>()?;
+        let entries = rows
+            .iter()
+            .map(|r| json(r, "entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut checkpoints: Vec<Checkpoint> =
+            sqlx::query("SELECT checkpoint FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq")
+                .bind(&org)
+                .fetch_all(self.conn())
+                .await?
+                .iter()
+                .map(|r| json(r, "checkpoint"))
+                .collect::<Result<_, _>>()?;
         let head = sqlx::query("SELECT checkpoint FROM audit_heads WHERE org_id = $1")
             .bind(&org)
             .fetch_optional(self.conn())
@@ -206,7 +223,8 @@ impl OrgTx {
         if let Some(row) = head {
             let text: String = col(&row, "checkpoint")?;
             if !text.is_empty() {
-                let cp: Checkpoint = serde_json::from_str(&text).map_err(|e| StoreError::corrupt("checkpoint", e))?;
+                let cp: Checkpoint = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::corrupt("checkpoint", e))?;
                 if checkpoints.last().is_none_or(|last| last.seq != cp.seq) {
                     checkpoints.push(cp);
                 }

@@ -139,7 +139,11 @@ impl GlobalTx {
         if self.backend == Backend::Postgres {
             postgres::set_context(&mut self.tx, Some(scope.org()), scope.actor().user()).await?;
         }
-        Ok(super::OrgTx { tx: self.tx, scope: scope.clone(), backend: self.backend })
+        Ok(super::OrgTx {
+            tx: self.tx,
+            scope: scope.clone(),
+            backend: self.backend,
+        })
     }
 
     /// On PostgreSQL, lets this transaction see `user`'s memberships in every organization.
@@ -295,11 +299,15 @@ impl GlobalTx {
 
     /// The organization with this id.
     pub async fn org(&mut self, id: OrgId) -> Result<OrgRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .ok_or(StoreError::NotFound { what: "organization" })?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "organization",
+        })?;
         org_from_row(&row)
     }
 
