@@ -9,6 +9,8 @@
 //! The modules:
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
+//! - [`policy`] — the policy engine: JSON conditions compiled once, decisions with diagnostics.
 
 pub mod ids;
+pub mod policy;
 pub mod values;

@@ -34,7 +34,10 @@ impl CidrText {
         let mut bytes = [0u8; 43];
         let len = s.len().min(43);
         bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
-        Self { len: len as u8, bytes }
+        Self {
+            len: len as u8,
+            bytes,
+        }
     }
 
     fn as_str(&self) -> &str {
@@ -58,7 +61,11 @@ impl Cidr {
             None => max,
             Some(p) => match p.parse::<u8>() {
                 Ok(n) if n <= max && p.bytes().all(|b| b.is_ascii_digit()) => n,
-                _ => return Err(err(format!("the prefix length must be a number from 0 to {max}"))),
+                _ => {
+                    return Err(err(format!(
+                        "the prefix length must be a number from 0 to {max}"
+                    )));
+                }
             },
         };
         let network = mask(addr, prefix);
@@ -67,7 +74,11 @@ impl Cidr {
                 "has host bits set under /{prefix}; the network is {network}/{prefix}"
             )));
         }
-        Ok(Self { addr, prefix, text: CidrText::new(&format!("{addr}/{prefix}")) })
+        Ok(Self {
+            addr,
+            prefix,
+            text: CidrText::new(&format!("{addr}/{prefix}")),
+        })
     }
 
     /// The network address.
@@ -95,12 +106,20 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -114,7 +133,11 @@ impl FromStr for Cidr {
     }
 }
 
-string_value_serde!(Cidr, "Cidr", "An IP network in CIDR notation, e.g. 10.0.0.0/8");
+string_value_serde!(
+    Cidr,
+    "Cidr",
+    "An IP network in CIDR notation, e.g. 10.0.0.0/8"
+);
 
 #[cfg(test)]
 mod tests {
@@ -125,12 +148,23 @@ mod tests {
     #[test]
     fn cidrs() {
         assert_eq!(Cidr::parse("10.0.0.0/8").unwrap().as_str(), "10.0.0.0/8");
-        assert_eq!(Cidr::parse("192.168.1.7").unwrap().as_str(), "192.168.1.7/32");
-        assert_eq!(Cidr::parse("2001:db8::/32").unwrap().as_str(), "2001:db8::/32");
+        assert_eq!(
+            Cidr::parse("192.168.1.7").unwrap().as_str(),
+            "192.168.1.7/32"
+        );
+        assert_eq!(
+            Cidr::parse("2001:db8::/32").unwrap().as_str(),
+            "2001:db8::/32"
+        );
         assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().as_str(), "0.0.0.0/0");
         let e = Cidr::parse("10.0.0.1/8").unwrap_err();
         assert!(e.reason().contains("10.0.0.0/8"), "{e}");
-        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().reason().contains("0 to 32"));
+        assert!(
+            Cidr::parse("10.0.0.0/33")
+                .unwrap_err()
+                .reason()
+                .contains("0 to 32")
+        );
         assert!(Cidr::parse("10.0.0.0/+8").is_err());
         assert!(Cidr::parse("all").is_err());
         assert!(Cidr::parse("10.0.0.0/8; allow all").is_err());

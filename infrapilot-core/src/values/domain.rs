@@ -60,13 +60,21 @@ impl Domain {
         }
         if let Some(last) = labels.last() {
             if last.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err("must be a name, not an IP address (the last label is numeric)"));
+                return Err(err(
+                    "must be a name, not an IP address (the last label is numeric)",
+                ));
             }
         }
         if wildcard && labels.len() < 2 {
-            return Err(err("a wildcard needs at least two labels after it, as in *.example.com"));
+            return Err(err(
+                "a wildcard needs at least two labels after it, as in *.example.com",
+            ));
         }
-        Ok(Self(if wildcard { format!("*.{ascii}") } else { ascii }))
+        Ok(Self(if wildcard {
+            format!("*.{ascii}")
+        } else {
+            ascii
+        }))
     }
 
     /// The normalized ASCII form, with `*.` in front for a wildcard.
@@ -99,7 +107,10 @@ fn check_label(label: &str) -> Result<(), String> {
     if label.len() > 63 {
         return Err(format!("label {label:?} is longer than 63 characters"));
     }
-    if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(bad) = label
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         return Err(format!(
             "label {label:?} contains {bad:?}; only letters, digits and '-' are allowed"
         ));
@@ -118,7 +129,11 @@ impl FromStr for Domain {
     }
 }
 
-string_value_serde!(Domain, "Domain", "A DNS name (RFC 1123, IDN accepted, optional leading *.)");
+string_value_serde!(
+    Domain,
+    "Domain",
+    "A DNS name (RFC 1123, IDN accepted, optional leading *.)"
+);
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,9 @@ impl Email {
             return Err(err("the part before '@' must be 1 to 64 characters long"));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-            return Err(err("the part before '@' must not start or end with '.' or contain '..'"));
+            return Err(err(
+                "the part before '@' must not start or end with '.' or contain '..'",
+            ));
         }
         if let Some(bad) = local
             .chars()

@@ -18,8 +18,9 @@ impl LabelKey {
         if input.is_empty() || input.len() > 128 {
             return Err(err("must be 1 to 128 characters long"));
         }
-        if let Some(bad) =
-            input.chars().find(|c| !(c.is_ascii_alphanumeric() || "._/-".contains(*c)))
+        if let Some(bad) = input
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "._/-".contains(*c)))
         {
             return Err(err(&format!(
                 "contains {bad:?}; only letters, digits, '.', '_', '/' and '-' are allowed"
@@ -60,7 +61,9 @@ impl LabelValue {
             return Err(err("must be at most 256 characters long"));
         }
         if input.chars().any(char::is_control) {
-            return Err(err("must not contain control characters (newlines, tabs, …)"));
+            return Err(err(
+                "must not contain control characters (newlines, tabs, …)",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -85,7 +88,10 @@ string_value_serde!(LabelValue, "LabelValue", "A label value");
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]
-#[serde(try_from = "BTreeMap<LabelKey, LabelValue>", into = "BTreeMap<LabelKey, LabelValue>")]
+#[serde(
+    try_from = "BTreeMap<LabelKey, LabelValue>",
+    into = "BTreeMap<LabelKey, LabelValue>"
+)]
 pub struct Labels(BTreeMap<LabelKey, LabelValue>);
 
 /// The most labels one object may carry.
@@ -124,7 +130,10 @@ impl Labels {
 
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&LabelValue> {
-        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
     }
 
     /// Whether every label in `selector` is present here with the same value.
@@ -197,11 +206,21 @@ mod tests {
     #[test]
     fn keys_and_values() {
         assert!(LabelKey::parse("com.example/team-a").is_ok());
-        assert!(LabelKey::parse("-a").unwrap_err().reason().contains("start and end"));
+        assert!(
+            LabelKey::parse("-a")
+                .unwrap_err()
+                .reason()
+                .contains("start and end")
+        );
         assert!(LabelKey::parse("a=b").unwrap_err().reason().contains("'='"));
         assert!(LabelKey::parse("").is_err());
         assert!(LabelValue::parse("prod eu-west").is_ok());
-        assert!(LabelValue::parse("a\nb").unwrap_err().reason().contains("control"));
+        assert!(
+            LabelValue::parse("a\nb")
+                .unwrap_err()
+                .reason()
+                .contains("control")
+        );
     }
 
     #[test]
@@ -222,10 +241,16 @@ mod tests {
     fn at_most_64() {
         let mut l = Labels::new();
         for i in 0..64 {
-            l.insert(LabelKey::parse(&format!("k{i}")).unwrap(), LabelValue::parse("v").unwrap())
-                .unwrap();
+            l.insert(
+                LabelKey::parse(&format!("k{i}")).unwrap(),
+                LabelValue::parse("v").unwrap(),
+            )
+            .unwrap();
         }
-        let e = l.insert(LabelKey::parse("k64").unwrap(), LabelValue::parse("v").unwrap());
+        let e = l.insert(
+            LabelKey::parse("k64").unwrap(),
+            LabelValue::parse("v").unwrap(),
+        );
         assert!(e.unwrap_err().reason().contains("64"));
     }
 }

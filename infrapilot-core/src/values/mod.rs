@@ -42,7 +42,11 @@ impl ValueError {
         } else {
             value.to_owned()
         };
-        Self { field: field.into(), value, reason: reason.into() }
+        Self {
+            field: field.into(),
+            value,
+            reason: reason.into(),
+        }
     }
 
     /// Renames the field, e.g. from `domain` to `domains[2]`.

@@ -219,7 +219,12 @@ impl Upstream {
             None | Some("/") => None,
             Some(p) => Some(UpstreamPath::parse(p).map_err(inner)?),
         };
-        Ok(Upstream::Url { scheme, host, port, path })
+        Ok(Upstream::Url {
+            scheme,
+            host,
+            port,
+            path,
+        })
     }
 
     /// The port traffic goes to.
@@ -261,7 +266,11 @@ fn parse_host(host: &str) -> Result<UpstreamHost, ValueError> {
     }
     let domain = Domain::parse(host).map_err(|e| e.at("host"))?;
     if domain.is_wildcard() {
-        return Err(ValueError::new("host", host, "an upstream host cannot be a wildcard"));
+        return Err(ValueError::new(
+            "host",
+            host,
+            "an upstream host cannot be a wildcard",
+        ));
     }
     Ok(UpstreamHost::Name(domain))
 }
@@ -269,14 +278,23 @@ fn parse_host(host: &str) -> Result<UpstreamHost, ValueError> {
 fn parse_port(port: &str) -> Result<u16, ValueError> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(ValueError::new("port", port, "must be a number from 1 to 65535")),
+        _ => Err(ValueError::new(
+            "port",
+            port,
+            "must be a number from 1 to 65535",
+        )),
     }
 }
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Upstream::Url { scheme, host, port, path } => {
+            Upstream::Url {
+                scheme,
+                host,
+                port,
+                path,
+            } => {
                 write!(f, "{}://{host}:{port}", scheme.as_str())?;
                 if let Some(path) = path {
                     f.write_str(path.as_str())?;
@@ -316,9 +334,8 @@ impl schemars::JsonSchema for Upstream {
 
     fn json_schema(generator: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
         let mut schema = String::json_schema(generator).into_object();
-        schema.metadata().description = Some(
-            "http[s]://host[:port][/path] or container:NAME:PORT".to_owned(),
-        );
+        schema.metadata().description =
+            Some("http[s]://host[:port][/path] or container:NAME:PORT".to_owned());
         schema.into()
     }
 }
@@ -344,7 +361,10 @@ mod tests {
     fn parses_urls_and_containers() {
         check("http://app:8080", Ok("http://app:8080"));
         check("https://App.Internal", Ok("https://app.internal:443"));
-        check("http://10.0.0.5:3000/api/v1", Ok("http://10.0.0.5:3000/api/v1"));
+        check(
+            "http://10.0.0.5:3000/api/v1",
+            Ok("http://10.0.0.5:3000/api/v1"),
+        );
         check("http://[::1]:9000/", Ok("http://[::1]:9000"));
         check("container:web-1:80", Ok("container:web-1:80"));
         check("container:/web:80", Ok("container:web:80"));
