@@ -58,12 +58,13 @@ impl Domain {
         for label in &labels {
             check_label(label).map_err(|reason| err(&reason))?;
         }
-        if let Some(last) = labels.last() {
-            if last.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err(
-                    "must be a name, not an IP address (the last label is numeric)",
-                ));
-            }
+        if labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(err(
+                "must be a name, not an IP address (the last label is numeric)",
+            ));
         }
         if wildcard && labels.len() < 2 {
             return Err(err(

@@ -74,7 +74,7 @@ fn model(condition: &Value, resource: &Value, now: i64) -> bool {
     resolve(resource, &segments, &mut values);
     let op = condition["operator"].as_str().unwrap();
     if op == "exists" {
-        return !values.is_empty() == operand.as_bool().unwrap();
+        return values.is_empty() != operand.as_bool().unwrap();
     }
     values.into_iter().any(|actual| match op {
         "equals" => same(actual, operand),
