@@ -8,7 +8,7 @@ use super::compile::{LeafNode, Node, Op, mismatch_message};
 use super::diagnostic::{Diagnostic, DiagnosticCode, Severity};
 use super::document::Policy;
 use super::message::render_value;
-use super::path::render_steps;
+use super::path::{Resolver, render_steps};
 use super::set::{CompiledPolicy, PolicySet};
 use crate::ids::PolicyId;
 use crate::values::Labels;
@@ -112,6 +112,7 @@ impl PolicySet {
             violations: Vec::new(),
             diagnostics: Vec::new(),
         };
+        let mut resolver = Resolver::new(resource, &self.slots);
         for compiled in &self.compiled {
             let Some(policy) = self.policies.get(compiled.index) else {
                 continue;
@@ -120,13 +121,13 @@ impl PolicySet {
                 continue;
             }
             let mut eval = Eval {
-                resource,
+                resolver: &mut resolver,
                 now: context.now,
                 policy: policy.id,
                 diagnostics: &mut response.diagnostics,
             };
             if eval.node(&compiled.root) {
-                let violation = violation(policy, compiled, resource, context.now);
+                let violation = violation(policy, compiled, &mut resolver, context.now);
                 response.decision = response.decision.max(policy.action.decision());
                 response.violations.push(violation);
             }
@@ -154,14 +155,14 @@ fn applies(
     applies_to.labels.is_empty() || context.agent_labels.matches(&applies_to.labels)
 }
 
-struct Eval<'a> {
-    resource: &'a Value,
+struct Eval<'a, 't, 'v> {
+    resolver: &'a mut Resolver<'t, 'v>,
     now: i64,
     policy: PolicyId,
     diagnostics: &'a mut Vec<Diagnostic>,
 }
 
-impl Eval<'_> {
+impl Eval<'_, '_, '_> {
     fn node(&mut self, node: &Node) -> bool {
         match node {
             Node::All(children) => children.iter().all(|c| self.node(c)),
@@ -174,13 +175,13 @@ impl Eval<'_> {
     #[inline]
     fn leaf(&mut self, leaf: &LeafNode) -> bool {
         if let Op::Exists(want) = leaf.op {
-            return leaf.path.any(self.resource, &mut |_| true) == want;
+            return self.resolver.any(&leaf.path, &mut |_| true) == want;
         }
         let now = self.now;
         let mut mismatch = None;
-        let hit = leaf
-            .path
-            .any(self.resource, &mut |v| match leaf.op.test(v, now) {
+        let hit = self
+            .resolver
+            .any(&leaf.path, &mut |v| match leaf.op.test(v, now) {
                 Ok(b) => b,
                 Err(needed) => {
                     mismatch.get_or_insert((v, needed));
@@ -200,11 +201,16 @@ impl Eval<'_> {
     }
 }
 
-fn violation(policy: &Policy, compiled: &CompiledPolicy, resource: &Value, now: i64) -> Violation {
+fn violation(
+    policy: &Policy,
+    compiled: &CompiledPolicy,
+    resolver: &mut Resolver<'_, '_>,
+    now: i64,
+) -> Violation {
     let mut evidence = Vec::new();
     let mut scratch = Vec::new();
     let mut eval = Eval {
-        resource,
+        resolver,
         now,
         policy: policy.id,
         diagnostics: &mut scratch,
@@ -237,7 +243,7 @@ fn violation(policy: &Policy, compiled: &CompiledPolicy, resource: &Value, now: 
 }
 
 /// Collects the attributes that make `node` evaluate to `want` (it is known to).
-fn explain(eval: &mut Eval<'_>, node: &Node, want: bool, out: &mut Vec<Evidence>) {
+fn explain(eval: &mut Eval<'_, '_, '_>, node: &Node, want: bool, out: &mut Vec<Evidence>) {
     if out.len() >= MAX_EVIDENCE {
         return;
     }
@@ -259,14 +265,15 @@ fn explain(eval: &mut Eval<'_>, node: &Node, want: bool, out: &mut Vec<Evidence>
                 Op::Exists(_) => true,
                 ref op => op.test(v, now).unwrap_or(false) == want,
             };
-            leaf.path.any_with_steps(eval.resource, &mut |steps, v| {
-                if matcher(v) {
-                    found = Some((render_steps(steps), v.clone()));
-                    true
-                } else {
-                    false
-                }
-            });
+            leaf.path
+                .any_with_steps(eval.resolver.root(), &mut |steps, v| {
+                    if matcher(v) {
+                        found = Some((render_steps(steps), v.clone()));
+                        true
+                    } else {
+                        false
+                    }
+                });
             let entry = match found {
                 Some((path, actual)) => Evidence {
                     path,

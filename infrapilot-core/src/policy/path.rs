@@ -6,6 +6,8 @@
 //! itself contains a dot or is a literal `*` is written with a backslash: `labels.com\.docker\.compose\.project`.
 //! JSON `null` counts as absent, so a path that ends on `null` resolves to nothing.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 /// The most segments a path may have.
@@ -18,9 +20,13 @@ pub(crate) const MAX_PATH_LEN: usize = 512;
 pub(crate) struct AttributePath {
     segments: Box<[Segment]>,
     has_wildcard: bool,
+    /// How many leading segments come before the first wildcard.
+    prefix_len: usize,
+    /// The [`SlotTable`] slot of that prefix, once interned.
+    slot: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Segment {
     Key { key: Box<str>, index: Option<usize> },
     Wildcard,
@@ -96,10 +102,16 @@ impl AttributePath {
         if segments.len() > MAX_SEGMENTS {
             return Err(format!("has more than {MAX_SEGMENTS} segments"));
         }
-        let has_wildcard = segments.iter().any(|s| matches!(s, Segment::Wildcard));
+        let prefix_len = segments
+            .iter()
+            .position(|s| matches!(s, Segment::Wildcard))
+            .unwrap_or(segments.len());
+        let has_wildcard = prefix_len < segments.len();
         Ok(Self {
             segments: segments.into_boxed_slice(),
             has_wildcard,
+            prefix_len,
+            slot: None,
         })
     }
 
@@ -128,6 +140,110 @@ impl AttributePath {
     ) -> bool {
         let mut trail = Vec::with_capacity(self.segments.len());
         steps_rec(root, &self.segments, &mut trail, f)
+    }
+}
+
+/// The wildcard-free path prefixes of a whole policy set, interned so that one evaluation
+/// resolves each prefix (`host_config`, `host_config.memory`) at most once, however many
+/// leaves share it.
+#[derive(Debug, Default)]
+pub(crate) struct SlotTable {
+    defs: Vec<SlotDef>,
+    index: HashMap<(u32, Segment), u32>,
+}
+
+#[derive(Debug)]
+struct SlotDef {
+    /// The parent slot, or [`ROOT`] for a first segment.
+    parent: u32,
+    segment: Segment,
+}
+
+const ROOT: u32 = u32::MAX;
+
+impl SlotTable {
+    /// Gives `path`'s wildcard-free prefix a slot, sharing slots with earlier paths.
+    pub(crate) fn intern(&mut self, path: &mut AttributePath) {
+        let mut parent = ROOT;
+        for segment in &path.segments[..path.prefix_len] {
+            let key = (parent, segment.clone());
+            parent = match self.index.get(&key) {
+                Some(id) => *id,
+                None => {
+                    let Ok(id) = u32::try_from(self.defs.len()) else {
+                        return;
+                    };
+                    self.defs.push(SlotDef {
+                        parent,
+                        segment: segment.clone(),
+                    });
+                    self.index.insert(key, id);
+                    id
+                }
+            };
+        }
+        path.slot = (parent != ROOT).then_some(parent);
+    }
+}
+
+/// Resolves paths against one resource, remembering every prefix it has resolved.
+pub(crate) struct Resolver<'t, 'v> {
+    root: &'v Value,
+    defs: &'t [SlotDef],
+    memo: Vec<Option<Option<&'v Value>>>,
+}
+
+impl<'t, 'v> Resolver<'t, 'v> {
+    /// A resolver for `root` over the slots of `table`.
+    pub(crate) fn new(root: &'v Value, table: &'t SlotTable) -> Self {
+        Self {
+            root,
+            defs: &table.defs,
+            memo: vec![None; table.defs.len()],
+        }
+    }
+
+    /// The resource being evaluated.
+    pub(crate) fn root(&self) -> &'v Value {
+        self.root
+    }
+
+    fn slot(&mut self, id: u32) -> Option<&'v Value> {
+        let i = id as usize;
+        if let Some(Some(known)) = self.memo.get(i) {
+            return *known;
+        }
+        let def = self.defs.get(i)?;
+        let parent = if def.parent == ROOT {
+            Some(self.root)
+        } else {
+            self.slot(def.parent)
+        };
+        let resolved = parent.and_then(|v| step(v, &def.segment));
+        if let Some(m) = self.memo.get_mut(i) {
+            *m = Some(resolved);
+        }
+        resolved
+    }
+
+    /// Like [`AttributePath::any`], with the wildcard-free prefix resolved through the memo.
+    #[inline]
+    pub(crate) fn any(
+        &mut self,
+        path: &AttributePath,
+        f: &mut impl FnMut(&'v Value) -> bool,
+    ) -> bool {
+        let Some(slot) = path.slot else {
+            return path.any(self.root, f);
+        };
+        let Some(base) = self.slot(slot) else {
+            return false;
+        };
+        let rest = path.segments.get(path.prefix_len..).unwrap_or_default();
+        if rest.is_empty() {
+            return !base.is_null() && f(base);
+        }
+        any_rec(base, rest, f)
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use super::compile::{CompileError, Node, compile_condition};
 use super::document::Policy;
+use super::path::SlotTable;
 
 /// Policies compiled once for fast, repeated evaluation.
 ///
@@ -14,6 +15,7 @@ use super::document::Policy;
 pub struct PolicySet {
     pub(crate) policies: Vec<Policy>,
     pub(crate) compiled: Vec<CompiledPolicy>,
+    pub(crate) slots: SlotTable,
 }
 
 /// One enabled policy, ready to evaluate.
@@ -33,6 +35,7 @@ impl PolicySet {
         policies.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
         let mut seen = BTreeSet::new();
         let mut compiled = Vec::new();
+        let mut slots = SlotTable::default();
         for (index, policy) in policies.iter().enumerate() {
             if !seen.insert(policy.id) {
                 return Err(CompileError::DuplicateId { policy: policy.id });
@@ -42,7 +45,7 @@ impl PolicySet {
             if let Some(first) = problems.into_iter().next() {
                 return Err(first.into_error(policy.id));
             }
-            let Some(root) = root else {
+            let Some(mut root) = root else {
                 // Compilation only fails with a problem; this keeps the invariant visible.
                 continue;
             };
@@ -58,13 +61,18 @@ impl PolicySet {
                     .iter()
                     .fold(0, |acc, a| acc | a.bit())
             };
+            intern_paths(&mut root, &mut slots);
             compiled.push(CompiledPolicy {
                 index,
                 actions,
                 root,
             });
         }
-        Ok(Self { policies, compiled })
+        Ok(Self {
+            policies,
+            compiled,
+            slots,
+        })
     }
 
     /// An empty set: every evaluation allows.
@@ -72,6 +80,7 @@ impl PolicySet {
         Self {
             policies: Vec::new(),
             compiled: Vec::new(),
+            slots: SlotTable::default(),
         }
     }
 
@@ -88,5 +97,15 @@ impl PolicySet {
     /// Whether the set holds no policy.
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+}
+
+fn intern_paths(node: &mut Node, slots: &mut SlotTable) {
+    match node {
+        Node::All(children) | Node::Any(children) => {
+            children.iter_mut().for_each(|c| intern_paths(c, slots));
+        }
+        Node::Not(child) => intern_paths(child, slots),
+        Node::Leaf(leaf) => slots.intern(&mut leaf.path),
     }
 }
