@@ -1,5 +1,8 @@
 //! One policy decision: the eight container rules, and a set of 100 policies.
 
+// A benchmark is test code: a broken fixture should stop it loudly.
+#![allow(clippy::unwrap_used)]
+
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use infrapilot_core::ids::PolicyId;
 use infrapilot_core::policy::{
