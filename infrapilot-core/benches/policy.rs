@@ -2,6 +2,8 @@
 
 // A benchmark is test code: a broken fixture should stop it loudly.
 #![allow(clippy::unwrap_used)]
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use infrapilot_core::ids::PolicyId;
