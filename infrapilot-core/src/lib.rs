@@ -14,11 +14,13 @@
 //! - [`nginx`] — the nginx config renderer: proxy/redirection hosts to a deterministic file set.
 //! - [`alerts`] — alert rules and their pure evaluation over observations.
 //! - [`logs`] — log line parsing: levels, timestamps, nginx access and error logs.
+//! - [`policy`] — the policy engine: JSON conditions compiled once, decisions with diagnostics.
 
 pub mod alerts;
 pub mod identity;
 pub mod ids;
 pub mod logs;
 pub mod nginx;
+pub mod policy;
 pub mod rbac;
 pub mod values;
