@@ -91,3 +91,23 @@ pub async fn postgres_config() -> DatabaseConfig {
         max_connections: 4,
     }
 }
+
+/// An application over a fresh store of `kind`, with cheap password hashing, for tests
+/// driving the router with `oneshot`.
+pub async fn app_state(kind: Kind, edition: crate::config::Edition) -> crate::AppState {
+    use std::collections::HashMap;
+
+    let store = store(kind).await;
+    let mut vars = HashMap::new();
+    vars.insert(
+        "INFRAPILOT_EDITION".to_owned(),
+        match edition {
+            crate::config::Edition::Community => "community".to_owned(),
+            crate::config::Edition::Saas => "saas".to_owned(),
+        },
+    );
+    let config = crate::config::Config::from_vars(&vars).expect("config");
+    let keys = crate::keys::Keys::from_master(&[42; 32]);
+    crate::AppState::new(config, store, keys, infrapilot_core::identity::PasswordParams::for_tests())
+        .expect("state")
+}

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area. Each module exposes `routes()` for the OpenAPI
 //! router; DTOs are defined beside their handlers and converted by hand to domain types.
 
+pub mod audit;
 pub mod auth;
 pub mod members;
 pub mod orgs;
@@ -8,6 +9,8 @@ pub mod setup;
 pub mod system;
 pub mod tokens;
 pub mod users;
+#[cfg(test)]
+mod tests;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,6 +52,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(system::routes())
         .merge(setup::routes())
+        .merge(audit::routes())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(orgs::routes())

@@ -1,0 +1,70 @@
+//! `infrapilot-server`: starts tracing, loads the configuration, opens the store, serves the
+//! API until SIGINT/SIGTERM, then drains in-flight requests.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use infrapilot_core::identity::PasswordParams;
+use infrapilot_server::config::Config;
+use infrapilot_server::keys::Keys;
+use infrapilot_server::store::Store;
+use infrapilot_server::{AppState, app};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.json_logs {
+        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let keys = Keys::load(&config.secret)?;
+    let store = Store::connect(&config.database).await?;
+    let mut tx = store.global().await?;
+    if !tx.setup_completed().await? {
+        tracing::warn!(
+            setup_code = keys.setup_code(),
+            "first start: finish setup with POST /api/v1/setup and this setup code"
+        );
+    }
+    tx.commit().await?;
+    let state = AppState::new(config.clone(), store, keys, PasswordParams::OWASP)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    tracing::info!(
+        address = %config.bind,
+        edition = ?config.edition,
+        database = if config.database.url.starts_with("sqlite") { "sqlite" } else { "postgres" },
+        "InfraPilot server listening; API docs at /api/docs"
+    );
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
