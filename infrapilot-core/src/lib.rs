@@ -7,8 +7,12 @@
 //! that line.
 //!
 //! The modules:
+//! - [`audit`] — the tamper-evident audit chain: entries, hashing, signed checkpoints, verification.
+//! - [`enrollment`] — agent enrollment tokens: the printable token, stored record, redemption.
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 
+pub mod audit;
+pub mod enrollment;
 pub mod ids;
 pub mod values;
