@@ -7,6 +7,8 @@
 //! that line.
 //!
 //! The modules:
+//! - [`audit`] — the tamper-evident audit chain: entries, hashing, signed checkpoints, verification.
+//! - [`enrollment`] — agent enrollment tokens: the printable token, stored record, redemption.
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 //! - [`rbac`] — organization and platform roles, and the permission matrix.
@@ -17,6 +19,8 @@
 //! - [`policy`] — the policy engine: JSON conditions compiled once, decisions with diagnostics.
 
 pub mod alerts;
+pub mod audit;
+pub mod enrollment;
 pub mod identity;
 pub mod ids;
 pub mod logs;
