@@ -297,6 +297,7 @@ async fn api_token(
     }
     let now = now_micros();
     // Reading the token row needs a scope in its organization; this one can do nothing else.
+    // Transactions here run one after another, never nested: SQLite has one write lock.
     let probe = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
     let mut tx = state.store().org(&probe).await?;
     let mut record = tx
@@ -311,6 +312,12 @@ async fn api_token(
         return Err(AppError::Unauthorized(INVALID));
     }
     let member = tx.member(record.user_id).await?;
+    // Last use is kept to the minute, so a busy script does not write on every request.
+    if record.last_used_at.is_none_or(|t| now - t > 60_000_000) {
+        record.last_used_at = Some(now);
+        tx.update_api_token(&record).await?;
+    }
+    tx.commit().await?;
     let mut g = state.store().global().await?;
     let user = g
         .user(record.user_id)
@@ -326,12 +333,6 @@ async fn api_token(
         Some(record.role),
     )
     .ok_or(AppError::Unauthorized(INVALID))?;
-    // Last use is kept to the minute, so a busy script does not write on every request.
-    if record.last_used_at.is_none_or(|t| now - t > 60_000_000) {
-        record.last_used_at = Some(now);
-        tx.update_api_token(&record).await?;
-    }
-    tx.commit().await?;
     let actor = Actor::ApiToken {
         user: user.id,
         token: id,

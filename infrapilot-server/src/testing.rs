@@ -108,6 +108,11 @@ pub async fn app_state(kind: Kind, edition: crate::config::Edition) -> crate::Ap
     );
     let config = crate::config::Config::from_vars(&vars).expect("config");
     let keys = crate::keys::Keys::from_master(&[42; 32]);
-    crate::AppState::new(config, store, keys, infrapilot_core::identity::PasswordParams::for_tests())
-        .expect("state")
+    crate::AppState::new(
+        config,
+        store,
+        keys,
+        infrapilot_core::identity::PasswordParams::for_tests(),
+    )
+    .expect("state")
 }

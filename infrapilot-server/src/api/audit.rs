@@ -18,7 +18,10 @@ use crate::util::rfc3339;
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(verify_audit)).routes(routes!(export_audit))
+    OpenApiRouter::new()
+        .routes(routes!(list_audit))
+        .routes(routes!(verify_audit))
+        .routes(routes!(export_audit))
 }
 
 /// Listing filters.
@@ -81,7 +84,10 @@ pub struct AuditPage {
 }
 
 fn item(e: ChainedEntry) -> AuditItem {
-    let outcome = serde_json::to_value(e.entry.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let outcome = serde_json::to_value(e.entry.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     AuditItem {
         seq: e.seq,
         time: rfc3339(e.entry.time_us),
@@ -102,7 +108,12 @@ fn time_param(field: &str, value: &Option<String>) -> Result<Option<i64>, AppErr
         .map(|text| {
             time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
                 .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX))
-                .map_err(|_| AppError::field(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+                .map_err(|_| {
+                    AppError::field(
+                        field,
+                        "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
+                    )
+                })
         })
         .transpose()
 }
@@ -121,16 +132,25 @@ pub async fn list_audit(
     let scope = scoped.require(Action::View, Resource::Audit)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=super::MAX_PAGE).contains(&limit) {
-        return Err(AppError::field("limit", format!("must be from 1 to {}", super::MAX_PAGE)));
+        return Err(AppError::field(
+            "limit",
+            format!("must be from 1 to {}", super::MAX_PAGE),
+        ));
     }
     let before = q
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| AppError::field("cursor", "is not a cursor this API returned")))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| AppError::field("cursor", "is not a cursor this API returned"))
+        })
         .transpose()?;
     if let Some(outcome) = &q.outcome {
         if !["success", "failure", "denied"].contains(&outcome.as_str()) {
-            return Err(AppError::field("outcome", "must be success, failure or denied"));
+            return Err(AppError::field(
+                "outcome",
+                "must be success, failure or denied",
+            ));
         }
     }
     let filter = AuditFilter {
@@ -150,7 +170,10 @@ pub async fn list_audit(
     } else {
         None
     };
-    Ok(axum::Json(AuditPage { items: rows.into_iter().map(item).collect(), next_cursor }))
+    Ok(axum::Json(AuditPage {
+        items: rows.into_iter().map(item).collect(),
+        next_cursor,
+    }))
 }
 
 /// Verifies the organization's whole chain against the server's checkpoint key.
@@ -158,16 +181,20 @@ pub async fn list_audit(
     (status = 200, body = Object, description = "The verification report: `broken` is null for an intact chain"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn verify_audit(State(state): State<AppState>, scoped: Scoped) -> Result<axum::Json<VerifyReport>, AppError> {
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    scoped: Scoped,
+) -> Result<axum::Json<VerifyReport>, AppError> {
     let scope = scoped.require(Action::View, Resource::Audit)?;
     let mut tx = state.store().org(scope).await?;
     let (entries, checkpoints) = tx.audit_chain().await?;
     tx.commit().await?;
     let key = state.keys().audit_signing().verifying_key();
     let org: OrgId = scope.org();
-    let report = tokio::task::spawn_blocking(move || audit::verify(org, &entries, &checkpoints, &key))
-        .await
-        .map_err(AppError::internal)?;
+    let report =
+        tokio::task::spawn_blocking(move || audit::verify(org, &entries, &checkpoints, &key))
+            .await
+            .map_err(AppError::internal)?;
     Ok(axum::Json(report))
 }
 
@@ -176,17 +203,26 @@ pub async fn verify_audit(State(state): State<AppState>, scoped: Scoped) -> Resu
     (status = 200, body = Object, description = "An audit export: org, entries, checkpoints"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
 ))]
-pub async fn export_audit(State(state): State<AppState>, scoped: Scoped) -> Result<axum::Json<serde_json::Value>, AppError> {
+pub async fn export_audit(
+    State(state): State<AppState>,
+    scoped: Scoped,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
     let scope = scoped.require(Action::Export, Resource::Audit)?;
     let mut tx = state.store().org(scope).await?;
     let (entries, checkpoints) = tx.audit_chain().await?;
     tx.commit().await?;
-    let export = AuditExport { org: scope.org(), entries, checkpoints };
+    let export = AuditExport {
+        org: scope.org(),
+        entries,
+        checkpoints,
+    };
     let mut value = serde_json::to_value(&export).map_err(AppError::internal)?;
     if let Some(obj) = value.as_object_mut() {
         obj.insert(
             "public_key".to_owned(),
-            serde_json::Value::String(hex::encode(state.keys().audit_signing().verifying_key().to_bytes())),
+            serde_json::Value::String(hex::encode(
+                state.keys().audit_signing().verifying_key().to_bytes(),
+            )),
         );
     }
     Ok(axum::Json(value))

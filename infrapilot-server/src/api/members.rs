@@ -495,6 +495,7 @@ pub async fn accept_invitation(
         .token_org("invitation", &id.to_string())
         .await?
         .ok_or(AppError::Unauthorized(INVALID))?;
+    g.commit().await?;
     let now = now_micros();
     // Decide the account first: the one signed in, an existing one (which must sign in), or
     // a new one made from name and password.
@@ -504,7 +505,7 @@ pub async fn accept_invitation(
         .invitation(id)
         .await
         .map_err(|_| AppError::Unauthorized(INVALID))?;
-    drop(probe_tx);
+    probe_tx.commit().await?;
     let hash = SecretHash::from_hex(&inv.secret_hash).map_err(AppError::internal)?;
     if !token.matches(&hash)
         || inv.accepted_at.is_some()
@@ -513,6 +514,7 @@ pub async fn accept_invitation(
     {
         return Err(AppError::Unauthorized(INVALID));
     }
+    let mut g = state.store().global().await?;
     let user_id = match (&principal, g.user_by_email(&inv.email).await?) {
         (Some(p), Some(existing)) if p.user == existing.id => existing.id,
         (_, Some(_)) => {

@@ -3,14 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+#[cfg(test)]
+mod http_tests;
 pub mod members;
 pub mod orgs;
 pub mod setup;
 pub mod system;
 pub mod tokens;
 pub mod users;
-#[cfg(test)]
-mod tests;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

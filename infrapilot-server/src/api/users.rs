@@ -104,8 +104,8 @@ async fn manageable(
     scope: &OrgScope,
     id: UserId,
 ) -> Result<(GlobalTx, UserRecord), AppError> {
-    let mut g = state.store().global().await?;
-    let user = g.user(id).await?;
+    // The membership check commits before the global transaction starts: SQLite has one
+    // write lock, so transactions here never nest.
     if scope.role() != Effective::SuperAdmin {
         let mut tx = state.store().org(scope).await?;
         let member = tx.member(id).await?;
@@ -113,11 +113,13 @@ async fn manageable(
         if member.is_none() {
             return Err(AppError::NotFound("user"));
         }
-        if user.platform_role.is_some() {
-            return Err(AppError::Refused(
-                "a super admin's account is managed by super admins only".to_owned(),
-            ));
-        }
+    }
+    let mut g = state.store().global().await?;
+    let user = g.user(id).await?;
+    if scope.role() != Effective::SuperAdmin && user.platform_role.is_some() {
+        return Err(AppError::Refused(
+            "a super admin's account is managed by super admins only".to_owned(),
+        ));
     }
     Ok((g, user))
 }
@@ -321,6 +323,10 @@ pub async fn delete_user(
             "you cannot delete your own account here".to_owned(),
         ));
     }
+    // Counted before the global transaction opens: transactions never nest (SQLite).
+    let mut tx = state.store().org(scope).await?;
+    let owners = tx.count_members(Some(OrgRole::Owner)).await?;
+    tx.commit().await?;
     let (mut g, user) = manageable(&state, scope, id).await?;
     g.act_as_user(id).await?;
     let orgs = g.memberships_of(id).await?;
@@ -329,15 +335,13 @@ pub async fn delete_user(
             "the account also belongs to other organizations; remove it from this one with DELETE /api/v1/members/{id}".to_owned(),
         ));
     }
-    if let Some((_, OrgRole::Owner)) = orgs.iter().find(|(o, _)| o.id == scope.org()) {
-        let mut tx = state.store().org(scope).await?;
-        let owners = tx.count_members(Some(OrgRole::Owner)).await?;
-        tx.commit().await?;
-        if owners <= 1 {
-            return Err(AppError::Refused(
-                "this is the organization's last owner; make someone else owner first".to_owned(),
-            ));
-        }
+    let is_owner = orgs
+        .iter()
+        .any(|(o, r)| o.id == scope.org() && *r == OrgRole::Owner);
+    if is_owner && owners <= 1 {
+        return Err(AppError::Refused(
+            "this is the organization's last owner; make someone else owner first".to_owned(),
+        ));
     }
     g.delete_user(id).await?;
     let mut tx = g.into_org(scope).await?;

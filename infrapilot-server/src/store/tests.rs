@@ -435,7 +435,17 @@ async fn postgres_rls_hides_everything_without_context_and_other_orgs_with_it() 
 #[tokio::test]
 async fn postgres_refuses_a_role_that_bypasses_rls() {
     let mut config = testing::postgres_config().await;
-    config.url = testing::pg_admin_url();
+    // The same fresh database, reached as the cluster's superuser.
+    let db = config
+        .url
+        .rsplit_once('/')
+        .map(|(_, db)| db.to_owned())
+        .unwrap();
+    let admin = testing::pg_admin_url();
+    config.url = format!(
+        "{}/{db}",
+        admin.rsplit_once('/').map(|(base, _)| base).unwrap()
+    );
     config.migration_url = None;
     let err = Store::connect(&config).await.unwrap_err().to_string();
     assert!(err.contains("BYPASSRLS"), "{err}");
