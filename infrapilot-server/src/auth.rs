@@ -288,12 +288,12 @@ async fn api_token(
         .ok_or(AppError::Unauthorized(INVALID))?;
     g.commit().await?;
     // The token fixes its organization; a different X-Org-Id is refused, not ignored.
-    if let Some(requested) = requested_org {
-        if requested.map_err(AppError::from)? != org {
-            return Err(AppError::Unauthorized(
-                "an API token acts only in its own organization; drop X-Org-Id",
-            ));
-        }
+    if let Some(requested) = requested_org
+        && requested.map_err(AppError::from)? != org
+    {
+        return Err(AppError::Unauthorized(
+            "an API token acts only in its own organization; drop X-Org-Id",
+        ));
     }
     let now = now_micros();
     // Reading the token row needs a scope in its organization; this one can do nothing else.

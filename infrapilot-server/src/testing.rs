@@ -18,8 +18,6 @@ pub enum Kind {
     Postgres,
 }
 
-pub const KINDS: [Kind; 2] = [Kind::Sqlite, Kind::Postgres];
-
 /// A store on a fresh database of `kind`.
 pub async fn store(kind: Kind) -> Store {
     let config = match kind {

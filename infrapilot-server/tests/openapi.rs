@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 #[test]
 fn committed_openapi_matches_the_handlers() {
-    let generated = infrapilot_server::openapi().to_pretty_json().expect("serializes") + "\n";
+    let generated = infrapilot_server::openapi()
+        .to_pretty_json()
+        .expect("serializes")
+        + "\n";
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(&path, &generated).expect("write openapi.json");

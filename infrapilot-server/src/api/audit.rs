@@ -145,13 +145,13 @@ pub async fn list_audit(
                 .map_err(|_| AppError::field("cursor", "is not a cursor this API returned"))
         })
         .transpose()?;
-    if let Some(outcome) = &q.outcome {
-        if !["success", "failure", "denied"].contains(&outcome.as_str()) {
-            return Err(AppError::field(
-                "outcome",
-                "must be success, failure or denied",
-            ));
-        }
+    if let Some(outcome) = &q.outcome
+        && !["success", "failure", "denied"].contains(&outcome.as_str())
+    {
+        return Err(AppError::field(
+            "outcome",
+            "must be success, failure or denied",
+        ));
     }
     let filter = AuditFilter {
         action: q.action.clone(),

@@ -350,12 +350,12 @@ pub async fn login(
         (&ThrottlePolicy::ACCOUNT, Some(&account_state)),
         (&ThrottlePolicy::SOURCE, source_state.as_ref()),
     ] {
-        if let Some(st) = st {
-            if let Decision::RetryAfter(secs) = policy.check(st, now) {
-                return Err(AppError::TooManyRequests {
-                    retry_after: u64::try_from(secs).unwrap_or(1).max(1),
-                });
-            }
+        if let Some(st) = st
+            && let Decision::RetryAfter(secs) = policy.check(st, now)
+        {
+            return Err(AppError::TooManyRequests {
+                retry_after: u64::try_from(secs).unwrap_or(1).max(1),
+            });
         }
     }
     let user = match &email {

@@ -197,12 +197,12 @@ async fn check_last_owner(
 /// Refuses an addition past the member limit.
 pub async fn check_member_limit(tx: &mut OrgTx) -> Result<(), AppError> {
     let org = tx.organization().await?;
-    if let Some(max) = org.max_users {
-        if tx.count_members(None).await? >= max {
-            return Err(AppError::LimitReached(format!(
-                "the organization has reached its limit of {max} members; remove one or raise the limit"
-            )));
-        }
+    if let Some(max) = org.max_users
+        && tx.count_members(None).await? >= max
+    {
+        return Err(AppError::LimitReached(format!(
+            "the organization has reached its limit of {max} members; remove one or raise the limit"
+        )));
     }
     Ok(())
 }
@@ -247,9 +247,9 @@ pub async fn add_member(
     let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
     check_owner_rule(scope, None, Some(body.role))?;
     let mut g = state.store().global().await?;
-    let user = g.user_by_email(&email).await?.ok_or_else(|| {
-        AppError::NotFound("account with this e-mail address (invite them instead)")
-    })?;
+    let user = g.user_by_email(&email).await?.ok_or(AppError::NotFound(
+        "account with this e-mail address (invite them instead)",
+    ))?;
     let mut tx = g.into_org(scope).await?;
     check_member_limit(&mut tx).await?;
     tx.insert_member(user.id, body.role, now_micros()).await?;

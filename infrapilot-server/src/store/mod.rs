@@ -183,6 +183,7 @@ impl Store {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
