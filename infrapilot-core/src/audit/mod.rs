@@ -6,7 +6,7 @@
 //! canonical encoding is documented in [`canonical`]. The control plane periodically signs
 //! the head with Ed25519 ([`Checkpoint::sign`]). [`verify`] then tells whether a list of
 //! entries and checkpoints is the chain that was written, and if not, where and how it was
-//! tampered with (see [`verify`'s module](crate::audit::verify) for the exact rules).
+//! tampered with (see [`verification`] for the exact rules).
 //! [`AuditExport`] is the JSON a chain is exported as, for offline verification.
 //!
 //! Everything here is pure: times come in as microseconds since the Unix epoch, and the
@@ -19,7 +19,7 @@ mod entry;
 mod export;
 mod hash;
 mod names;
-pub mod verify;
+pub mod verification;
 
 #[cfg(test)]
 mod tamper_tests;
@@ -33,4 +33,4 @@ pub use entry::{Actor, AuditEntry, Outcome, Resource};
 pub use export::AuditExport;
 pub use hash::ChainHash;
 pub use names::{AuditAction, MAX_NAME_LEN, MAX_RESOURCE_ID_CHARS, ResourceId, ResourceKind};
-pub use verify::{BreakKind, ChainBreak, VerifyReport, verify};
+pub use verification::{BreakKind, ChainBreak, VerifyReport, verify};
