@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
+use crate::ca::InstanceCa;
 use crate::config::Config;
 use crate::error::{AppError, REQUEST_ID};
 use crate::keys::Keys;
@@ -42,6 +43,7 @@ struct Inner {
     config: Config,
     store: Store,
     keys: Keys,
+    ca: InstanceCa,
     jwt: JwtKey,
     password_params: PasswordParams,
     refresh: RefreshPolicy,
@@ -55,6 +57,7 @@ impl AppState {
         config: Config,
         store: Store,
         keys: Keys,
+        ca: InstanceCa,
         password_params: PasswordParams,
     ) -> Result<AppState, AppError> {
         let jwt = JwtKey::new(keys.jwt()).map_err(AppError::from)?;
@@ -70,6 +73,7 @@ impl AppState {
             config,
             store,
             keys,
+            ca,
             jwt,
             password_params,
             refresh,
@@ -91,6 +95,11 @@ impl AppState {
     /// The derived keys.
     pub fn keys(&self) -> &Keys {
         &self.0.keys
+    }
+
+    /// The instance CA.
+    pub fn ca(&self) -> &InstanceCa {
+        &self.0.ca
     }
 
     /// The access-token key.

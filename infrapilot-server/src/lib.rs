@@ -7,6 +7,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod ca;
 pub mod config;
 pub mod error;
 pub mod keys;

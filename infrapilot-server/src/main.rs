@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use infrapilot_core::identity::PasswordParams;
+use infrapilot_server::ca::InstanceCa;
 use infrapilot_server::config::Config;
 use infrapilot_server::keys::Keys;
 use infrapilot_server::store::Store;
@@ -35,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     tx.commit().await?;
-    let state = AppState::new(config.clone(), store, keys, PasswordParams::OWASP)
+    let ca = InstanceCa::load_or_create(&store, &keys).await?;
+    tracing::info!(fingerprint = %ca.fingerprint(), "instance CA");
+    let state = AppState::new(config.clone(), store, keys, ca, PasswordParams::OWASP)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -106,10 +106,14 @@ pub async fn app_state(kind: Kind, edition: crate::config::Edition) -> crate::Ap
     );
     let config = crate::config::Config::from_vars(&vars).expect("config");
     let keys = crate::keys::Keys::from_master(&[42; 32]);
+    let ca = crate::ca::InstanceCa::load_or_create(&store, &keys)
+        .await
+        .expect("ca");
     crate::AppState::new(
         config,
         store,
         keys,
+        ca,
         infrapilot_core::identity::PasswordParams::for_tests(),
     )
     .expect("state")

@@ -786,3 +786,121 @@ async fn health_ready_metrics_and_openapi() {
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["paths"]["/api/v1/members"].is_object());
 }
+
+both!(
+    enrollment_tokens_pin_the_ca_and_are_shown_once,
+    Edition::Community,
+    |state: AppState| async move {
+        use infrapilot_core::enrollment::EnrollmentToken;
+        let (admin, _) = bootstrap(&state).await;
+        let r = call(&state, "POST", "/api/v1/enrollment-tokens", Some(&admin), None, Some(json!({
+        "name": "edge hosts", "labels": {"env": "production"}, "max_uses": 2, "expires_in_secs": 3600,
+    })))
+    .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let text = r.body["token"].as_str().unwrap().to_owned();
+        let token = EnrollmentToken::parse(&text).unwrap();
+        assert_eq!(token.ca_fingerprint, state.ca().fingerprint());
+        let command = r.body["install_command"].as_str().unwrap();
+        assert!(
+            command.starts_with(
+                "curl -fsSL http://127.0.0.1:8080/install.sh | INFRAPILOT_ENROLL_TOKEN="
+            ),
+            "{command}"
+        );
+        assert!(command.contains(&text));
+        let id = r.body["enrollment_token"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(r.body["enrollment_token"]["status"], "active");
+        let list = call(
+            &state,
+            "GET",
+            "/api/v1/enrollment-tokens",
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(list.body["items"][0]["labels"]["env"], "production");
+        assert!(
+            !list.body.to_string().contains(&text),
+            "the secret is shown once"
+        );
+        let r = call(
+            &state,
+            "POST",
+            &format!("/api/v1/enrollment-tokens/{id}/revoke"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.body["status"], "revoked", "{r:?}");
+        for (body, field) in [
+            (
+                json!({"name": "x", "labels": {"bad key": "v"}}),
+                "labels.bad key",
+            ),
+            (
+                json!({"name": "x", "expires_in_secs": 5}),
+                "expires_in_secs",
+            ),
+            (json!({"name": "x", "max_uses": 0}), "max_uses"),
+            (json!({"name": ""}), "name"),
+        ] {
+            let r = call(
+                &state,
+                "POST",
+                "/api/v1/enrollment-tokens",
+                Some(&admin),
+                None,
+                Some(body),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+            assert_eq!(r.body["errors"][0]["field"], field, "{r:?}");
+        }
+        assert_eq!(
+            call(
+                &state,
+                "DELETE",
+                &format!("/api/v1/enrollment-tokens/{id}"),
+                Some(&admin),
+                None,
+                None
+            )
+            .await
+            .status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            call(
+                &state,
+                "GET",
+                &format!("/api/v1/enrollment-tokens/{id}"),
+                Some(&admin),
+                None,
+                None
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        let verify = call(
+            &state,
+            "GET",
+            "/api/v1/audit/verify",
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+        assert!(verify.body["broken"].is_null(), "{verify:?}");
+        assert_eq!(
+            verify.body["entries"], 4,
+            "setup, create, revoke, delete: {verify:?}"
+        );
+    }
+);

@@ -4,6 +4,9 @@
 pub mod audit;
 pub mod auth;
 #[cfg(test)]
+mod cross_tenant;
+pub mod enrollment;
+#[cfg(test)]
 mod http_tests;
 pub mod members;
 pub mod orgs;
@@ -58,6 +61,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(orgs::routes())
         .merge(members::routes())
         .merge(tokens::routes())
+        .merge(enrollment::routes())
 }
 
 /// The most items one page may hold.

@@ -21,6 +21,7 @@
 //! hides every other organization's rows even from a query that forgot its filter.
 
 mod audit;
+mod enrollment;
 mod global;
 mod org;
 mod postgres;
@@ -35,6 +36,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
+pub use enrollment::StoredEnrollmentToken;
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
 pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};

@@ -1,0 +1,250 @@
+//! The cross-tenant test: two organizations with data; every operation of the API (read from
+//! the OpenAPI document, so a new endpoint is covered the day it is added) is tried with
+//! organization A's session and A's API token — against B's ids, and with `X-Org-Id: B`.
+//! B's data must never appear in an answer, and B must be exactly as it was afterwards.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::http_tests::{PASSWORD, Reply, call, login};
+use crate::AppState;
+use crate::config::Edition;
+use crate::testing::{self, Kind};
+
+struct Tenant {
+    token: String,
+    org: String,
+    user: String,
+}
+
+async fn signup(state: &AppState, email: &str, org_name: &str) -> Tenant {
+    let r = call(
+        state,
+        "POST",
+        "/api/v1/auth/signup",
+        None,
+        None,
+        Some(json!({
+            "email": email, "name": "Owner", "password": PASSWORD, "organization_name": org_name,
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let org = r.body["organization"]["id"].as_str().unwrap().to_owned();
+    let user = r.body["user_id"].as_str().unwrap().to_owned();
+    Tenant {
+        token: login(state, email).await,
+        org,
+        user,
+    }
+}
+
+/// Everything B has, as B sees it.
+async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for uri in [
+        "/api/v1/organization".to_owned(),
+        "/api/v1/members".to_owned(),
+        "/api/v1/invitations".to_owned(),
+        "/api/v1/api-tokens?all=true".to_owned(),
+        "/api/v1/enrollment-tokens".to_owned(),
+        format!("/api/v1/users/{carol}"),
+        "/api/v1/audit?limit=200".to_owned(),
+    ] {
+        let r = call(state, "GET", &uri, Some(&b.token), None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {r:?}");
+        out.push(r.body);
+    }
+    out
+}
+
+fn body_for(method: &str, path: &str) -> Option<Value> {
+    if method == "get" || method == "delete" {
+        return None;
+    }
+    Some(match path {
+        "/api/v1/members/{user_id}" => json!({"role": "admin"}),
+        "/api/v1/users/{id}" => json!({"name": "pwned", "disabled": true}),
+        "/api/v1/organization" => json!({"name": "pwned"}),
+        "/api/v1/members" => json!({"email": "nobody-here@example.com", "role": "admin"}),
+        "/api/v1/invitations" => json!({"email": "x@example.com", "role": "viewer"}),
+        "/api/v1/api-tokens" => json!({"name": "x"}),
+        "/api/v1/enrollment-tokens" => json!({"name": "x"}),
+        _ => json!({}),
+    })
+}
+
+async fn check_cross_tenant(state: AppState) {
+    let a = signup(&state, "alice@example.com", "Alpha").await;
+    let b = signup(&state, "bob@example.com", "Beta").await;
+
+    // B's data: a member, an invitation, an API token, an enrollment token.
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/users",
+        Some(&b.token),
+        None,
+        Some(json!({
+            "email": "carol@example.com", "name": "Carol", "password": PASSWORD, "role": "viewer",
+        })),
+    )
+    .await;
+    let carol = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/invitations",
+        Some(&b.token),
+        None,
+        Some(json!({"email": "dave@example.com", "role": "admin"})),
+    )
+    .await;
+    let invitation = r.body["invitation"]["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/api-tokens",
+        Some(&b.token),
+        None,
+        Some(json!({"name": "b-ci"})),
+    )
+    .await;
+    let b_api_token = r.body["api_token"]["id"].as_str().unwrap().to_owned();
+    let b_api_secret = r.body["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/enrollment-tokens",
+        Some(&b.token),
+        None,
+        Some(json!({"name": "b-hosts", "labels": {"env": "beta-prod"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let enrollment = r.body["enrollment_token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A's credentials: a session and an owner-level API token.
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/api-tokens",
+        Some(&a.token),
+        None,
+        Some(json!({"name": "a-ci"})),
+    )
+    .await;
+    let a_api = r.body["token"].as_str().unwrap().to_owned();
+
+    let before = snapshot(&state, &b, &carol).await;
+    // Strings that belong to B and must never reach A.
+    let secrets = [
+        carol.as_str(),
+        invitation.as_str(),
+        b_api_token.as_str(),
+        enrollment.as_str(),
+        b.user.as_str(),
+        "carol@example.com",
+        "dave@example.com",
+        "bob@example.com",
+        "Beta",
+        "b-ci",
+        "b-hosts",
+        "beta-prod",
+    ];
+
+    let doc: Value = serde_json::from_str(&crate::openapi().to_json().unwrap()).unwrap();
+    let mut tried = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let uri = path
+            .replace("/members/{user_id}", &format!("/members/{carol}"))
+            .replace("/users/{id}", &format!("/users/{carol}"))
+            .replace("/invitations/{id}", &format!("/invitations/{invitation}"))
+            .replace("/api-tokens/{id}", &format!("/api-tokens/{b_api_token}"))
+            .replace(
+                "/enrollment-tokens/{id}",
+                &format!("/enrollment-tokens/{enrollment}"),
+            );
+        assert!(!uri.contains('{'), "no B id to put into {path}");
+        for method in ops.as_object().unwrap().keys() {
+            for credential in [&a.token, &a_api] {
+                for org_header in [Some(b.org.as_str()), None] {
+                    // An API token refuses any X-Org-Id but its own, with 401.
+                    let r: Reply = call(
+                        &state,
+                        &method.to_uppercase(),
+                        &uri,
+                        Some(credential),
+                        org_header,
+                        body_for(method, path),
+                    )
+                    .await;
+                    tried += 1;
+                    let text = r.body.to_string();
+                    for secret in secrets {
+                        assert!(
+                            !text.contains(secret),
+                            "{method} {uri} (org header {org_header:?}) leaked {secret:?}: {text}"
+                        );
+                    }
+                    assert!(
+                        r.status != StatusCode::INTERNAL_SERVER_ERROR,
+                        "{method} {uri}: {r:?}"
+                    );
+                    if org_header.is_some()
+                        && path != "/api/v1/orgs"
+                        && !path.starts_with("/api/v1/auth")
+                        && !path.starts_with("/api/v1/setup")
+                        && !["/healthz", "/readyz", "/metrics"].contains(&path.as_str())
+                        && path != "/api/v1/invitations/accept"
+                    {
+                        assert!(
+                            !r.status.is_success(),
+                            "{method} {uri} with X-Org-Id of B succeeded: {r:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried > 100, "only {tried} requests");
+    // Nothing of B changed, and B's own token still works.
+    let after = snapshot(&state, &b, &carol).await;
+    assert!(
+        before == after,
+        "organization B changed:\nbefore {before:?}\nafter {after:?}"
+    );
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/members",
+        Some(&b_api_secret),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let verify = call(
+        &state,
+        "GET",
+        "/api/v1/audit/verify",
+        Some(&b.token),
+        None,
+        None,
+    )
+    .await;
+    assert!(verify.body["broken"].is_null(), "{verify:?}");
+}
+
+#[tokio::test]
+async fn sqlite() {
+    check_cross_tenant(testing::app_state(Kind::Sqlite, Edition::Saas).await).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    check_cross_tenant(testing::app_state(Kind::Postgres, Edition::Saas).await).await;
+}
