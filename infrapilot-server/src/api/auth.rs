@@ -21,7 +21,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::display_name;
+use infrapilot_core::audit::Outcome;
+
+use super::{commit_with_account_audit, display_name};
 use crate::app::AppState;
 use crate::auth::{ClientIp, Principal};
 use crate::error::{ApiJson, AppError, Problem};
@@ -367,6 +369,7 @@ pub async fn login(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash(&state));
     let password_ok = check_password(phc, body.password.clone()).await?;
+    let known = user.as_ref().map(|u| u.id);
     let user = match user {
         Some(user) if password_ok && !user.disabled => user,
         _ => {
@@ -376,7 +379,23 @@ pub async fn login(
                 ThrottlePolicy::SOURCE.record_failure(st, now);
                 put_throttle(&mut tx, key, st).await?;
             }
-            tx.commit().await?;
+            match known {
+                Some(user) => {
+                    let details =
+                        serde_json::json!({"reason": "wrong password or disabled account"});
+                    commit_with_account_audit(
+                        &state,
+                        tx,
+                        user,
+                        ip,
+                        "auth.login",
+                        Outcome::Failure,
+                        details,
+                    )
+                    .await?;
+                }
+                None => tx.commit().await?,
+            }
             return Err(AppError::Unauthorized(GENERIC_LOGIN_FAILURE));
         }
     };
@@ -401,7 +420,17 @@ pub async fn login(
         }));
     }
     let session = start_session(&state, &mut tx, &user, body.organization_id).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({"mfa": false});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        ip,
+        "auth.login",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(axum::Json(LoginResponse {
         mfa_required: false,
         mfa_token: None,
@@ -446,6 +475,7 @@ fn accept_second_factor(
 ))]
 pub async fn login_mfa(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<MfaLoginRequest>,
 ) -> Result<axum::Json<Session>, AppError> {
     let now = now_secs();
@@ -466,7 +496,17 @@ pub async fn login_mfa(
     if user.disabled || !accept_second_factor(&state, &mut user, &body.code, now)? {
         ThrottlePolicy::ACCOUNT.record_failure(&mut throttle, now);
         put_throttle(&mut tx, &key, &throttle).await?;
-        tx.commit().await?;
+        let details = serde_json::json!({"reason": "wrong or reused second factor"});
+        commit_with_account_audit(
+            &state,
+            tx,
+            user.id,
+            ip,
+            "auth.login",
+            Outcome::Failure,
+            details,
+        )
+        .await?;
         return Err(AppError::Unauthorized(
             "the code is wrong or was already used",
         ));
@@ -477,7 +517,17 @@ pub async fn login_mfa(
     tx.update_user(&user).await?;
     let session =
         start_session(&state, &mut tx, &user, body.organization_id.or(claims.org)).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({"mfa": true});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        ip,
+        "auth.login",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(axum::Json(session))
 }
 
@@ -531,7 +581,17 @@ pub async fn refresh(
             let text = serde_json::to_string(&revoked).map_err(AppError::internal)?;
             tx.put_refresh_family(&family_id, user_id, &text, now_micros())
                 .await?;
-            tx.commit().await?;
+            let details = serde_json::json!({"session": family_id});
+            commit_with_account_audit(
+                &state,
+                tx,
+                user_id,
+                None,
+                "auth.refresh_reuse",
+                Outcome::Denied,
+                details,
+            )
+            .await?;
             tracing::warn!(%user_id, family = %family_id, "refresh token reuse: session revoked");
             Err(AppError::Unauthorized(
                 "this refresh token was already used, so the session was revoked; sign in again",
@@ -563,7 +623,17 @@ pub async fn logout(
         tx.put_refresh_family(&sid.to_string(), principal.user, &text, now_micros())
             .await?;
     }
-    tx.commit().await?;
+    let details = serde_json::json!({"session": sid.to_string()});
+    commit_with_account_audit(
+        &state,
+        tx,
+        principal.user,
+        principal.source_ip,
+        "auth.logout",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -628,7 +698,17 @@ pub async fn update_me(
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     let me = me_of(&mut tx, &user).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({"name": body.name.is_some()});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        principal.source_ip,
+        "user.profile_update",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(axum::Json(me))
 }
 
@@ -672,7 +752,17 @@ pub async fn change_password(
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     revoke_all_sessions(&mut tx, user.id, RevocationReason::PasswordChanged).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({"sessions_revoked": true});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        principal.source_ip,
+        "auth.password_change",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -728,7 +818,17 @@ pub async fn mfa_enroll(
     user.totp_last_step = None;
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        principal.source_ip,
+        "auth.mfa_enroll",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(axum::Json(MfaEnrollment {
         secret: secret.to_base32(),
         otpauth_uri: uri,
@@ -775,7 +875,17 @@ pub async fn mfa_confirm(
     let codes = new_backup_codes(&mut user);
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        principal.source_ip,
+        "auth.mfa_enable",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(axum::Json(BackupCodes {
         backup_codes: codes,
     }))
@@ -820,7 +930,17 @@ pub async fn mfa_disable(
     user.backup_codes.clear();
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        principal.source_ip,
+        "auth.mfa_disable",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -844,7 +964,17 @@ pub async fn mfa_backup_codes(
     let codes = new_backup_codes(&mut user);
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({});
+    commit_with_account_audit(
+        &state,
+        tx,
+        user.id,
+        principal.source_ip,
+        "auth.backup_codes_regenerate",
+        Outcome::Success,
+        details,
+    )
+    .await?;
     Ok(axum::Json(BackupCodes {
         backup_codes: codes,
     }))

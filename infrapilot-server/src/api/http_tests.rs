@@ -152,7 +152,14 @@ both!(
         // Setup is audited, in the new organization's chain.
         let audit = call(&state, "GET", "/api/v1/audit", Some(&token), None, None).await;
         assert_eq!(audit.status, StatusCode::OK, "{audit:?}");
-        assert_eq!(audit.body["items"][0]["action"], "instance.setup");
+        let actions: Vec<&str> = audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["auth.login", "instance.setup"], "newest first");
+        assert_eq!(audit.body["items"][0]["outcome"], "success");
     }
 );
 
@@ -197,7 +204,7 @@ both!(
     login_failures_are_generic_and_throttled,
     Edition::Community,
     |state: AppState| async move {
-        bootstrap(&state).await;
+        let (admin, _) = bootstrap(&state).await;
         let wrong = |email: &'static str| {
             let state = state.clone();
             async move {
@@ -226,6 +233,21 @@ both!(
         let locked = wrong("admin@example.com").await;
         assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{locked:?}");
         assert!(locked.body["retry_after"].as_u64().unwrap() > 0);
+        // Each failure on a real account is in its organizations' audit log (the unknown one is not).
+        let failures = call(
+            &state,
+            "GET",
+            "/api/v1/audit?action=auth.login&outcome=failure",
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            failures.body["items"].as_array().unwrap().len(),
+            6,
+            "{failures:?}"
+        );
         // Even the right password waits out the lockout.
         let r = call(
             &state,
@@ -899,8 +921,8 @@ both!(
         .await;
         assert!(verify.body["broken"].is_null(), "{verify:?}");
         assert_eq!(
-            verify.body["entries"], 4,
-            "setup, create, revoke, delete: {verify:?}"
+            verify.body["entries"], 5,
+            "setup, login, create, revoke, delete: {verify:?}"
         );
     }
 );

@@ -130,6 +130,17 @@ pub(crate) fn cursor_or_start(after: Option<(i64, String)>) -> (i64, String) {
 }
 
 impl OrgTx {
+    /// Continues this transaction in another organization (account-level events are recorded
+    /// in every organization of the account, atomically with the change).
+    pub async fn switch_org(mut self, scope: &OrgScope) -> Result<OrgTx, StoreError> {
+        if self.backend == Backend::Postgres {
+            super::postgres::set_context(&mut self.tx, Some(scope.org()), scope.actor().user())
+                .await?;
+        }
+        self.scope = scope.clone();
+        Ok(self)
+    }
+
     /// The scope this transaction acts in.
     pub fn scope(&self) -> &OrgScope {
         &self.scope
