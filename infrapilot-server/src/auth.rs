@@ -216,32 +216,29 @@ async fn resolve(
             "the access token is invalid or expired; refresh it or sign in again",
         )
     })?;
-    let mut tx = state.store().global().await?;
-    let user = match tx.user(claims.sub).await {
-        Ok(user) if !user.disabled => user,
-        _ => {
-            return Err(AppError::Unauthorized(
-                "the account no longer exists or is disabled",
-            ));
-        }
+    let org = match requested_org {
+        Some(Ok(org)) => Some(org),
+        Some(Err(refusal)) => return Err(AppError::from(refusal)),
+        None => claims.org,
     };
+    let gone = || AppError::Unauthorized("the account no longer exists or is disabled");
+    // Reads only, in one round trip: the account, its membership in the organization, and
+    // whether the organization exists.
+    let mut tx = state.store().global_read().await?;
+    let (user, role, exists) = match org {
+        Some(org) => tx.account_in_org(claims.sub, org).await?.ok_or_else(gone)?,
+        None => (tx.user(claims.sub).await.map_err(|_| gone())?, None, false),
+    };
+    tx.commit().await?;
+    if user.disabled {
+        return Err(gone());
+    }
     let principal = Principal {
         user: user.id,
         platform_role: user.platform_role,
         actor: Actor::User(user.id),
         session: Some(claims.sid),
         source_ip,
-    };
-    let org = match requested_org {
-        Some(Ok(org)) => Some(org),
-        Some(Err(e)) => {
-            return Ok(AuthOutcome::Authenticated {
-                principal,
-                scope: None,
-                org_refusal: Some(e),
-            });
-        }
-        None => claims.org,
     };
     let Some(org) = org else {
         return Ok(AuthOutcome::Authenticated {
@@ -250,15 +247,6 @@ async fn resolve(
             org_refusal: None,
         });
     };
-    tx.act_as_user(user.id).await?;
-    let role = tx
-        .memberships_of(user.id)
-        .await?
-        .into_iter()
-        .find(|(o, _)| o.id == org)
-        .map(|(_, role)| role);
-    let exists = role.is_some() || tx.org_exists(org).await?;
-    tx.commit().await?;
     let (scope, org_refusal) = match Effective::resolve(user.platform_role, role, None) {
         Some(effective) if exists => (Some(OrgScope::new(org, principal.actor, effective)), None),
         // Not a member: the organization is "not found", whether or not it exists.

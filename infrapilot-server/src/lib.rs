@@ -16,5 +16,5 @@ pub mod store;
 pub mod util;
 
 pub use app::{AppState, app, openapi};
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

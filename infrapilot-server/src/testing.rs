@@ -1,4 +1,7 @@
-//! Test support: throwaway SQLite and PostgreSQL stores.
+//! Test support: throwaway SQLite and PostgreSQL stores, and helpers for the load benchmark.
+//! Compiled for tests and with the `test-support` feature only; failures here are test
+//! failures, so they panic with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
 //!
 //! PostgreSQL tests need `INFRAPILOT_TEST_PG_ADMIN_URL`, a superuser URL of a throwaway
 //! cluster; `cargo xtask test` starts one and sets it. Each store gets its own database,
@@ -117,4 +120,35 @@ pub async fn app_state(kind: Kind, edition: crate::config::Edition) -> crate::Ap
         infrapilot_core::identity::PasswordParams::for_tests(),
     )
     .expect("state")
+}
+
+/// Runs setup (cheap password hashing) and returns an owner's access token and the org id.
+pub async fn bootstrap_admin(state: &crate::AppState) -> (String, infrapilot_core::ids::OrgId) {
+    let (token, org) = crate::api::http_tests_support::bootstrap(state).await;
+    (token, org.parse().expect("org id"))
+}
+
+/// Creates a viewer account in the token's organization.
+pub async fn create_member(state: &crate::AppState, token: &str, email: &str) {
+    crate::api::http_tests_support::create_member(state, token, email).await;
+}
+
+/// Times one run of the members list query, as the endpoint runs it (a transaction in the
+/// organization's context plus the query), without HTTP, authentication or serialization.
+pub async fn time_list_members(
+    state: &crate::AppState,
+    org: infrapilot_core::ids::OrgId,
+) -> std::time::Duration {
+    use infrapilot_core::rbac::{Effective, OrgRole};
+
+    use crate::store::{Actor, OrgScope};
+
+    let scope = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
+    let start = std::time::Instant::now();
+    let mut tx = state.store().org(&scope).await.expect("tx");
+    let rows = tx.list_members(None, 51).await.expect("list");
+    tx.commit().await.expect("commit");
+    let elapsed = start.elapsed();
+    assert!(!rows.is_empty());
+    elapsed
 }

@@ -2,7 +2,8 @@
 //!
 //! - `test` — the README's test command: provisions what the tests need on this machine
 //!   (Debian packages, test services), then runs `cargo fmt --check`, clippy with warnings
-//!   denied, the whole test suite under cargo-nextest and the doc tests.
+//!   denied, the whole test suite under cargo-nextest, the doc tests, and schemathesis fuzzing
+//!   of the server binary against its own OpenAPI document.
 //! - `provision` — only the provisioning step.
 //! - `pg` — starts the throwaway PostgreSQL cluster and prints its admin URL, for running
 //!   single tests by hand.
@@ -100,7 +101,36 @@ fn test(pg_url: &str) -> Result<(), String> {
         ],
         &env,
     )?;
-    run_env([cargo.as_str(), "test", "--workspace", "--doc"], &env)
+    run_env([cargo.as_str(), "test", "--workspace", "--doc"], &env)?;
+    run_env(
+        [cargo.as_str(), "doc", "--workspace", "--no-deps", "--quiet"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    fuzz_api(&cargo)
+}
+
+/// The schemathesis version the API fuzzing runs with.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Fuzzes the server binary against its own OpenAPI document (see
+/// `infrapilot-server/fuzz/fuzz_api.py`).
+fn fuzz_api(cargo: &str) -> Result<(), String> {
+    let importable = Command::new("python3")
+        .args(["-c", "import schemathesis"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        run(["python3", "-m", "pip", "install", "-q", SCHEMATHESIS])?;
+    }
+    run([cargo, "build", "-q", "-p", "infrapilot-server"])?;
+    let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let binary = Path::new(&target).join("debug").join("infrapilot-server");
+    run([
+        "python3",
+        "infrapilot-server/fuzz/fuzz_api.py",
+        binary.to_string_lossy().as_ref(),
+        "25",
+    ])
 }
 
 fn is_root() -> bool {

@@ -161,7 +161,7 @@ pub async fn list_audit(
         from: time_param("from", &q.from)?,
         to: time_param("to", &q.to)?,
     };
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let mut rows = tx.list_audit(&filter, before, limit + 1).await?;
     tx.commit().await?;
     let next_cursor = if rows.len() > usize::try_from(limit).unwrap_or(0) {
@@ -186,7 +186,7 @@ pub async fn verify_audit(
     scoped: Scoped,
 ) -> Result<axum::Json<VerifyReport>, AppError> {
     let scope = scoped.require(Action::View, Resource::Audit)?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let (entries, checkpoints) = tx.audit_chain().await?;
     tx.commit().await?;
     let key = state.keys().audit_signing().verifying_key();
@@ -208,7 +208,7 @@ pub async fn export_audit(
     scoped: Scoped,
 ) -> Result<axum::Json<serde_json::Value>, AppError> {
     let scope = scoped.require(Action::Export, Resource::Audit)?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let (entries, checkpoints) = tx.audit_chain().await?;
     tx.commit().await?;
     let export = AuditExport {

@@ -673,7 +673,7 @@ pub async fn me(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<axum::Json<Me>, AppError> {
-    let mut tx = state.store().global().await?;
+    let mut tx = state.store().global_read().await?;
     let user = tx.user(principal.user).await?;
     let me = me_of(&mut tx, &user).await?;
     tx.commit().await?;

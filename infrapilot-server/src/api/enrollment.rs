@@ -129,7 +129,7 @@ pub async fn list_tokens(
 ) -> Result<axum::Json<Page<EnrollmentTokenView>>, AppError> {
     let scope = scoped.require(Action::View, Resource::EnrollmentToken)?;
     let limit = page.fetch_limit()?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let rows = tx.list_enrollment_tokens(page.after()?, limit).await?;
     tx.commit().await?;
     let now = now_secs();
@@ -227,7 +227,7 @@ pub async fn get_token(
     Path(id): Path<String>,
 ) -> Result<axum::Json<EnrollmentTokenView>, AppError> {
     let scope = scoped.require(Action::View, Resource::EnrollmentToken)?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let token = tx.enrollment_token(parse_id(&id)?).await?;
     tx.commit().await?;
     Ok(axum::Json(view(&token, now_secs())))

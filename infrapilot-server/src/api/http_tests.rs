@@ -1,103 +1,14 @@
 //! HTTP integration tests through the real router (`app(state).oneshot(request)`), on
 //! SQLite and PostgreSQL.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
+use axum::http::StatusCode;
+use serde_json::json;
 
+use crate::AppState;
 use crate::config::Edition;
 use crate::testing::{self, Kind};
-use crate::{AppState, app};
 
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
-
-/// A response, decoded.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub content_type: String,
-    pub body: Value,
-}
-
-/// Sends one request through the router.
-pub(crate) async fn call(
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-    org: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(org) = org {
-        req = req.header("x-org-id", org);
-    }
-    let req = match body {
-        Some(body) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let res = app(state.clone()).oneshot(req).await.unwrap();
-    let status = res.status();
-    let content_type = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-/// Runs setup and signs in as the super admin; returns (access token, org id).
-pub(crate) async fn bootstrap(state: &AppState) -> (String, String) {
-    let code = state.keys().setup_code().to_owned();
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/setup",
-        None,
-        None,
-        Some(json!({
-            "setup_code": code, "email": "admin@example.com", "name": "Admin",
-            "password": PASSWORD, "organization_name": "Acme",
-        })),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let org = r.body["organization_id"].as_str().unwrap().to_owned();
-    (login(state, "admin@example.com").await, org)
-}
-
-pub(crate) async fn login(state: &AppState, email: &str) -> String {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        None,
-        Some(json!({"email": email, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    r.body["session"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+pub(crate) use super::http_tests_support::{PASSWORD, Reply, bootstrap, call, login};
 
 macro_rules! both {
     ($name:ident, $edition:expr, $body:expr) => {

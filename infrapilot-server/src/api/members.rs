@@ -219,7 +219,7 @@ pub async fn list_members(
 ) -> Result<axum::Json<Page<Member>>, AppError> {
     let scope = scoped.require(Action::View, Resource::Member)?;
     let limit = page.fetch_limit()?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let rows = tx.list_members(page.after()?, limit).await?;
     tx.commit().await?;
     Ok(axum::Json(Page::from_rows(
@@ -363,7 +363,7 @@ pub async fn list_invitations(
 ) -> Result<axum::Json<Page<Invitation>>, AppError> {
     let scope = scoped.require(Action::View, Resource::Invitation)?;
     let limit = page.fetch_limit()?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let rows = tx.list_invitations(page.after()?, limit).await?;
     tx.commit().await?;
     let now = now_micros();

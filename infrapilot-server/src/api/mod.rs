@@ -8,6 +8,8 @@ mod cross_tenant;
 pub mod enrollment;
 #[cfg(test)]
 mod http_tests;
+#[cfg(any(test, feature = "test-support"))]
+pub mod http_tests_support;
 pub mod members;
 pub mod orgs;
 pub mod setup;

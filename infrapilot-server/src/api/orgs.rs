@@ -126,7 +126,7 @@ pub async fn list_orgs(
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Organization>>, AppError> {
     let limit = page.fetch_limit()?;
-    let mut tx = state.store().global().await?;
+    let mut tx = state.store().global_read().await?;
     tx.act_as_user(principal.user).await?;
     let mine = tx.memberships_of(principal.user).await?;
     let page = if principal.platform_role == Some(PlatformRole::SuperAdmin) {
@@ -303,7 +303,7 @@ pub async fn get_org(
     scoped: Scoped,
 ) -> Result<axum::Json<Organization>, AppError> {
     let scope = scoped.require(Action::View, Resource::Organization)?;
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let org = tx.organization().await?;
     let role = match scope.actor().user() {
         Some(user) => tx.member(user).await?.map(|m| m.role),

@@ -71,7 +71,7 @@ pub struct SetupResponse {
 pub async fn setup_status(
     State(state): State<AppState>,
 ) -> Result<axum::Json<SetupStatus>, AppError> {
-    let mut tx = state.store().global().await?;
+    let mut tx = state.store().global_read().await?;
     let done = tx.setup_completed().await?;
     tx.commit().await?;
     Ok(axum::Json(SetupStatus {

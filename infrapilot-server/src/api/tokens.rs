@@ -131,7 +131,7 @@ pub async fn list_api_tokens(
                 .ok_or(AppError::Unauthorized("sign in as a user"))?,
         )
     };
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let rows = tx.list_api_tokens(owner, page.after()?, limit).await?;
     tx.commit().await?;
     Ok(axum::Json(Page::from_rows(

@@ -137,7 +137,7 @@ pub async fn list_users(
     let scope = scoped.require(Action::View, Resource::User)?;
     let limit = page.fetch_limit()?;
     if scope.role() == Effective::SuperAdmin {
-        let mut g = state.store().global().await?;
+        let mut g = state.store().global_read().await?;
         let rows = g.list_users(page.after()?, limit).await?;
         g.commit().await?;
         return Ok(axum::Json(Page::from_rows(
@@ -147,10 +147,10 @@ pub async fn list_users(
             view,
         )));
     }
-    let mut tx = state.store().org(scope).await?;
+    let mut tx = state.store().org_read(scope).await?;
     let members = tx.list_members(page.after()?, limit).await?;
     tx.commit().await?;
-    let mut g = state.store().global().await?;
+    let mut g = state.store().global_read().await?;
     let mut rows = Vec::with_capacity(members.len());
     for m in members {
         rows.push((m.created_at, g.user(m.user_id).await?));
@@ -235,11 +235,11 @@ pub async fn get_user(
     Path(id): Path<UserId>,
 ) -> Result<axum::Json<User>, AppError> {
     let scope = scoped.require(Action::View, Resource::User)?;
-    let mut g = state.store().global().await?;
+    let mut g = state.store().global_read().await?;
     let user = g.user(id).await?;
     g.commit().await?;
     if scope.role() != Effective::SuperAdmin {
-        let mut tx = state.store().org(scope).await?;
+        let mut tx = state.store().org_read(scope).await?;
         let member = tx.member(id).await?;
         tx.commit().await?;
         member.ok_or(AppError::NotFound("user"))?;

@@ -83,6 +83,9 @@ pub struct OrgRecord {
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, platform_role, totp_secret, \
     totp_enabled, totp_last_step, backup_codes, disabled, created_at, updated_at";
+const USER_COLUMNS_U: &str = "u.id, u.email, u.name, u.password_hash, u.platform_role, \
+    u.totp_secret, u.totp_enabled, u.totp_last_step, u.backup_codes, u.disabled, u.created_at, \
+    u.updated_at";
 pub(super) const ORG_COLUMNS: &str =
     "id, name, slug, max_users, max_agents, created_at, updated_at";
 
@@ -286,6 +289,38 @@ impl GlobalTx {
         .await
         .map_err(conflict_as("an organization with this slug"))?;
         Ok(())
+    }
+
+    /// For authentication, in one query: the account, its role in `org` (if a member) and
+    /// whether `org` exists. Sets the row-level-security context for both on PostgreSQL.
+    pub async fn account_in_org(
+        &mut self,
+        user: UserId,
+        org: OrgId,
+    ) -> Result<Option<(UserRecord, Option<OrgRole>, bool)>, StoreError> {
+        if self.backend == Backend::Postgres {
+            postgres::set_context(&mut self.tx, Some(org), Some(user)).await?;
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS_U}, m.role AS member_role, \
+             (SELECT COUNT(*) FROM organizations o WHERE o.id = $2) AS org_count \
+             FROM users u LEFT JOIN memberships m ON m.user_id = u.id AND m.org_id = $2 \
+             WHERE u.id = $1"
+        ))
+        .bind(user.to_string())
+        .bind(org.to_string())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: Option<String> = col(&row, "member_role")?;
+        let role = role
+            .map(|r| r.parse().map_err(|e| StoreError::corrupt("role", e)))
+            .transpose()?;
+        Ok(Some((
+            user_from_row(&row)?,
+            role,
+            col::<i64>(&row, "org_count")? > 0,
+        )))
     }
 
     /// Whether an organization exists.

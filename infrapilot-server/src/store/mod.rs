@@ -115,6 +115,13 @@ pub(crate) fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreEr
     }
 }
 
+/// Whether a transaction may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
+}
+
 /// The storage interface: a pool plus the backend it talks to.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -157,14 +164,33 @@ impl Store {
     /// Begins a transaction over the global tables (users, organizations, sessions).
     pub async fn global(&self) -> Result<global::GlobalTx, StoreError> {
         Ok(global::GlobalTx {
-            tx: self.begin().await?,
+            tx: self.begin(Mode::Write).await?,
             backend: self.backend,
         })
     }
 
+    /// Begins a transaction over the global tables that only reads. On SQLite it does not
+    /// take the write lock, so reads run side by side; it must not write.
+    pub async fn global_read(&self) -> Result<global::GlobalTx, StoreError> {
+        Ok(global::GlobalTx {
+            tx: self.begin(Mode::Read).await?,
+            backend: self.backend,
+        })
+    }
+
+    /// Begins a transaction confined to `scope`'s organization that only reads (see
+    /// [`Store::global_read`]).
+    pub async fn org_read(&self, scope: &OrgScope) -> Result<org::OrgTx, StoreError> {
+        self.org_tx(scope, Mode::Read).await
+    }
+
     /// Begins a transaction confined to `scope`'s organization.
     pub async fn org(&self, scope: &OrgScope) -> Result<org::OrgTx, StoreError> {
-        let mut tx = self.begin().await?;
+        self.org_tx(scope, Mode::Write).await
+    }
+
+    async fn org_tx(&self, scope: &OrgScope, mode: Mode) -> Result<org::OrgTx, StoreError> {
+        let mut tx = self.begin(mode).await?;
         if self.backend == Backend::Postgres {
             postgres::set_context(&mut tx, Some(scope.org()), scope.actor().user()).await?;
         }
@@ -175,13 +201,13 @@ impl Store {
         })
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
+    async fn begin(&self, mode: Mode) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match (self.backend, mode) {
             // IMMEDIATE takes SQLite's single write lock up front: a deferred transaction that
             // reads and then writes fails outright (not after a wait) when another writer
             // committed in between.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            (Backend::Sqlite, Mode::Write) => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            (Backend::Sqlite, Mode::Read) | (Backend::Postgres, _) => self.pool.begin().await?,
         })
     }
 
