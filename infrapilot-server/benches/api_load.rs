@@ -14,6 +14,9 @@
 //! compared with the raw query) and at 4 and 16 connections (throughput: where latency is
 //! mostly queueing for the two cores).
 
+// Test and benchmark code: a failure is a panic with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,9 @@
 //! directory), the setup code in the log, setup → sign-in → an enrollment token, the API
 //! docs, and a clean exit on SIGTERM.
 
+// Test and benchmark code: a failure is a panic with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
