@@ -87,6 +87,7 @@ fn test(pg_url: &str) -> Result<(), String> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
