@@ -25,6 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::agents::AgentHub;
 use crate::api;
 use crate::ca::InstanceCa;
 use crate::config::Config;
@@ -44,6 +45,7 @@ struct Inner {
     store: Store,
     keys: Keys,
     ca: InstanceCa,
+    hub: AgentHub,
     jwt: JwtKey,
     password_params: PasswordParams,
     refresh: RefreshPolicy,
@@ -69,7 +71,9 @@ impl AppState {
                 .unwrap_or(i64::MAX),
             ..RefreshPolicy::default()
         };
+        let hub = AgentHub::new(crate::util::new_id().to_string(), config.heartbeat);
         Ok(AppState(Arc::new(Inner {
+            hub,
             config,
             store,
             keys,
@@ -100,6 +104,11 @@ impl AppState {
     /// The instance CA.
     pub fn ca(&self) -> &InstanceCa {
         &self.0.ca
+    }
+
+    /// The agent sessions this replica holds.
+    pub fn hub(&self) -> &AgentHub {
+        &self.0.hub
     }
 
     /// The access-token key.
@@ -145,6 +154,7 @@ impl AppState {
         (name = "organizations", description = "Organizations, members, invitations"),
         (name = "tokens", description = "Personal API tokens and agent enrollment tokens"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "agents", description = "Enrolled agents (Docker hosts) and the installer"),
     )
 )]
 pub struct ApiDoc;

@@ -19,6 +19,11 @@
 //! | `INFRAPILOT_MAX_BODY_BYTES` | `max_body_bytes` | `1048576` |
 //! | `INFRAPILOT_ACCESS_TOKEN_TTL_SECS` | `access_token_ttl_secs` | `900` |
 //! | `INFRAPILOT_REFRESH_TOKEN_TTL_SECS` | `refresh_token_ttl_secs` | `2592000` (30 days) |
+//! | `INFRAPILOT_AGENT_BIND` | `agent_bind` | `127.0.0.1:8443` |
+//! | `INFRAPILOT_AGENT_URL` | `agent_url` | `https://<public host>:<agent port>` |
+//! | `INFRAPILOT_AGENT_HOSTNAMES` | `agent_hostnames` | `localhost,127.0.0.1` plus the hosts of both URLs |
+//! | `INFRAPILOT_HEARTBEAT_SECS` | `heartbeat_secs` | `30` |
+//! | `INFRAPILOT_AGENT_CERT_DAYS` | `agent_cert_days` | `7` |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -75,6 +80,16 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// Absolute lifetime of a refresh-token family.
     pub refresh_token_ttl: Duration,
+    /// Where the agent endpoint (gRPC over TLS 1.3) listens.
+    pub agent_bind: SocketAddr,
+    /// The agent endpoint's URL as agents dial it.
+    pub agent_url: String,
+    /// The names and addresses the agent endpoint's certificate covers.
+    pub agent_hostnames: Vec<String>,
+    /// How often agents send a heartbeat.
+    pub heartbeat: Duration,
+    /// How long an agent's client certificate is valid (renewed at two thirds).
+    pub agent_cert_lifetime: Duration,
 }
 
 /// A setting that could not be used.
@@ -111,6 +126,11 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     access_token_ttl_secs: Option<u64>,
     refresh_token_ttl_secs: Option<u64>,
+    agent_bind: Option<String>,
+    agent_url: Option<String>,
+    agent_hostnames: Option<Vec<String>>,
+    heartbeat_secs: Option<u64>,
+    agent_cert_days: Option<u64>,
 }
 
 impl Config {
@@ -271,7 +291,63 @@ impl Config {
                 "must not be shorter than the access-token lifetime",
             ));
         }
+        let agent_bind_text = get("INFRAPILOT_AGENT_BIND", file.agent_bind)
+            .unwrap_or_else(|| "127.0.0.1:8443".into());
+        let agent_bind: SocketAddr = agent_bind_text.parse().map_err(|_| {
+            bad(
+                "INFRAPILOT_AGENT_BIND",
+                format!("must be ADDRESS:PORT such as 0.0.0.0:8443, got {agent_bind_text:?}"),
+            )
+        })?;
+        let public_host = url_host(&public_url);
+        let agent_url = get("INFRAPILOT_AGENT_URL", file.agent_url)
+            .unwrap_or_else(|| format!("https://{}:{}", public_host, agent_bind.port()))
+            .trim_end_matches('/')
+            .to_owned();
+        if !agent_url.starts_with("https://") {
+            return Err(bad(
+                "INFRAPILOT_AGENT_URL",
+                "must start with https:// (agents only speak TLS)",
+            ));
+        }
+        let mut agent_hostnames: Vec<String> = match vars
+            .get("INFRAPILOT_AGENT_HOSTNAMES")
+            .filter(|v| !v.is_empty())
+        {
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => file
+                .agent_hostnames
+                .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+        };
+        for host in [public_host, url_host(&agent_url)] {
+            if !agent_hostnames.contains(&host) {
+                agent_hostnames.push(host);
+            }
+        }
+        for host in &agent_hostnames {
+            if host.parse::<std::net::IpAddr>().is_err() {
+                infrapilot_core::values::Domain::parse(host)
+                    .map_err(|e| bad("INFRAPILOT_AGENT_HOSTNAMES", e.to_string()))?;
+            }
+        }
+        let heartbeat = number("INFRAPILOT_HEARTBEAT_SECS", file.heartbeat_secs, 30)?;
+        if !(1..=600).contains(&heartbeat) {
+            return Err(bad("INFRAPILOT_HEARTBEAT_SECS", "must be from 1 to 600"));
+        }
+        let cert_days = number("INFRAPILOT_AGENT_CERT_DAYS", file.agent_cert_days, 7)?;
+        if !(1..=365).contains(&cert_days) {
+            return Err(bad("INFRAPILOT_AGENT_CERT_DAYS", "must be from 1 to 365"));
+        }
         Ok(Config {
+            agent_bind,
+            agent_url,
+            agent_hostnames,
+            heartbeat: Duration::from_secs(heartbeat),
+            agent_cert_lifetime: Duration::from_secs(cert_days * 86_400),
             bind,
             data_dir,
             database: DatabaseConfig {
@@ -291,6 +367,20 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(refresh_ttl),
         })
     }
+}
+
+/// The host of an `http(s)://host[:port][/…]` URL (IPv6 brackets removed).
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6).to_owned();
+    }
+    authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority)
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -49,12 +49,35 @@ async fn main() -> anyhow::Result<()> {
         database = if config.database.url.starts_with("sqlite") { "sqlite" } else { "postgres" },
         "InfraPilot server listening; API docs at /api/docs"
     );
+    let agent_listener = tokio::net::TcpListener::bind(config.agent_bind)
+        .await
+        .with_context(|| format!("binding the agent endpoint {}", config.agent_bind))?;
+    tracing::info!(address = %config.agent_bind, url = %config.agent_url, "agent endpoint listening (gRPC, TLS 1.3)");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let agents = tokio::spawn(infrapilot_server::agents::serve(
+        state.clone(),
+        agent_listener,
+        {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.changed().await;
+            }
+        },
+    ));
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown())
+    .with_graceful_shutdown(async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    })
     .await?;
+    match agents.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "agent endpoint failed"),
+        Err(e) => tracing::error!(error = %e, "agent endpoint task failed"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

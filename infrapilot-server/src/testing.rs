@@ -152,3 +152,39 @@ pub async fn time_list_members(
     assert!(!rows.is_empty());
     elapsed
 }
+
+/// Inserts an agent row directly (as enrollment would), for tests that need one to exist.
+pub async fn insert_agent(
+    state: &crate::AppState,
+    org: infrapilot_core::ids::OrgId,
+    name: &str,
+) -> infrapilot_core::ids::AgentId {
+    use infrapilot_core::rbac::{Effective, OrgRole};
+
+    use crate::store::{Actor, AgentRecord, OrgScope};
+
+    let id = infrapilot_core::ids::AgentId::from_uuid(uuid::Uuid::now_v7());
+    let scope = OrgScope::new(org, Actor::Agent(id), Effective::Org(OrgRole::Viewer));
+    let mut tx = state.store().org(&scope).await.expect("tx");
+    tx.insert_agent(&AgentRecord {
+        id,
+        name: name.to_owned(),
+        labels: infrapilot_core::values::Labels::parse_pairs(["env=test"]).expect("labels"),
+        disabled: false,
+        hostname: name.to_owned(),
+        version: "test".to_owned(),
+        key_fingerprint: crate::util::sha256_hex(id.to_string().as_bytes()),
+        enrollment_token: String::new(),
+        cert_not_after: 0,
+        heartbeat: serde_json::json!({}),
+        connected_replica: None,
+        connected_at: None,
+        last_seen_at: None,
+        applied_revision: 0,
+        created_at: crate::util::now_micros(),
+    })
+    .await
+    .expect("insert agent");
+    tx.commit().await.expect("commit");
+    id
+}

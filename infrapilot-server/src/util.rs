@@ -39,3 +39,9 @@ pub fn rfc3339(micros: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -48,6 +48,7 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/invitations".to_owned(),
         "/api/v1/api-tokens?all=true".to_owned(),
         "/api/v1/enrollment-tokens".to_owned(),
+        "/api/v1/agents".to_owned(),
         format!("/api/v1/users/{carol}"),
         "/api/v1/audit?limit=200".to_owned(),
     ] {
@@ -70,6 +71,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/api/v1/invitations" => json!({"email": "x@example.com", "role": "viewer"}),
         "/api/v1/api-tokens" => json!({"name": "x"}),
         "/api/v1/enrollment-tokens" => json!({"name": "x"}),
+        "/api/v1/agents/{id}" => json!({"name": "pwned", "disabled": true}),
         _ => json!({}),
     })
 }
@@ -126,6 +128,9 @@ async fn check_cross_tenant(state: AppState) {
         .as_str()
         .unwrap()
         .to_owned();
+    let agent = testing::insert_agent(&state, b.org.parse().unwrap(), "beta-host")
+        .await
+        .to_string();
 
     // A's credentials: a session and an owner-level API token.
     let r = call(
@@ -147,6 +152,8 @@ async fn check_cross_tenant(state: AppState) {
         b_api_token.as_str(),
         enrollment.as_str(),
         b.user.as_str(),
+        agent.as_str(),
+        "beta-host",
         "carol@example.com",
         "dave@example.com",
         "bob@example.com",
@@ -167,7 +174,8 @@ async fn check_cross_tenant(state: AppState) {
             .replace(
                 "/enrollment-tokens/{id}",
                 &format!("/enrollment-tokens/{enrollment}"),
-            );
+            )
+            .replace("/agents/{id}", &format!("/agents/{agent}"));
         assert!(!uri.contains('{'), "no B id to put into {path}");
         for method in ops.as_object().unwrap().keys() {
             for credential in [&a.token, &a_api] {
@@ -198,7 +206,14 @@ async fn check_cross_tenant(state: AppState) {
                         && path != "/api/v1/orgs"
                         && !path.starts_with("/api/v1/auth")
                         && !path.starts_with("/api/v1/setup")
-                        && !["/healthz", "/readyz", "/metrics"].contains(&path.as_str())
+                        && ![
+                            "/healthz",
+                            "/readyz",
+                            "/metrics",
+                            "/install.sh",
+                            "/download/infrapilot-agentd",
+                        ]
+                        .contains(&path.as_str())
                         && path != "/api/v1/invitations/accept"
                     {
                         assert!(

@@ -102,7 +102,7 @@ pub struct CreatedEnrollmentToken {
     pub install_command: String,
 }
 
-fn labels_from(input: &BTreeMap<String, String>) -> Result<Labels, AppError> {
+pub(crate) fn labels_from(input: &BTreeMap<String, String>) -> Result<Labels, AppError> {
     let mut labels = Labels::new();
     for (k, v) in input {
         let key = LabelKey::parse(k).map_err(|e| e.at(format!("labels.{k}")))?;

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area. Each module exposes `routes()` for the OpenAPI
 //! router; DTOs are defined beside their handlers and converted by hand to domain types.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 #[cfg(test)]
@@ -10,6 +11,7 @@ pub mod enrollment;
 mod http_tests;
 #[cfg(any(test, feature = "test-support"))]
 pub mod http_tests_support;
+pub mod install;
 pub mod members;
 pub mod orgs;
 pub mod setup;
@@ -136,6 +138,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(members::routes())
         .merge(tokens::routes())
         .merge(enrollment::routes())
+        .merge(agents::routes())
+        .merge(install::routes())
 }
 
 /// The most items one page may hold.

@@ -63,6 +63,7 @@ fn core_actor(actor: Actor) -> audit::Actor {
     match actor {
         Actor::User(user) => audit::Actor::User(user),
         Actor::ApiToken { token, .. } => audit::Actor::ApiToken(token),
+        Actor::Agent(agent) => audit::Actor::Agent(agent),
         Actor::System => audit::Actor::System,
     }
 }

@@ -121,6 +121,32 @@ impl OrgTx {
         from_row(&row, org)
     }
 
+    /// One enrollment token, locked for the rest of the transaction (PostgreSQL `FOR UPDATE`;
+    /// SQLite's write transaction already excludes other writers), so concurrent redemptions
+    /// of one token run one after another.
+    pub async fn lock_enrollment_token(
+        &mut self,
+        id: TokenPublicId,
+    ) -> Result<StoredEnrollmentToken, StoreError> {
+        let org = self.org();
+        let lock = match self.backend() {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT id, name, record, created_by, created_at FROM enrollment_tokens \
+             WHERE org_id = $1 AND id = $2{lock}"
+        ))
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.conn())
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "enrollment token",
+        })?;
+        from_row(&row, org)
+    }
+
     /// Enrollment tokens, oldest first.
     pub async fn list_enrollment_tokens(
         &mut self,

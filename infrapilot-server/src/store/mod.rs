@@ -4,7 +4,7 @@
 //!
 //! [`Store`] is the one storage interface. Its queries are written once, in the SQL that both
 //! databases accept (`$N` placeholders, `BIGINT` microsecond times, UUIDs as text), and run
-//! through sqlx's `Any` driver. What differs per database lives in [`sqlite`] and [`postgres`]:
+//! through sqlx's `Any` driver. What differs per database lives in `store/sqlite.rs` and `store/postgres.rs`:
 //! connecting, pragmas, migrations (`migrations/sqlite`, `migrations/postgres`), how a
 //! transaction begins, and the row-level-security context. Writing every query twice would
 //! double the code that must stay in step for no behaviour we want to differ; the contract
@@ -20,6 +20,7 @@
 //! `app.current_org_id`, and row-level security (enabled and forced on every tenant table)
 //! hides every other organization's rows even from a query that forgot its filter.
 
+mod agents;
 mod audit;
 mod enrollment;
 mod global;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+pub use agents::AgentRecord;
 pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
 pub use enrollment::StoredEnrollmentToken;
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};

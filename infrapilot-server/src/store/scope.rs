@@ -1,4 +1,4 @@
-use infrapilot_core::ids::{ApiTokenId, OrgId, UserId};
+use infrapilot_core::ids::{AgentId, ApiTokenId, OrgId, UserId};
 use infrapilot_core::rbac::{Action, Effective, Resource, can};
 
 /// Who is acting.
@@ -13,7 +13,9 @@ pub enum Actor {
         /// The token.
         token: ApiTokenId,
     },
-    /// The server itself (setup, jobs, enrollment).
+    /// An enrolled agent acting on its own (enrollment, reports).
+    Agent(AgentId),
+    /// The server itself (setup, jobs).
     System,
 }
 
@@ -22,7 +24,7 @@ impl Actor {
     pub fn user(&self) -> Option<UserId> {
         match self {
             Actor::User(user) | Actor::ApiToken { user, .. } => Some(*user),
-            Actor::System => None,
+            Actor::Agent(_) | Actor::System => None,
         }
     }
 
@@ -31,6 +33,7 @@ impl Actor {
         match self {
             Actor::User(user) => format!("user:{user}"),
             Actor::ApiToken { token, .. } => format!("api_token:{token}"),
+            Actor::Agent(agent) => format!("agent:{agent}"),
             Actor::System => "system".to_owned(),
         }
     }

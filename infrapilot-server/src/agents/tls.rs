@@ -1,0 +1,96 @@
+//! The agent endpoint's listener: TLS 1.3 only, the server's chain signed by the instance CA,
+//! client certificates verified against the CA but optional at the TLS layer (enrollment
+//! comes before an agent has one; every other call checks for it).
+
+use std::sync::Arc;
+
+use infrapilot_proto::v1::agent_service_server::AgentServiceServer;
+use rustls::RootCertStore;
+use rustls::crypto::ring;
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::AgentEndpoint;
+use crate::AppState;
+
+/// Why the agent endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Building the TLS configuration failed.
+    #[error("agent endpoint TLS: {0}")]
+    Tls(String),
+    /// The CA could not issue the server certificate.
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    /// Serving failed.
+    #[error("agent endpoint: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The rustls server configuration for the agent endpoint.
+pub fn server_config(state: &AppState) -> Result<rustls::ServerConfig, EndpointError> {
+    let provider = Arc::new(ring::default_provider());
+    let (chain, key) = state
+        .ca()
+        .server_identity(state.keys(), &state.config().agent_hostnames)?;
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(state.ca().cert_der().to_vec()))
+        .map_err(|e| EndpointError::Tls(e.to_string()))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| EndpointError::Tls(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| EndpointError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| EndpointError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Serves the agent endpoint on `listener` until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), EndpointError> {
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(&state)?));
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // A failed handshake (wrong CA, expired certificate, not TLS 1.3) ends here:
+                // the peer gets a TLS alert and the service never sees it.
+                match tokio::time::timeout(std::time::Duration::from_secs(15), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "agent TLS handshake refused"),
+                    Err(_) => tracing::debug!(%peer, "agent TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .add_service(AgentServiceServer::new(AgentEndpoint::new(state)))
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+        .await;
+    accept.abort();
+    Ok(result?)
+}
