@@ -109,13 +109,12 @@ impl AgentHub {
 
     /// Forgets a session if it is still the registered one.
     pub(super) fn unregister(&self, agent: AgentId, generation: u64) {
-        if let Ok(mut sessions) = self.sessions.write() {
-            if sessions
+        if let Ok(mut sessions) = self.sessions.write()
+            && sessions
                 .get(&agent)
                 .is_some_and(|s| s.generation == generation)
-            {
-                sessions.remove(&agent);
-            }
+        {
+            sessions.remove(&agent);
         }
     }
 

@@ -133,7 +133,7 @@ impl AgentEndpoint {
         let redeemed = enrollment::redeem(Some(&stored.record), &token.secret, now_secs())
             .map_err(|e| {
                 Status::permission_denied(match e {
-                    RedeemError::Unknown { .. } => UNKNOWN.to_owned(),
+                    RedeemError::Unknown => UNKNOWN.to_owned(),
                     RedeemError::Expired { .. } => {
                         "the enrollment token has expired; create a new one".to_owned()
                     }
@@ -390,7 +390,7 @@ impl AgentService for AgentEndpoint {
 }
 
 fn heartbeat_json(hb: &infrapilot_proto::v1::Heartbeat) -> serde_json::Value {
-    let host = hb.host.clone().unwrap_or_default();
+    let host = hb.host.unwrap_or_default();
     serde_json::json!({
         "sent_at_unix_ms": hb.sent_at_unix_ms,
         "host": {
