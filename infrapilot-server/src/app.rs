@@ -25,7 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::agents::AgentHub;
+use crate::agents::{AgentHub, RelayWaiters};
 use crate::api;
 use crate::ca::InstanceCa;
 use crate::config::Config;
@@ -46,6 +46,7 @@ struct Inner {
     keys: Keys,
     ca: InstanceCa,
     hub: AgentHub,
+    relay_waiters: RelayWaiters,
     jwt: JwtKey,
     password_params: PasswordParams,
     refresh: RefreshPolicy,
@@ -71,9 +72,10 @@ impl AppState {
                 .unwrap_or(i64::MAX),
             ..RefreshPolicy::default()
         };
-        let hub = AgentHub::new(crate::util::new_id().to_string(), config.heartbeat);
+        let hub = AgentHub::new(crate::util::new_id().simple().to_string(), config.heartbeat);
         Ok(AppState(Arc::new(Inner {
             hub,
+            relay_waiters: RelayWaiters::default(),
             config,
             store,
             keys,
@@ -109,6 +111,11 @@ impl AppState {
     /// The agent sessions this replica holds.
     pub fn hub(&self) -> &AgentHub {
         &self.0.hub
+    }
+
+    /// Commands this replica relayed to another, waiting for their answers.
+    pub fn relay_waiters(&self) -> &RelayWaiters {
+        &self.0.relay_waiters
     }
 
     /// The access-token key.

@@ -53,6 +53,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the agent endpoint {}", config.agent_bind))?;
     tracing::info!(address = %config.agent_bind, url = %config.agent_url, "agent endpoint listening (gRPC, TLS 1.3)");
+    if state.store().backend() == infrapilot_server::store::Backend::Postgres {
+        tokio::spawn(infrapilot_server::agents::listen_for_relays(state.clone()));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agents = tokio::spawn(infrapilot_server::agents::serve(
         state.clone(),

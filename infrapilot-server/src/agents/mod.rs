@@ -9,11 +9,13 @@
 
 mod hub;
 mod identity;
+mod relay;
 mod service;
 mod tls;
 
 pub use hub::{AgentHub, CommandError};
 pub use identity::{AgentIdentity, identity_from_der};
+pub use relay::{RelayWaiters, listen as listen_for_relays, send_command};
 pub use service::AgentEndpoint;
 pub use tls::serve;
 

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::{Page, PageQuery, audit, display_name};
 use crate::AppState;
-use crate::agents::{CommandError, is_online};
+use crate::agents::{CommandError, is_online, send_command};
 use crate::auth::{ClientIp, Scoped};
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::AgentRecord;
@@ -268,18 +268,17 @@ pub async fn ping_agent(
     tx.commit().await?;
     let payload = crate::util::random::<16>().to_vec();
     let start = std::time::Instant::now();
-    let echoed = state
-        .hub()
-        .command(
-            scope.org(),
-            id,
-            command::Kind::Ping(Ping {
-                payload: payload.clone(),
-            }),
-            COMMAND_TIMEOUT,
-        )
-        .await
-        .map_err(command_error)?;
+    let echoed = send_command(
+        &state,
+        scope.org(),
+        id,
+        command::Kind::Ping(Ping {
+            payload: payload.clone(),
+        }),
+        COMMAND_TIMEOUT,
+    )
+    .await
+    .map_err(command_error)?;
     let round_trip_ms = start.elapsed().as_secs_f64() * 1000.0;
     if echoed != payload {
         return Err(AppError::Conflict(
@@ -305,16 +304,15 @@ pub async fn agent_info(
     let mut tx = state.store().org_read(scope).await?;
     tx.agent(id).await?;
     tx.commit().await?;
-    let payload = state
-        .hub()
-        .command(
-            scope.org(),
-            id,
-            command::Kind::Inspect(Inspect {}),
-            COMMAND_TIMEOUT,
-        )
-        .await
-        .map_err(command_error)?;
+    let payload = send_command(
+        &state,
+        scope.org(),
+        id,
+        command::Kind::Inspect(Inspect {}),
+        COMMAND_TIMEOUT,
+    )
+    .await
+    .map_err(command_error)?;
     let value = serde_json::from_slice(&payload).map_err(|e| {
         AppError::Conflict(format!(
             "the agent answered something that is not JSON: {e}"

@@ -26,6 +26,7 @@ mod enrollment;
 mod global;
 mod org;
 mod postgres;
+mod relay;
 mod scope;
 mod sqlite;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use enrollment::StoredEnrollmentToken;
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
 pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
+pub use relay::{RelayRecord, replica_channel};
 pub use scope::{Actor, OrgScope};
 
 /// Which database a [`Store`] runs on.
@@ -129,6 +131,7 @@ enum Mode {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: String,
 }
 
 impl Store {
@@ -149,12 +152,21 @@ impl Store {
             Backend::Sqlite => sqlite::open(config).await?,
             Backend::Postgres => postgres::open(config).await?,
         };
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            url: config.url.clone(),
+        })
     }
 
     /// The backend this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The URL the store connects with (for PostgreSQL's LISTEN connection).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Whether the database answers (for `/readyz`).
