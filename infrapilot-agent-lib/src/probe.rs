@@ -149,11 +149,11 @@ impl HostProbe {
         if let Some(found) = self.docker.get() {
             return found.as_ref();
         }
-        let docker = connect_docker(socket).await;
-        if docker.is_none() {
-            return None;
-        }
-        self.docker.get_or_init(|| async { docker }).await.as_ref()
+        let docker = connect_docker(socket).await?;
+        self.docker
+            .get_or_init(|| async { Some(docker) })
+            .await
+            .as_ref()
     }
 }
 

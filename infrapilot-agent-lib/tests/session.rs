@@ -1,5 +1,8 @@
 //! The transport-agnostic session over in-process channels, with the test playing the server.
 
+// Test helpers fail the test by panicking, like the assertions in the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
