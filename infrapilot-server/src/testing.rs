@@ -23,11 +23,17 @@ pub enum Kind {
 
 /// A store on a fresh database of `kind`.
 pub async fn store(kind: Kind) -> Store {
-    let config = match kind {
+    Store::connect(&database(kind).await)
+        .await
+        .expect("connect test store")
+}
+
+/// A fresh database of `kind` (not yet migrated).
+pub async fn database(kind: Kind) -> DatabaseConfig {
+    match kind {
         Kind::Sqlite => sqlite_config(),
         Kind::Postgres => postgres_config().await,
-    };
-    Store::connect(&config).await.expect("connect test store")
+    }
 }
 
 pub fn sqlite_config() -> DatabaseConfig {
@@ -96,10 +102,20 @@ pub async fn postgres_config() -> DatabaseConfig {
 /// An application over a fresh store of `kind`, with cheap password hashing, for tests
 /// driving the router with `oneshot`.
 pub async fn app_state(kind: Kind, edition: crate::config::Edition) -> crate::AppState {
+    app_state_on(&database(kind).await, edition).await
+}
+
+/// An application over the database `config` names (a second replica of a PostgreSQL test
+/// database shares it with the first).
+pub async fn app_state_on(
+    config: &DatabaseConfig,
+    edition: crate::config::Edition,
+) -> crate::AppState {
     use std::collections::HashMap;
 
-    let store = store(kind).await;
+    let store = Store::connect(config).await.expect("connect test store");
     let mut vars = HashMap::new();
+    vars.insert("INFRAPILOT_HEARTBEAT_SECS".to_owned(), "1".to_owned());
     vars.insert(
         "INFRAPILOT_EDITION".to_owned(),
         match edition {

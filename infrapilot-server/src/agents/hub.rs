@@ -142,6 +142,19 @@ impl AgentHub {
         }
     }
 
+    /// Ends every session on this replica (server shutdown): the agents are told to come
+    /// back later, which closes their streams so a graceful shutdown can finish.
+    pub fn close_all(&self, reason: &str) {
+        let sessions: Vec<Arc<Session>> = self
+            .sessions
+            .write()
+            .map(|mut s| s.drain().map(|(_, session)| session).collect())
+            .unwrap_or_default();
+        for session in sessions {
+            let _ = session.outgoing.try_send(Ok(goodbye(reason, false)));
+        }
+    }
+
     /// Sends a command and waits for its final reply (`Done` payload) or `timeout`.
     pub async fn command(
         &self,

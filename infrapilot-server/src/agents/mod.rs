@@ -19,6 +19,9 @@ pub use relay::{RelayWaiters, listen as listen_for_relays, send_command};
 pub use service::AgentEndpoint;
 pub use tls::serve;
 
+#[cfg(test)]
+mod e2e_tests;
+
 /// Whether an agent counts as online: a replica holds its stream and it was heard from within
 /// two heartbeat intervals plus ten seconds.
 pub fn is_online(

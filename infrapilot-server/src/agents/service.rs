@@ -243,16 +243,21 @@ impl AgentService for AgentEndpoint {
             .org_read(&scope)
             .await
             .map_err(internal)?;
-        let agent = match tx.agent(id.agent).await {
-            Ok(agent) => agent,
-            Err(StoreError::NotFound { .. }) => {
-                return Err(Status::permission_denied("this agent was deleted"));
+        let refusal = match tx.agent(id.agent).await {
+            Ok(agent) if agent.disabled => {
+                Some("this agent is disabled; re-enable it to reconnect")
             }
+            Ok(_) => None,
+            Err(StoreError::NotFound { .. }) => Some("this agent was deleted; enroll it again"),
             Err(e) => return Err(internal(e)),
         };
         tx.commit().await.map_err(internal)?;
-        if agent.disabled {
-            return Err(Status::permission_denied("this agent is disabled"));
+        // A revoked agent is refused with a permanent Goodbye, so it stops reconnecting
+        // instead of retrying an error it cannot fix.
+        if let Some(reason) = refusal {
+            let (outgoing, rx) = mpsc::channel(1);
+            let _ = outgoing.send(Ok(goodbye(reason, true))).await;
+            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
         }
         let mut incoming = request.into_inner();
         let hello = match tokio::time::timeout(Duration::from_secs(15), incoming.message()).await {

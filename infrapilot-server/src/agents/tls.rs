@@ -85,6 +85,13 @@ pub async fn serve(
             });
         }
     });
+    let hub_state = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub_state
+            .hub()
+            .close_all("the server is shutting down; reconnect shortly");
+    };
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))

@@ -1,0 +1,728 @@
+//! End to end: the real agent library against the real agent endpoint (TLS 1.3, mTLS), with
+//! the HTTP API on the side — on SQLite and PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use infrapilot_agent_lib::{
+    Agent, AgentConfig, AgentEndpoint, BackoffConfig, CancellationToken, EnrollError,
+    EnrollmentToken, StateDir, StopReason, enroll,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::AppState;
+use crate::api::http_tests_support::{bootstrap, call};
+use crate::config::Edition;
+use crate::testing::{self, Kind};
+
+/// A server (HTTP state + a running agent endpoint) and an admin session.
+struct Env {
+    state: AppState,
+    port: u16,
+    admin: String,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn start_endpoint(
+    state: &AppState,
+    listener: TcpListener,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, mut stopped) = watch::channel(false);
+    let state = state.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.changed().await;
+        };
+        super::serve(state, listener, shutdown)
+            .await
+            .expect("agent endpoint");
+    });
+    (stop, server)
+}
+
+async fn env_on(state: AppState) -> Env {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, server) = start_endpoint(&state, listener).await;
+    let (admin, _) = bootstrap(&state).await;
+    Env {
+        state,
+        port,
+        admin,
+        stop,
+        server,
+    }
+}
+
+async fn env(kind: Kind) -> Env {
+    env_on(testing::app_state(kind, Edition::Community).await).await
+}
+
+impl Env {
+    fn endpoint(&self) -> AgentEndpoint {
+        AgentEndpoint::parse(&format!("https://127.0.0.1:{}", self.port)).unwrap()
+    }
+
+    async fn token(&self, body: Value) -> String {
+        let r = call(
+            &self.state,
+            "POST",
+            "/api/v1/enrollment-tokens",
+            Some(&self.admin),
+            None,
+            Some(body),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn agent(&self, id: &str) -> Value {
+        let r = call(
+            &self.state,
+            "GET",
+            &format!("/api/v1/agents/{id}"),
+            Some(&self.admin),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.body
+    }
+
+    async fn wait_status(&self, id: &str, status: &str) -> Value {
+        for _ in 0..200 {
+            let agent = self.agent(id).await;
+            if agent["status"] == status {
+                return agent;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("agent {id} never became {status}: {}", self.agent(id).await);
+    }
+}
+
+fn state_dir() -> StateDir {
+    StateDir::new(std::env::temp_dir().join(format!(
+        "infrapilot-agent-{}",
+        uuid::Uuid::new_v4().simple()
+    )))
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn run_agent(
+    dir: &StateDir,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<StopReason, infrapilot_agent_lib::AgentError>>,
+) {
+    let mut config = AgentConfig::new(dir.path());
+    config.heartbeat_override = Some(Duration::from_millis(500));
+    config.backoff = BackoffConfig {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(500),
+    };
+    config.docker_socket = None;
+    let cancel = CancellationToken::new();
+    let agent = Agent::new(config);
+    let token = cancel.clone();
+    (cancel, tokio::spawn(async move { agent.run(token).await }))
+}
+
+async fn enrolled(env: &Env, token: &str, own: &[(&str, &str)]) -> (StateDir, String) {
+    let dir = state_dir();
+    let token = EnrollmentToken::parse(token).unwrap();
+    let outcome = enroll(&env.endpoint(), &token, &labels(own), &dir)
+        .await
+        .expect("enrolls");
+    (dir, outcome.agent_id)
+}
+
+async fn connected_agent_answers_commands(kind: Kind) {
+    let env = env(kind).await;
+    let token = env
+        .token(json!({"name": "hosts", "labels": {"env": "production"}}))
+        .await;
+    let (dir, id) = enrolled(&env, &token, &[("env", "staging"), ("rack", "r1")]).await;
+    let agent = env.agent(&id).await;
+    assert_eq!(agent["status"], "offline", "enrolled but not connected");
+    assert_eq!(
+        agent["labels"]["env"], "production",
+        "the token's labels win"
+    );
+    assert_eq!(agent["labels"]["rack"], "r1");
+
+    let (cancel, running) = run_agent(&dir);
+    let online = env.wait_status(&id, "online").await;
+    assert!(online["connected_at"].is_string());
+    // Heartbeats carry host metrics.
+    for _ in 0..50 {
+        if env.agent(&id).await["heartbeat"]["host"]["cpus"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let agent = env.agent(&id).await;
+    assert!(
+        agent["heartbeat"]["host"]["memory_total_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{agent}"
+    );
+
+    let ping = call(
+        &env.state,
+        "POST",
+        &format!("/api/v1/agents/{id}/ping"),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ping.status, StatusCode::OK, "{ping:?}");
+    assert!(ping.body["round_trip_ms"].as_f64().unwrap() > 0.0);
+    let info = call(
+        &env.state,
+        "GET",
+        &format!("/api/v1/agents/{id}/info"),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(info.status, StatusCode::OK, "{info:?}");
+    assert_eq!(info.body["protocol_version"], 1, "{info:?}");
+
+    // Disabling closes the stream for good, at once.
+    let r = call(
+        &env.state,
+        "PATCH",
+        &format!("/api/v1/agents/{id}"),
+        Some(&env.admin),
+        None,
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.body["status"], "disabled", "{r:?}");
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the agent stops")
+        .unwrap();
+    match stopped {
+        Ok(StopReason::Goodbye { reason }) => assert!(reason.contains("disabled"), "{reason}"),
+        other => panic!("expected a goodbye, got {other:?}"),
+    }
+    // A disabled agent's next connection is refused.
+    let (_cancel2, again) = run_agent(&dir);
+    let refused = tokio::time::timeout(Duration::from_secs(10), again)
+        .await
+        .expect("refused promptly")
+        .unwrap();
+    match refused {
+        Ok(StopReason::Goodbye { reason }) => assert!(reason.contains("disabled"), "{reason}"),
+        Err(e) => assert!(e.to_string().contains("disabled"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Offline agents answer 503 with a clear body.
+    let ping = call(
+        &env.state,
+        "POST",
+        &format!("/api/v1/agents/{id}/ping"),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ping.status, StatusCode::SERVICE_UNAVAILABLE, "{ping:?}");
+    assert!(ping.content_type.starts_with("application/problem+json"));
+    assert!(
+        ping.body["detail"].as_str().unwrap().contains("offline"),
+        "{ping:?}"
+    );
+    cancel.cancel();
+    let verify = call(
+        &env.state,
+        "GET",
+        "/api/v1/audit/verify",
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert!(verify.body["broken"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_agent_answers_commands_sqlite() {
+    connected_agent_answers_commands(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_agent_answers_commands_postgres() {
+    connected_agent_answers_commands(Kind::Postgres).await;
+}
+
+fn rejected_with(result: Result<infrapilot_agent_lib::EnrollOutcome, EnrollError>, words: &str) {
+    match result {
+        Err(EnrollError::Rejected { message, .. }) => assert!(message.contains(words), "{message}"),
+        other => panic!("expected a rejection mentioning {words:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_rejections() {
+    let env = env(Kind::Sqlite).await;
+    let no_labels = labels(&[]);
+
+    // Unknown: a well-formed token this server never issued (right CA, unknown id).
+    let real = EnrollmentToken::parse(&env.token(json!({"name": "a"})).await).unwrap();
+    let mut unknown = real.clone();
+    unknown.public_id = infrapilot_core::enrollment::TokenPublicId::from_bytes([9; 8]);
+    rejected_with(
+        enroll(&env.endpoint(), &unknown, &no_labels, &state_dir()).await,
+        "unknown",
+    );
+    // A wrong secret is "unknown" too: nothing tells a guesser the id exists.
+    let mut wrong_secret = real.clone();
+    wrong_secret.secret = infrapilot_core::enrollment::TokenSecret::from_bytes([1; 32]);
+    rejected_with(
+        enroll(&env.endpoint(), &wrong_secret, &no_labels, &state_dir()).await,
+        "unknown",
+    );
+
+    // Revoked.
+    let text = env.token(json!({"name": "b"})).await;
+    let token = EnrollmentToken::parse(&text).unwrap();
+    let id = token.public_id.to_string();
+    call(
+        &env.state,
+        "POST",
+        &format!("/api/v1/enrollment-tokens/{id}/revoke"),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    rejected_with(
+        enroll(&env.endpoint(), &token, &no_labels, &state_dir()).await,
+        "revoked",
+    );
+
+    // Exhausted.
+    let token =
+        EnrollmentToken::parse(&env.token(json!({"name": "c", "max_uses": 1})).await).unwrap();
+    enroll(&env.endpoint(), &token, &no_labels, &state_dir())
+        .await
+        .expect("first use");
+    rejected_with(
+        enroll(&env.endpoint(), &token, &no_labels, &state_dir()).await,
+        "used as often as allowed",
+    );
+
+    // Expired: a token whose expiry passed.
+    let token =
+        EnrollmentToken::parse(&env.token(json!({"name": "d", "expires_in_secs": 60})).await)
+            .unwrap();
+    expire_enrollment_token(&env.state, token.public_id).await;
+    rejected_with(
+        enroll(&env.endpoint(), &token, &no_labels, &state_dir()).await,
+        "expired",
+    );
+
+    // Wrong CA pin: the agent refuses the server before it sends the secret.
+    let token = EnrollmentToken::parse(&env.token(json!({"name": "e"})).await).unwrap();
+    let mut pinned_elsewhere = token.clone();
+    pinned_elsewhere.ca_fingerprint =
+        infrapilot_core::enrollment::CaFingerprint::of_der(b"another CA");
+    match enroll(&env.endpoint(), &pinned_elsewhere, &no_labels, &state_dir()).await {
+        Err(EnrollError::CaMismatch { .. }) => {}
+        other => panic!("expected a CA mismatch, got {other:?}"),
+    }
+    let view = call(
+        &env.state,
+        "GET",
+        &format!("/api/v1/enrollment-tokens/{}", token.public_id),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        view.body["uses"], 0,
+        "the secret never reached the server: {view:?}"
+    );
+
+    // A replayed CSR: the same key cannot enroll a second agent.
+    let token = env.token(json!({"name": "f", "max_uses": 5})).await;
+    let (first, second) = enroll_twice_with_one_key(&env.state, env.port, &token).await;
+    assert!(first.is_ok(), "{first:?}");
+    let status = second.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status:?}");
+    assert!(status.message().contains("replayed"), "{status:?}");
+
+    // A protocol version the server does not speak gets a clear message, not a hang.
+    let status = enroll_with_version(&env.state, env.port, &token, 99)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("protocol version 99 is not supported"),
+        "{status:?}"
+    );
+}
+
+async fn one_agent_from_a_hundred_redemptions(kind: Kind) {
+    let env = env(kind).await;
+    let text = env.token(json!({"name": "once", "max_uses": 1})).await;
+    let token = EnrollmentToken::parse(&text).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let endpoint = env.endpoint();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            enroll(&endpoint, &token, &BTreeMap::new(), &state_dir()).await
+        }));
+    }
+    let mut ok = 0;
+    let mut exhausted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(EnrollError::Rejected { message, .. }) if message.contains("used as often") => {
+                exhausted += 1
+            }
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!((ok, exhausted), (1, 99));
+    let list = call(
+        &env.state,
+        "GET",
+        "/api/v1/agents",
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_from_a_hundred_redemptions_sqlite() {
+    one_agent_from_a_hundred_redemptions(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_from_a_hundred_redemptions_postgres() {
+    one_agent_from_a_hundred_redemptions(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_expired_and_revoked_client_certificates_are_refused() {
+    let env = env(Kind::Sqlite).await;
+    let token = env.token(json!({"name": "certs"})).await;
+    let (dir, id) = enrolled(&env, &token, &[]).await;
+    // A certificate from another CA: the TLS handshake fails.
+    let foreign = session_with_foreign_certificate(&env.state, env.port).await;
+    assert!(
+        foreign.is_err(),
+        "a certificate from another CA was accepted"
+    );
+    // An expired certificate signed by the right CA: refused too.
+    let expired = session_with_expired_certificate(&env.state, env.port, &id).await;
+    assert!(expired.is_err(), "an expired certificate was accepted");
+    // No certificate: the session call is refused with a clear message.
+    let status = session_without_certificate(&env.state, env.port)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    // Revoked: the agent is deleted; its valid certificate no longer opens a session.
+    let r = call(
+        &env.state,
+        "DELETE",
+        &format!("/api/v1/agents/{id}"),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let (_cancel, running) = run_agent(&dir);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("refused promptly")
+        .unwrap();
+    let text = match stopped {
+        Ok(StopReason::Goodbye { reason }) => reason,
+        Err(e) => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(text.contains("deleted"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_while_the_server_is_down_and_back_after_it_restarts() {
+    let mut env = env(Kind::Sqlite).await;
+    let token = env.token(json!({"name": "restart"})).await;
+    let (dir, id) = enrolled(&env, &token, &[]).await;
+    let (cancel, _running) = run_agent(&dir);
+    env.wait_status(&id, "online").await;
+    // The endpoint goes away: the stream ends and the agent is shown offline.
+    env.stop.send(true).unwrap();
+    let server = std::mem::replace(&mut env.server, tokio::spawn(async {}));
+    let _ = server.await;
+    env.wait_status(&id, "offline").await;
+    // It comes back on the same port: the agent reconnects by itself.
+    let listener = TcpListener::bind(("127.0.0.1", env.port)).await.unwrap();
+    let (_stop, _server) = start_endpoint(&env.state, listener).await;
+    env.wait_status(&id, "online").await;
+    let ping = call(
+        &env.state,
+        "POST",
+        &format!("/api/v1/agents/{id}/ping"),
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ping.status, StatusCode::OK, "{ping:?}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_one_replica_reaches_an_agent_on_another() {
+    let database = testing::database(Kind::Postgres).await;
+    let a = env_on(testing::app_state_on(&database, Edition::Community).await).await;
+    // Replica B: the same database, its own hub, endpoint and LISTEN channel.
+    let b_state = testing::app_state_on(&database, Edition::Community).await;
+    assert_ne!(a.state.hub().replica(), b_state.hub().replica());
+    tokio::spawn(super::listen_for_relays(a.state.clone()));
+    tokio::spawn(super::listen_for_relays(b_state.clone()));
+    let token = a.token(json!({"name": "replicas"})).await;
+    let (dir, id) = enrolled(&a, &token, &[]).await;
+    let (cancel, _running) = run_agent(&dir);
+    a.wait_status(&id, "online").await;
+    assert!(!b_state.hub().holds(id.parse().unwrap()));
+    // Give both LISTEN connections a moment to be established.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ping = call(
+        &b_state,
+        "POST",
+        &format!("/api/v1/agents/{id}/ping"),
+        Some(&a.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ping.status, StatusCode::OK, "through replica B: {ping:?}");
+    let info = call(
+        &b_state,
+        "GET",
+        &format!("/api/v1/agents/{id}/info"),
+        Some(&a.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(info.status, StatusCode::OK, "{info:?}");
+    cancel.cancel();
+}
+
+// ---- Helpers that speak to the endpoint below the agent library ----
+
+use std::sync::Arc;
+
+use infrapilot_agent_lib::tls::{
+    PinnedCaVerifier, channel, enroll_client_config, mtls_client_config,
+};
+use infrapilot_proto::v1::agent_service_client::AgentServiceClient;
+use infrapilot_proto::v1::{AgentMessage, EnrollRequest, Hello, agent_message};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+fn endpoint_at(port: u16) -> AgentEndpoint {
+    AgentEndpoint::parse(&format!("https://127.0.0.1:{port}")).unwrap()
+}
+
+fn csr(key: &rcgen::KeyPair) -> Vec<u8> {
+    rcgen::CertificateParams::default()
+        .serialize_request(key)
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
+async fn enrollment_client(
+    state: &AppState,
+    port: u16,
+) -> AgentServiceClient<tonic::transport::Channel> {
+    let verifier = Arc::new(PinnedCaVerifier::new(state.ca().fingerprint()));
+    let config = Arc::new(enroll_client_config(verifier).unwrap());
+    AgentServiceClient::new(channel(&endpoint_at(port), config).await.unwrap())
+}
+
+fn request(token: &str, csr_der: Vec<u8>, version: u32) -> EnrollRequest {
+    EnrollRequest {
+        token: token.to_owned(),
+        csr_der,
+        hostname: "replay-host".to_owned(),
+        labels: Default::default(),
+        agent_version: "test".to_owned(),
+        protocol_version: version,
+    }
+}
+
+/// Enrolls twice with one key: the second request replays the first's CSR.
+async fn enroll_twice_with_one_key(
+    state: &AppState,
+    port: u16,
+    token: &str,
+) -> (Result<(), tonic::Status>, Result<(), tonic::Status>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr_der = csr(&key);
+    let mut client = enrollment_client(state, port).await;
+    let first = client
+        .enroll(request(token, csr_der.clone(), 1))
+        .await
+        .map(|_| ());
+    let second = client.enroll(request(token, csr_der, 1)).await.map(|_| ());
+    (first, second)
+}
+
+async fn enroll_with_version(
+    state: &AppState,
+    port: u16,
+    token: &str,
+    version: u32,
+) -> Result<(), tonic::Status> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut client = enrollment_client(state, port).await;
+    client
+        .enroll(request(token, csr(&key), version))
+        .await
+        .map(|_| ())
+}
+
+async fn expire_enrollment_token(state: &AppState, id: infrapilot_core::enrollment::TokenPublicId) {
+    use infrapilot_core::enrollment::TokenRecord;
+    use infrapilot_core::rbac::{Effective, OrgRole};
+
+    use crate::store::{Actor, OrgScope};
+
+    let mut g = state.store().global().await.unwrap();
+    let org = g
+        .token_org("enrollment_token", &id.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    g.commit().await.unwrap();
+    let scope = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
+    let mut tx = state.store().org(&scope).await.unwrap();
+    let stored = tx.enrollment_token(id).await.unwrap();
+    let mut parts = stored.record.into_parts();
+    parts.expires_at = Some(parts.created_at - 1);
+    tx.update_enrollment_token(&TokenRecord::from_parts(parts).unwrap())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Opens a session with a given client identity and sends Hello; Ok if the server answered.
+async fn session_with(
+    state: &AppState,
+    port: u16,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<(), String> {
+    let ca = CertificateDer::from(state.ca().cert_der().to_vec());
+    let config = Arc::new(mtls_client_config(ca, chain, key).map_err(|e| e.to_string())?);
+    let channel = channel(&endpoint_at(port), config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut client = AgentServiceClient::new(channel);
+    let hello = AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello {
+            protocol_version: 1,
+            agent_version: "test".into(),
+            hostname: "h".into(),
+            applied_revision: 0,
+        })),
+    };
+    let response = client
+        .session(tokio_stream::iter(vec![hello]))
+        .await
+        .map_err(|s| s.to_string())?;
+    let mut stream = response.into_inner();
+    stream
+        .message()
+        .await
+        .map_err(|s| s.to_string())?
+        .ok_or("no answer")?;
+    Ok(())
+}
+
+async fn session_with_foreign_certificate(state: &AppState, port: u16) -> Result<(), String> {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["agent".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    session_with(state, port, vec![cert.der().clone()], key).await
+}
+
+async fn session_with_expired_certificate(
+    state: &AppState,
+    port: u16,
+    agent: &str,
+) -> Result<(), String> {
+    let pem = state.keys().unseal(state.ca().key_sealed()).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
+    let ca = rcgen::CertificateParams::from_ca_cert_pem(state.ca().cert_pem())
+        .unwrap()
+        .self_signed(&ca_key)
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        format!("{}{agent}", crate::ca::AGENT_URN)
+            .try_into()
+            .unwrap(),
+    )];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(10);
+    params.not_after = now - time::Duration::days(3);
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    session_with(state, port, vec![cert.der().clone()], key).await
+}
+
+async fn session_without_certificate(state: &AppState, port: u16) -> Result<(), tonic::Status> {
+    let mut client = enrollment_client(state, port).await;
+    let hello = AgentMessage {
+        body: Some(agent_message::Body::Hello(Hello::default())),
+    };
+    client
+        .session(tokio_stream::iter(vec![hello]))
+        .await
+        .map(|_| ())
+}
