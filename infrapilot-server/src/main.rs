@@ -53,6 +53,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the agent endpoint {}", config.agent_bind))?;
     tracing::info!(address = %config.agent_bind, url = %config.agent_url, "agent endpoint listening (gRPC, TLS 1.3)");
+    let docker_socket = std::path::PathBuf::from(
+        std::env::var("INFRAPILOT_DOCKER_SOCKET")
+            .unwrap_or_else(|_| "/var/run/docker.sock".to_owned()),
+    );
+    if config.edition == infrapilot_server::config::Edition::Community && docker_socket.exists() {
+        tracing::info!(socket = %docker_socket.display(), "Docker found: running the built-in agent");
+        tokio::spawn(infrapilot_server::agents::builtin::run(
+            state.clone(),
+            docker_socket,
+        ));
+    }
     if state.store().backend() == infrapilot_server::store::Backend::Postgres {
         tokio::spawn(infrapilot_server::agents::listen_for_relays(state.clone()));
     }

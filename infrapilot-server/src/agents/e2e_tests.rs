@@ -726,3 +726,48 @@ async fn session_without_certificate(state: &AppState, port: u16) -> Result<(), 
         .await
         .map(|_| ())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_community_built_in_agent_registers_itself_and_answers() {
+    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let (admin, _) = bootstrap(&state).await;
+    let socket = std::path::PathBuf::from("/var/run/docker.sock");
+    assert!(
+        socket.exists(),
+        "this test needs the machine's Docker engine at /var/run/docker.sock"
+    );
+    tokio::spawn(super::builtin::run(state.clone(), socket));
+    let mut id = None;
+    for _ in 0..100 {
+        let list = call(&state, "GET", "/api/v1/agents", Some(&admin), None, None).await;
+        if let Some(agent) = list.body["items"].as_array().and_then(|a| a.first())
+            && agent["status"] == "online"
+        {
+            assert_eq!(agent["labels"]["infrapilot.builtin"], "true", "{agent}");
+            id = Some(agent["id"].as_str().unwrap().to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = id.expect("the built-in agent comes online without a token");
+    let ping = call(
+        &state,
+        "POST",
+        &format!("/api/v1/agents/{id}/ping"),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ping.status, StatusCode::OK, "{ping:?}");
+    let info = call(
+        &state,
+        "GET",
+        &format!("/api/v1/agents/{id}/info"),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(info.body["docker"]["available"], true, "{info:?}");
+}

@@ -6,7 +6,10 @@
 //! for its reply with a deadline. An agent is **online** only while a replica holds its stream
 //! and its last heartbeat is recent ([`is_online`]), so a dead agent (or a dead replica) is
 //! never shown as online.
+//!
+//! In the community edition the server also runs a [`builtin`] agent in-process.
 
+pub mod builtin;
 mod hub;
 mod identity;
 mod relay;

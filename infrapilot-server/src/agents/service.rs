@@ -259,100 +259,8 @@ impl AgentService for AgentEndpoint {
             let _ = outgoing.send(Ok(goodbye(reason, true))).await;
             return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
         }
-        let mut incoming = request.into_inner();
-        let hello = match tokio::time::timeout(Duration::from_secs(15), incoming.message()).await {
-            Ok(Ok(Some(AgentMessage {
-                body: Some(agent_message::Body::Hello(hello)),
-            }))) => hello,
-            Ok(Ok(_)) => return Err(Status::invalid_argument("the first message must be Hello")),
-            Ok(Err(status)) => return Err(status),
-            Err(_) => return Err(Status::deadline_exceeded("no Hello within 15 seconds")),
-        };
-        let (outgoing, rx) = mpsc::channel(256);
-        if hello.protocol_version != PROTOCOL_VERSION {
-            let _ = outgoing
-                .send(Ok(goodbye(&version_error(hello.protocol_version), true)))
-                .await;
-            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
-        }
-        let hub = self.state.hub();
-        let session = hub.register(id.agent, id.org, outgoing.clone());
-        let welcome = ServerMessage {
-            body: Some(server_message::Body::Welcome(Welcome {
-                protocol_version: PROTOCOL_VERSION,
-                agent_id: id.agent.to_string(),
-                heartbeat_interval_secs: u32::try_from(hub.heartbeat().as_secs()).unwrap_or(30),
-            })),
-        };
-        let _ = outgoing.send(Ok(welcome)).await;
-        let mut tx = self.state.store().org(&scope).await.map_err(internal)?;
-        let revision = i64::try_from(hello.applied_revision).unwrap_or(i64::MAX);
-        tx.set_agent_connection(
-            id.agent,
-            Some(hub.replica()),
-            &hello.hostname,
-            &hello.agent_version,
-            revision,
-            now_micros(),
-        )
-        .await
-        .map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        tracing::info!(agent = %id.agent, hostname = %hello.hostname, "agent connected");
-
-        let state = self.state.clone();
-        tokio::spawn(async move {
-            loop {
-                let message = match incoming.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) | Err(_) => break,
-                };
-                match message.body {
-                    Some(agent_message::Body::Heartbeat(hb)) => {
-                        let heartbeat = heartbeat_json(&hb);
-                        let enabled = async {
-                            let mut tx = state.store().org(&scope).await?;
-                            let enabled = tx
-                                .record_heartbeat(id.agent, &heartbeat, now_micros())
-                                .await?;
-                            tx.commit().await?;
-                            Ok::<_, StoreError>(enabled)
-                        }
-                        .await;
-                        match enabled {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                let _ = session
-                                    .outgoing
-                                    .send(Ok(goodbye("this agent was disabled or deleted", true)))
-                                    .await;
-                                break;
-                            }
-                            Err(e) => {
-                                tracing::warn!(agent = %id.agent, error = %e, "recording a heartbeat failed")
-                            }
-                        }
-                    }
-                    Some(agent_message::Body::Reply(reply)) => session.deliver(reply).await,
-                    Some(agent_message::Body::Hello(_)) | None => {}
-                }
-            }
-            state.hub().unregister(id.agent, session.generation);
-            if !state.hub().holds(id.agent) {
-                let closed = async {
-                    let mut tx = state.store().org(&scope).await?;
-                    tx.set_agent_connection(id.agent, None, "", "", revision, now_micros())
-                        .await?;
-                    tx.commit().await
-                }
-                .await;
-                if let Err(e) = closed {
-                    tracing::warn!(agent = %id.agent, error = %e, "recording a disconnect failed");
-                }
-            }
-            tracing::info!(agent = %id.agent, "agent disconnected");
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let stream = serve_session(self.state.clone(), id, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn renew_certificate(
@@ -412,4 +320,126 @@ fn heartbeat_json(hb: &infrapilot_proto::v1::Heartbeat) -> serde_json::Value {
             "id": c.id, "name": c.name, "image": c.image, "state": c.state, "health": c.health,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Serves one agent session over any transport: the gRPC stream of a remote agent, or the
+/// in-process channels of the built-in agent. Reads Hello, answers Welcome (or a permanent
+/// Goodbye on a version mismatch), registers the session with the hub, records heartbeats and
+/// hands replies to their commands; returns the stream of messages for the agent.
+pub(crate) async fn serve_session<S>(
+    state: AppState,
+    id: AgentIdentity,
+    incoming: S,
+) -> Result<ReceiverStream<Result<ServerMessage, Status>>, Status>
+where
+    S: Stream<Item = Result<AgentMessage, Status>> + Send + 'static,
+{
+    let scope = OrgScope::new(
+        id.org,
+        Actor::Agent(id.agent),
+        Effective::Org(OrgRole::Viewer),
+    );
+    let mut incoming = Box::pin(incoming);
+    let hello =
+        match tokio::time::timeout(Duration::from_secs(15), next_message(&mut incoming)).await {
+            Ok(Ok(Some(AgentMessage {
+                body: Some(agent_message::Body::Hello(hello)),
+            }))) => hello,
+            Ok(Ok(_)) => return Err(Status::invalid_argument("the first message must be Hello")),
+            Ok(Err(status)) => return Err(status),
+            Err(_) => return Err(Status::deadline_exceeded("no Hello within 15 seconds")),
+        };
+    let (outgoing, rx) = mpsc::channel(256);
+    if hello.protocol_version != PROTOCOL_VERSION {
+        let _ = outgoing
+            .send(Ok(goodbye(&version_error(hello.protocol_version), true)))
+            .await;
+        return Ok(ReceiverStream::new(rx));
+    }
+    let hub = state.hub();
+    let session = hub.register(id.agent, id.org, outgoing.clone());
+    let welcome = ServerMessage {
+        body: Some(server_message::Body::Welcome(Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            agent_id: id.agent.to_string(),
+            heartbeat_interval_secs: u32::try_from(hub.heartbeat().as_secs()).unwrap_or(30),
+        })),
+    };
+    let _ = outgoing.send(Ok(welcome)).await;
+    let mut tx = state.store().org(&scope).await.map_err(internal)?;
+    let revision = i64::try_from(hello.applied_revision).unwrap_or(i64::MAX);
+    tx.set_agent_connection(
+        id.agent,
+        Some(hub.replica()),
+        &hello.hostname,
+        &hello.agent_version,
+        revision,
+        now_micros(),
+    )
+    .await
+    .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    tracing::info!(agent = %id.agent, hostname = %hello.hostname, "agent connected");
+
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let message = match next_message(&mut incoming).await {
+                Ok(Some(m)) => m,
+                Ok(None) | Err(_) => break,
+            };
+            match message.body {
+                Some(agent_message::Body::Heartbeat(hb)) => {
+                    let heartbeat = heartbeat_json(&hb);
+                    let enabled = async {
+                        let mut tx = state.store().org(&scope).await?;
+                        let enabled = tx
+                            .record_heartbeat(id.agent, &heartbeat, now_micros())
+                            .await?;
+                        tx.commit().await?;
+                        Ok::<_, StoreError>(enabled)
+                    }
+                    .await;
+                    match enabled {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let _ = session
+                                .outgoing
+                                .send(Ok(goodbye("this agent was disabled or deleted", true)))
+                                .await;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(agent = %id.agent, error = %e, "recording a heartbeat failed")
+                        }
+                    }
+                }
+                Some(agent_message::Body::Reply(reply)) => session.deliver(reply).await,
+                Some(agent_message::Body::Hello(_)) | None => {}
+            }
+        }
+        state.hub().unregister(id.agent, session.generation);
+        if !state.hub().holds(id.agent) {
+            let closed = async {
+                let mut tx = state.store().org(&scope).await?;
+                tx.set_agent_connection(id.agent, None, "", "", revision, now_micros())
+                    .await?;
+                tx.commit().await
+            }
+            .await;
+            if let Err(e) = closed {
+                tracing::warn!(agent = %id.agent, error = %e, "recording a disconnect failed");
+            }
+        }
+        tracing::info!(agent = %id.agent, "agent disconnected");
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+async fn next_message<S>(incoming: &mut S) -> Result<Option<AgentMessage>, Status>
+where
+    S: Stream<Item = Result<AgentMessage, Status>> + Unpin,
+{
+    use tokio_stream::StreamExt as _;
+    incoming.next().await.transpose()
 }

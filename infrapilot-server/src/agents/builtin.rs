@@ -1,0 +1,113 @@
+//! The community edition's built-in agent: when the Docker socket is present, the server
+//! runs the agent library in-process — the same session code as `infrapilot-agentd`, over
+//! channels instead of gRPC over mTLS — registered automatically in the single organization,
+//! with no token and no TLS.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands};
+use infrapilot_agent_lib::{HostProbe, SessionContext, run_session};
+use infrapilot_core::ids::{AgentId, OrgId};
+use infrapilot_core::rbac::{Effective, OrgRole};
+use infrapilot_core::values::Labels;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::identity::AgentIdentity;
+use super::service::serve_session;
+use crate::AppState;
+use crate::store::{Actor, AgentRecord, OrgScope, StoreError};
+use crate::util::{new_id, now_micros};
+
+/// The marker in `enrollment_token` that identifies the built-in agent.
+const BUILTIN: &str = "builtin";
+
+/// Runs the built-in agent for as long as the server runs: waits for first-run setup, makes
+/// sure the agent exists, and keeps an in-process session open.
+pub async fn run(state: AppState, docker_socket: PathBuf) {
+    let id = loop {
+        match ensure_agent(&state).await {
+            Ok(Some(id)) => break id,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "registering the built-in agent failed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    tracing::info!(agent = %id.agent, "built-in agent registered");
+    let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
+    let info = AgentInfo::of_this_host();
+    loop {
+        let (agent_tx, agent_rx) = mpsc::channel(256);
+        let incoming = ReceiverStream::new(agent_rx).map(Ok::<_, Status>);
+        // The server side waits for the agent's Hello before it hands out its stream, and the
+        // agent sends Hello from inside its session: run them side by side, as over gRPC.
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let server_state = state.clone();
+        tokio::spawn(async move {
+            let _ = ready_tx.send(serve_session(server_state, id, incoming).await);
+        });
+        let server_stream = futures_util::stream::once(ready_rx).flat_map(|ready| match ready {
+            Ok(Ok(stream)) => stream.left_stream(),
+            Ok(Err(status)) => futures_util::stream::iter([Err(status)]).right_stream(),
+            Err(_) => {
+                futures_util::stream::iter([Err(Status::unavailable("the server side ended"))])
+                    .right_stream()
+            }
+        });
+        let handler = Arc::new(BuiltinCommands::new(info.clone(), probe.clone()));
+        let ctx = SessionContext::new(info.clone(), probe.clone(), handler);
+        match run_session(server_stream, agent_tx, &ctx).await {
+            Ok(end) => tracing::debug!(?end, "built-in agent session ended"),
+            Err(e) => tracing::warn!(error = %e, "built-in agent session failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The built-in agent's identity, creating it in the single organization the first time;
+/// `None` until setup created that organization.
+async fn ensure_agent(state: &AppState) -> Result<Option<AgentIdentity>, StoreError> {
+    let mut g = state.store().global_read().await?;
+    let org: Option<OrgId> = g.list_orgs(None, 1).await?.first().map(|o| o.id);
+    g.commit().await?;
+    let Some(org) = org else { return Ok(None) };
+    let scope = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
+    let mut tx = state.store().org(&scope).await?;
+    let existing = tx
+        .list_agents(None, 1000)
+        .await?
+        .into_iter()
+        .find(|a| a.enrollment_token == BUILTIN);
+    let agent = match existing {
+        Some(agent) => agent.id,
+        None => {
+            let id = AgentId::from_uuid(new_id());
+            let info = AgentInfo::of_this_host();
+            tx.insert_agent(&AgentRecord {
+                id,
+                name: format!("{} (built-in)", info.hostname),
+                labels: Labels::parse_pairs(["infrapilot.builtin=true"]).unwrap_or_default(),
+                disabled: false,
+                hostname: info.hostname.clone(),
+                version: info.agent_version.clone(),
+                key_fingerprint: format!("{BUILTIN}:{org}"),
+                enrollment_token: BUILTIN.to_owned(),
+                cert_not_after: 0,
+                heartbeat: serde_json::json!({}),
+                connected_replica: None,
+                connected_at: None,
+                last_seen_at: None,
+                applied_revision: 0,
+                created_at: now_micros(),
+            })
+            .await?;
+            id
+        }
+    };
+    tx.commit().await?;
+    Ok(Some(AgentIdentity { agent, org }))
+}
