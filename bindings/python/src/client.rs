@@ -281,11 +281,7 @@ impl Client {
     }
 
     /// One enrollment token by public id.
-    fn get_enrollment_token<'py>(
-        &self,
-        py: Python<'py>,
-        id: &str,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn get_enrollment_token<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
         self.call(py, self.inner.get_enrollment_token(id))
     }
 

@@ -110,10 +110,16 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InvalidJsonError", py.get_type::<InvalidJsonError>())?;
     m.add("PolicyError", py.get_type::<PolicyError>())?;
     m.add("ComposeError", py.get_type::<ComposeError>())?;
-    m.add("EnrollmentTokenError", py.get_type::<EnrollmentTokenError>())?;
+    m.add(
+        "EnrollmentTokenError",
+        py.get_type::<EnrollmentTokenError>(),
+    )?;
     m.add("InvalidKeyError", py.get_type::<InvalidKeyError>())?;
     m.add("ApiError", py.get_type::<ApiError>())?;
     m.add("TransportError", py.get_type::<TransportError>())?;
-    m.add("UnexpectedResponseError", py.get_type::<UnexpectedResponseError>())?;
+    m.add(
+        "UnexpectedResponseError",
+        py.get_type::<UnexpectedResponseError>(),
+    )?;
     Ok(())
 }

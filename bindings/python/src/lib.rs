@@ -7,7 +7,6 @@
 //! running. The client is synchronous: each call blocks on a shared Tokio runtime; asyncio
 //! code can use `asyncio.to_thread(client.list_members)`.
 
-
 mod client;
 mod convert;
 mod errors;
@@ -122,9 +121,7 @@ fn evaluate_compose<'py>(
     let policies = input(policies)?;
     let context = opt(context)?;
     let answer = py
-        .detach(|| {
-            sdk::evaluate_compose(compose_yaml, &policies, &context).and_then(|a| json(&a))
-        })
+        .detach(|| sdk::evaluate_compose(compose_yaml, &policies, &context).and_then(|a| json(&a)))
         .map_err(to_pyerr)?;
     to_py(py, &answer)
 }
@@ -192,7 +189,10 @@ fn inspect_enrollment_token<'py>(py: Python<'py>, token: &str) -> PyResult<Bound
 
 /// `None` is the JSON `null` (the facade's "not given").
 fn opt(value: Option<&Bound<'_, PyAny>>) -> PyResult<serde_json::Value> {
-    value.map(from_py).transpose().map(Option::unwrap_or_default)
+    value
+        .map(from_py)
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// Serializes an answer of the facade.
