@@ -57,6 +57,8 @@ export interface Context { agent_labels?: { [key: string]: string }; environment
 export class PolicyEngine {
   constructor(policies: Document);
   evaluate(resource: Document, action?: Action, context?: Context | string | null): Evaluation;
+  /** `evaluate` with JSON text in and out (what `evaluate` uses underneath). */
+  evaluateJson(resource: string, action?: Action | null, context?: string | null): string;
   evaluateCompose(composeYaml: string, action?: Action, context?: Context | string | null): ComposeEvaluation;
   policies(): { [key: string]: JSONValue }[];
   readonly size: number;
