@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
 
 const ip = require('..');
-const { ADMIN, startServer } = require('./helpers');
+const { ADMIN, startServer } = require('./support/helpers');
 
 let server;
 let admin;

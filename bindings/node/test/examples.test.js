@@ -8,7 +8,7 @@ const path = require('node:path');
 const { after, before, test } = require('node:test');
 
 const ip = require('..');
-const { ADMIN, REPO, startServer } = require('./helpers');
+const { ADMIN, REPO, startServer } = require('./support/helpers');
 
 const GATE = path.join(REPO, 'examples', 'policy-gate');
 const run = (args, env = {}) =>

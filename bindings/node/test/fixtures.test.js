@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const test = require('node:test');
 
 const ip = require('..');
-const { fixtures, summary } = require('./helpers');
+const { fixtures, summary } = require('./support/helpers');
 
 test('every case gives the expected decision', () => {
   const f = fixtures();

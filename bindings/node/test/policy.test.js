@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const test = require('node:test');
 
 const ip = require('..');
-const { fixtures } = require('./helpers');
+const { fixtures } = require('./support/helpers');
 
 const HOST = {
   id: '00000000-0000-0000-0000-000000000007',

@@ -8,7 +8,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 
-const REPO = path.resolve(__dirname, '..', '..', '..');
+const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 const FIXTURES = path.join(REPO, 'bindings', 'fixtures');
 const ADMIN = { email: 'admin@example.com', password: 'a long passphrase here' };
 
