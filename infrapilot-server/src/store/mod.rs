@@ -4,7 +4,7 @@
 //!
 //! [`Store`] is the one storage interface. Its queries are written once, in the SQL that both
 //! databases accept (`$N` placeholders, `BIGINT` microsecond times, UUIDs as text), and run
-//! through sqlx's `Any` driver. What differs per database lives in [`sqlite`] and [`postgres`]:
+//! through sqlx's `Any` driver. What differs per database lives in `sqlite` and `postgres`:
 //! connecting, pragmas, migrations (`migrations/sqlite`, `migrations/postgres`), how a
 //! transaction begins, and the row-level-security context. Writing every query twice would
 //! double the code that must stay in step for no behaviour we want to differ; the contract

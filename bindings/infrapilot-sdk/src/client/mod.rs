@@ -7,7 +7,7 @@
 //!
 //! Adding an area when the server grows one (agents, containers, proxy hosts, logs, alerts,
 //! policies) is a wire type in [`types`] plus a few lines per operation over the private
-//! [`Client::get`]/[`Client::send`] helpers; nothing else changes.
+//! `Client::get`/`Client::send` helpers; nothing else changes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), infrapilot_sdk::SdkError> {
