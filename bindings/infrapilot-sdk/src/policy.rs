@@ -454,7 +454,7 @@ fn violation(v: &core::Violation) -> Violation {
     }
 }
 
-/// Labels as a plain map, for callers that build a context in Rust.
+/// Builds the JSON of an evaluation context from Rust values (see the crate docs for its keys).
 pub fn context_json(
     agent_labels: &BTreeMap<String, String>,
     environment: Option<&str>,
