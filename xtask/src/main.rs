@@ -3,7 +3,9 @@
 //! - `test` — the README's test command: provisions what the tests need on this machine
 //!   (Debian packages, test services), then runs `cargo fmt --check`, clippy with warnings
 //!   denied, the whole test suite under cargo-nextest, the doc tests, and schemathesis fuzzing
-//!   of the server binary against its own OpenAPI document.
+//!   of the server binary against its own OpenAPI document, then the bindings: the Python
+//!   package is installed with pip and its pytest suite run, the Node addon is built and its
+//!   `node --test` suite run (both suites start the real server binary).
 //! - `provision` — only the provisioning step.
 //! - `pg` — starts the throwaway PostgreSQL cluster and prints its admin URL, for running
 //!   single tests by hand.
@@ -107,7 +109,29 @@ fn test(pg_url: &str) -> Result<(), String> {
         [cargo.as_str(), "doc", "--workspace", "--no-deps", "--quiet"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    fuzz_api(&cargo)
+    fuzz_api(&cargo)?;
+    bindings(&cargo)
+}
+
+/// Installs the Python package and runs its pytest suite, then builds the Node addon and runs
+/// its `node --test` suite. Both suites start the server binary, so it is built first. Every
+/// step is idempotent: pip reinstalls the package from an incremental cargo build, and the
+/// addon is rebuilt incrementally and replaced atomically.
+fn bindings(cargo: &str) -> Result<(), String> {
+    run([cargo, "build", "-q", "-p", "infrapilot-server"])?;
+    run(["python3", "-m", "pip", "install", "-q", "./bindings/python"])?;
+    let has_pytest = Command::new("python3")
+        .args(["-c", "import pytest"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pytest {
+        run(["python3", "-m", "pip", "install", "-q", "pytest"])?;
+    }
+    // `run` fails on every non-zero status, so pytest's exit code 5 ("no tests were
+    // collected") fails the step as it should: a suite that runs nothing proves nothing.
+    run(["python3", "-m", "pytest", "-q", "bindings/python/tests"])?;
+    run(["sh", "bindings/node/build.sh"])?;
+    run(["node", "--test", "bindings/node/test/"])
 }
 
 /// The schemathesis version the API fuzzing runs with.

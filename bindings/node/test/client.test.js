@@ -1,0 +1,67 @@
+'use strict';
+// The client against the real server binary: sign-in, API tokens, enrollment tokens,
+// members and the audit log, with errors as typed exceptions.
+
+const assert = require('node:assert/strict');
+const { after, before, test } = require('node:test');
+
+const ip = require('..');
+const { ADMIN, startServer } = require('./support/helpers');
+
+let server;
+let admin;
+
+before(async () => {
+  server = await startServer(ip);
+  admin = new ip.Client(server.baseUrl);
+  const answer = await admin.login(ADMIN.email, ADMIN.password);
+  assert.equal(answer.mfa_required, false);
+});
+
+after(() => server && server.stop());
+
+test('sign in and who am I', async () => {
+  const me = await admin.me();
+  assert.equal(me.email, ADMIN.email);
+  assert.deepEqual(me.organizations.map((o) => o.name), ['Acme']);
+});
+
+test('a wrong password rejects with an ApiError carrying the problem', async () => {
+  await assert.rejects(new ip.Client(server.baseUrl).login(ADMIN.email, 'not the password at all'), (err) =>
+    err instanceof ip.ApiError && err.status === 401 && err.detail.length > 0 && err.problem_type.length > 0,
+  );
+});
+
+test('a refused field is reported', async () => {
+  await assert.rejects(admin.createEnrollmentToken('short', null, 1), (err) =>
+    err instanceof ip.ApiError && err.status === 422 && err.errors.map((e) => e.field).join() === 'expires_in_secs',
+  );
+});
+
+test('an API token lists members and an enrollment token round-trips', async () => {
+  const created = await admin.createApiToken('ci', 'admin');
+  const scripted = new ip.Client(server.baseUrl, created.token);
+  const members = await scripted.listMembers({ limit: 10 });
+  assert.deepEqual(members.items.map((m) => m.email), [ADMIN.email]);
+  const enrollment = await scripted.createEnrollmentToken('edge', { env: 'production' }, 3600, 1);
+  const info = ip.inspectEnrollmentToken(enrollment.token);
+  assert.equal(info.public_id, enrollment.enrollment_token.id);
+  assert.equal((await scripted.getEnrollmentToken(info.public_id)).status, 'active');
+  await admin.revokeApiToken(created.api_token.id);
+  await assert.rejects(scripted.listMembers(), ip.ApiError);
+});
+
+test('the audit log verifies, and tampering is found offline', async () => {
+  const page = await admin.listAudit({ action: 'enrollment_token.create', limit: 5 });
+  assert.ok(page.items.length > 0);
+  assert.equal((await admin.verifyAudit()).broken, null);
+  const exported = await admin.exportAudit();
+  const report = ip.verifyAuditExport(exported, exported.public_key);
+  assert.equal(report.ok, true);
+  assert.equal(report.entries, exported.entries.length);
+  assert.equal((await admin.verifyAuditOffline()).ok, true);
+  const tampered = JSON.parse(JSON.stringify(exported));
+  tampered.entries[0].entry.outcome = tampered.entries[0].entry.outcome === 'failure' ? 'success' : 'failure';
+  const broken = ip.verifyAuditExport(tampered, exported.public_key);
+  assert.deepEqual([broken.ok, broken.broken.seq, broken.broken.kind], [false, 1, 'modified']);
+});

@@ -1,0 +1,358 @@
+//! `infrapilot.Client`: a synchronous client over the SDK's async one.
+//!
+//! Each method runs its request on one shared Tokio runtime with the GIL released, and
+//! returns the API's JSON as plain dicts and lists. Synchronous because that is what scripts
+//! want; asyncio code can wrap a call in `asyncio.to_thread`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use infrapilot_sdk::SdkError;
+use infrapilot_sdk::client::{self as api, AuditQuery, ListQuery};
+use pyo3::prelude::*;
+use serde::Serialize;
+
+use crate::convert::to_py;
+use crate::errors::to_pyerr;
+use crate::json;
+
+/// The runtime every client shares; built on first use.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, SdkError> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("infrapilot-client")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|message| SdkError::Transport {
+            message: format!("could not start the client runtime: {message}"),
+        })
+}
+
+/// A client for one InfraPilot server.
+#[pyclass(frozen, module = "infrapilot")]
+pub(crate) struct Client {
+    inner: api::Client,
+}
+
+impl Client {
+    /// Runs one request with the GIL released and converts the answer to Python.
+    fn call<'py, T, F>(&self, py: Python<'py>, request: F) -> PyResult<Bound<'py, PyAny>>
+    where
+        T: Serialize,
+        F: Future<Output = Result<T, SdkError>> + Send,
+    {
+        let answer = py
+            .detach(|| runtime()?.block_on(request).and_then(|a| json(&a)))
+            .map_err(to_pyerr)?;
+        to_py(py, &answer)
+    }
+}
+
+fn page(limit: Option<u32>, cursor: Option<String>) -> ListQuery {
+    ListQuery { limit, cursor }
+}
+
+#[pymethods]
+impl Client {
+    /// A client for `base_url`, using `token` (an API token or an access token) and acting in
+    /// `organization` (an id) when given.
+    #[new]
+    #[pyo3(signature = (base_url, token = None, organization = None))]
+    fn new(base_url: &str, token: Option<String>, organization: Option<String>) -> PyResult<Self> {
+        let inner = api::Client::new(base_url).map_err(to_pyerr)?;
+        inner.set_token(token);
+        inner.set_organization(organization);
+        Ok(Self { inner })
+    }
+
+    /// Replaces the bearer token (`None` forgets it).
+    #[pyo3(signature = (token))]
+    fn set_token(&self, token: Option<String>) {
+        self.inner.set_token(token);
+    }
+
+    /// Acts in another organization (`X-Org-Id`), or the token's own with `None`.
+    #[pyo3(signature = (organization))]
+    fn set_organization(&self, organization: Option<String>) {
+        self.inner.set_organization(organization);
+    }
+
+    /// The server's base URL.
+    #[getter]
+    fn base_url(&self) -> String {
+        self.inner.base_url().to_owned()
+    }
+
+    /// Whether setup is still needed: `{setup_required, edition}`.
+    fn setup_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.setup_status())
+    }
+
+    /// Completes first-start setup with the code from the server's log.
+    #[pyo3(signature = (setup_code, email, name, password, organization_name, organization_slug = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn setup<'py>(
+        &self,
+        py: Python<'py>,
+        setup_code: String,
+        email: String,
+        name: String,
+        password: String,
+        organization_name: String,
+        organization_slug: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = api::SetupRequest {
+            setup_code,
+            email,
+            name,
+            password,
+            organization_name,
+            organization_slug,
+        };
+        self.call(py, self.inner.setup(&request))
+    }
+
+    /// Signs in; without MFA the access token is kept for later calls.
+    #[pyo3(signature = (email, password, organization_id = None))]
+    fn login<'py>(
+        &self,
+        py: Python<'py>,
+        email: &str,
+        password: &str,
+        organization_id: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.login(email, password, organization_id))
+    }
+
+    /// Completes a sign-in with a TOTP or backup code.
+    #[pyo3(signature = (mfa_token, code, organization_id = None))]
+    fn login_mfa<'py>(
+        &self,
+        py: Python<'py>,
+        mfa_token: &str,
+        code: &str,
+        organization_id: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.login_mfa(mfa_token, code, organization_id))
+    }
+
+    /// The signed-in account and its organizations.
+    fn me<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.me())
+    }
+
+    /// The organizations the caller may see: `{items, next_cursor}`.
+    #[pyo3(signature = (limit = None, cursor = None))]
+    fn list_organizations<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_organizations(&q))
+    }
+
+    /// Creates an organization (SaaS edition).
+    #[pyo3(signature = (name, slug = None))]
+    fn create_organization<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        slug: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = api::CreateOrg { name, slug };
+        self.call(py, self.inner.create_organization(&request))
+    }
+
+    /// The organization the client acts in.
+    fn organization<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.organization())
+    }
+
+    /// The members of the current organization: `{items, next_cursor}`.
+    #[pyo3(signature = (limit = None, cursor = None))]
+    fn list_members<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_members(&q))
+    }
+
+    /// Adds an existing account with `role` (`viewer`, `operator`, `admin`, `owner`).
+    fn add_member<'py>(
+        &self,
+        py: Python<'py>,
+        email: &str,
+        role: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.add_member(email, role))
+    }
+
+    /// Changes a member's role.
+    fn update_member<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: &str,
+        role: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.update_member(user_id, role))
+    }
+
+    /// Removes a member.
+    fn remove_member<'py>(&self, py: Python<'py>, user_id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.remove_member(user_id))
+    }
+
+    /// The caller's API tokens (`all`: every member's, for admins).
+    #[pyo3(signature = (limit = None, cursor = None, all = false))]
+    fn list_api_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+        all: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_api_tokens(&q, all))
+    }
+
+    /// Creates an API token: `{api_token, token}`; the secret is not shown again.
+    #[pyo3(signature = (name, role = None, expires_in_days = None))]
+    fn create_api_token<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        role: Option<String>,
+        expires_in_days: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = api::CreateApiToken {
+            name,
+            role,
+            expires_in_days,
+        };
+        self.call(py, self.inner.create_api_token(&request))
+    }
+
+    /// Revokes an API token.
+    fn revoke_api_token<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.revoke_api_token(id))
+    }
+
+    /// The enrollment tokens: `{items, next_cursor}`.
+    #[pyo3(signature = (limit = None, cursor = None))]
+    fn list_enrollment_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_enrollment_tokens(&q))
+    }
+
+    /// Creates an enrollment token: `{enrollment_token, token, install_command}`.
+    #[pyo3(signature = (name, labels = None, expires_in_secs = None, max_uses = None))]
+    fn create_enrollment_token<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        labels: Option<BTreeMap<String, String>>,
+        expires_in_secs: Option<i64>,
+        max_uses: Option<u32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = api::CreateEnrollmentToken {
+            name,
+            labels: labels.unwrap_or_default(),
+            expires_in_secs,
+            max_uses,
+        };
+        self.call(py, self.inner.create_enrollment_token(&request))
+    }
+
+    /// One enrollment token by public id.
+    fn get_enrollment_token<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.get_enrollment_token(id))
+    }
+
+    /// Revokes an enrollment token.
+    fn revoke_enrollment_token<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.revoke_enrollment_token(id))
+    }
+
+    /// Deletes an enrollment token.
+    fn delete_enrollment_token<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.delete_enrollment_token(id))
+    }
+
+    /// A page of the audit log, newest first, filtered by the keyword arguments.
+    #[pyo3(signature = (action = None, actor = None, resource_kind = None, outcome = None, from_time = None, to_time = None, limit = None, cursor = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_audit<'py>(
+        &self,
+        py: Python<'py>,
+        action: Option<String>,
+        actor: Option<String>,
+        resource_kind: Option<String>,
+        outcome: Option<String>,
+        from_time: Option<String>,
+        to_time: Option<String>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = AuditQuery {
+            action,
+            actor,
+            resource_kind,
+            outcome,
+            from: from_time,
+            to: to_time,
+            limit,
+            cursor,
+        };
+        self.call(py, self.inner.list_audit(&q))
+    }
+
+    /// The server's verification report of the organization's chain.
+    fn verify_audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.verify_audit())
+    }
+
+    /// The whole chain with checkpoints and public key, for offline verification.
+    fn export_audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.export_audit())
+    }
+
+    /// Exports the chain and verifies it locally with `public_key` (hex; the export's own key
+    /// when `None`).
+    #[pyo3(signature = (public_key = None))]
+    fn verify_audit_offline<'py>(
+        &self,
+        py: Python<'py>,
+        public_key: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.verify_audit_offline(public_key))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Client({:?})", self.inner.base_url())
+    }
+}
