@@ -41,6 +41,7 @@ def main():
     env = {
         "PATH": os.environ.get("PATH", ""),
         "INFRAPILOT_BIND": f"127.0.0.1:{port}",
+        "INFRAPILOT_AGENT_BIND": f"127.0.0.1:{free_port()}",
         "INFRAPILOT_DATA_DIR": data,
         "INFRAPILOT_LOG_FORMAT": "json",
         "RUST_LOG": "warn,infrapilot_server=info",

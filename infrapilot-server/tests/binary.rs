@@ -61,12 +61,20 @@ fn http(
     (status, body)
 }
 
-fn start() -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+fn start() -> (Server, String) {
+    start_with(free_port())
+}
+
+fn start_with(agent_port: u16) -> (Server, String) {
+    let port = free_port();
     let dir =
         std::env::temp_dir().join(format!("infrapilot-bin-{}", uuid::Uuid::new_v4().simple()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_infrapilot-server"))
@@ -75,6 +83,7 @@ fn start() -> (Server, String) {
         .env("INFRAPILOT_BIND", format!("127.0.0.1:{port}"))
         .env("INFRAPILOT_DATA_DIR", &dir)
         .env("INFRAPILOT_LOG_FORMAT", "json")
+        .env("INFRAPILOT_AGENT_BIND", format!("127.0.0.1:{agent_port}"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -184,4 +193,124 @@ fn the_binary_serves_the_api_and_stops_cleanly() {
         assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn setup_and_login(port: u16, code: &str) -> String {
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/setup",
+        None,
+        Some(json!({
+            "setup_code": code, "email": "admin@example.com", "name": "Admin",
+            "password": "a long passphrase here", "organization_name": "Acme",
+        })),
+    );
+    assert_eq!(status, 201);
+    let (_, body) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({
+            "email": "admin@example.com", "password": "a long passphrase here",
+        })),
+    );
+    let login: Value = serde_json::from_str(&body).unwrap();
+    login["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The one-line installer, for real: the script from `/install.sh` downloads the agent binary
+/// from the server, checks its SHA-256, enrolls; the installed agent then comes online.
+#[test]
+fn the_installer_installs_enrolls_and_the_agent_comes_online() {
+    let server_binary = std::path::Path::new(env!("CARGO_BIN_EXE_infrapilot-server"));
+    let agentd = server_binary.with_file_name("infrapilot-agentd");
+    assert!(
+        agentd.exists(),
+        "{} is missing: build it with `cargo build -p infrapilot-agentd` (cargo xtask test does)",
+        agentd.display()
+    );
+    let (server, code) = start_with(free_port());
+    let port = server.port;
+    let token = setup_and_login(port, &code);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/enrollment-tokens",
+        Some(&token),
+        Some(json!({"name": "hosts"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let enroll_token = created["token"].as_str().unwrap();
+
+    let (status, script) = http(port, "GET", "/install.sh", None, None);
+    assert_eq!(status, 200, "{script}");
+    let dir = std::env::temp_dir().join(format!(
+        "infrapilot-install-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script_path = dir.join("install.sh");
+    std::fs::write(&script_path, &script).unwrap();
+    let state_dir = dir.join("state");
+    let output = Command::new("sh")
+        .arg(&script_path)
+        .env("INFRAPILOT_ENROLL_TOKEN", enroll_token)
+        .env("INFRAPILOT_PREFIX", dir.join("prefix"))
+        .env("INFRAPILOT_STATE_DIR", &state_dir)
+        .env("INFRAPILOT_LABELS", "env=test,team=ops")
+        .env("INFRAPILOT_NO_START", "1")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the installer failed:\n{log}");
+    assert!(log.contains("enrolled"), "{log}");
+    let installed = dir.join("prefix/bin/infrapilot-agentd");
+    assert!(installed.exists());
+
+    let mut agent = Command::new(&installed)
+        .args(["run", "--state-dir"])
+        .arg(&state_dir)
+        .stdout(std::fs::File::create(dir.join("agent.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join("agent.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut listed = Value::Null;
+    while Instant::now() < deadline {
+        let (_, body) = http(port, "GET", "/api/v1/agents", Some(&token), None);
+        listed = serde_json::from_str(&body).unwrap();
+        if listed["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["status"] == "online" && x["labels"]["team"] == "ops")
+        }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = agent.kill();
+    let online = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["status"] == "online" && x["labels"]["team"] == "ops")
+        .cloned();
+    let online = online.unwrap_or_else(|| {
+        panic!(
+            "the installed agent never came online: {listed}\nagent log:\n{}{}",
+            std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default()
+        )
+    });
+    assert_eq!(online["labels"]["env"], "test", "{online}");
+    assert!(online["certificate_expires_at"].is_string(), "{online}");
 }

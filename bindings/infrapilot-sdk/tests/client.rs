@@ -46,11 +46,18 @@ fn start() -> (Server, String, String) {
         .local_addr()
         .unwrap()
         .port();
+    // The agent endpoint needs a port of its own: tests start servers side by side.
+    let agent_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = std::env::temp_dir().join(format!("infrapilot-sdk-{}-{}", std::process::id(), port));
     let mut child = Command::new(binary)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("INFRAPILOT_BIND", format!("127.0.0.1:{port}"))
+        .env("INFRAPILOT_AGENT_BIND", format!("127.0.0.1:{agent_port}"))
         .env("INFRAPILOT_DATA_DIR", &dir)
         .env("INFRAPILOT_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")

@@ -52,10 +52,15 @@ def server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # The agent endpoint needs a port of its own: tests start servers side by side.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        agent_port = s.getsockname()[1]
     data_dir = tempfile.mkdtemp(prefix="infrapilot-py-")
     env = {
         "PATH": os.environ.get("PATH", ""),
         "INFRAPILOT_BIND": f"127.0.0.1:{port}",
+        "INFRAPILOT_AGENT_BIND": f"127.0.0.1:{agent_port}",
         "INFRAPILOT_DATA_DIR": data_dir,
         "INFRAPILOT_LOG_FORMAT": "json",
         "RUST_LOG": "info",

@@ -56,8 +56,9 @@ pub struct Agent {
     /// The last heartbeat: host metrics and container summaries.
     #[schema(value_type = Object)]
     pub heartbeat: serde_json::Value,
-    /// When its client certificate expires (RFC 3339).
-    pub certificate_expires_at: String,
+    /// When its client certificate expires (RFC 3339); absent for the built-in agent, which
+    /// has none.
+    pub certificate_expires_at: Option<String>,
     /// When it enrolled (RFC 3339).
     pub created_at: String,
 }
@@ -93,7 +94,8 @@ fn view(state: &AppState, a: AgentRecord, now: i64) -> Agent {
             None
         },
         heartbeat: a.heartbeat,
-        certificate_expires_at: rfc3339(a.cert_not_after * 1_000_000),
+        certificate_expires_at: (a.cert_not_after > 0)
+            .then(|| rfc3339(a.cert_not_after * 1_000_000)),
         created_at: rfc3339(a.created_at),
     }
 }

@@ -58,11 +58,14 @@ async function startServer(ip) {
     throw new Error(`${binary} is missing; run \`cargo build -p infrapilot-server\` first`);
   }
   const port = await freePort();
+  // The agent endpoint needs a port of its own: tests start servers side by side.
+  const agentPort = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'infrapilot-node-'));
   const child = spawn(binary, [], {
     env: {
       PATH: process.env.PATH,
       INFRAPILOT_BIND: `127.0.0.1:${port}`,
+      INFRAPILOT_AGENT_BIND: `127.0.0.1:${agentPort}`,
       INFRAPILOT_DATA_DIR: dataDir,
       INFRAPILOT_LOG_FORMAT: 'json',
       RUST_LOG: 'info',
