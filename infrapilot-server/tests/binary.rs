@@ -298,6 +298,7 @@ fn the_installer_installs_enrolls_and_the_agent_comes_online() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = agent.kill();
+    let _ = agent.wait();
     let online = listed["items"]
         .as_array()
         .unwrap()
