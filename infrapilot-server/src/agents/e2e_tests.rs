@@ -376,6 +376,23 @@ async fn enrollment_rejections() {
     assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status:?}");
     assert!(status.message().contains("replayed"), "{status:?}");
 
+    // The organization's agent limit holds (two agents enrolled above).
+    let r = call(
+        &env.state,
+        "PATCH",
+        "/api/v1/organization",
+        Some(&env.admin),
+        None,
+        Some(json!({"max_agents": 2})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let limited = EnrollmentToken::parse(&env.token(json!({"name": "g"})).await).unwrap();
+    rejected_with(
+        enroll(&env.endpoint(), &limited, &no_labels, &state_dir()).await,
+        "limit of 2 agents",
+    );
+
     // A protocol version the server does not speak gets a clear message, not a hang.
     let status = enroll_with_version(&env.state, env.port, &token, 99)
         .await
