@@ -87,6 +87,10 @@ def main():
                 "--request-timeout", "30",
                 "--exclude-path", "/api/v1/auth/logout",
                 "--exclude-path", "/api/v1/auth/password",
+                # These serve the agent binary (tens of MB per request); the installer test
+                # covers them.
+                "--exclude-path", "/install.sh",
+                "--exclude-path", "/download/infrapilot-agentd",
             ],
             env={**os.environ, "SCHEMATHESIS_HOOKS": "hooks", "PYTHONPATH": here},
         )
