@@ -816,17 +816,12 @@ pub async fn mfa_enroll(
         .build();
     user.totp_secret = Some(state.keys().seal(secret.as_bytes()));
     user.totp_last_step = None;
-    user.updated_at = now_micros();
-    tx.update_user(&user).await?;
-    let details = serde_json::json!({});
-    commit_with_account_audit(
+    save_account(
         &state,
         tx,
-        user.id,
+        &mut user,
         principal.source_ip,
         "auth.mfa_enroll",
-        Outcome::Success,
-        details,
     )
     .await?;
     Ok(axum::Json(MfaEnrollment {
@@ -873,22 +868,57 @@ pub async fn mfa_confirm(
     }
     user.totp_enabled = true;
     let codes = new_backup_codes(&mut user);
-    user.updated_at = now_micros();
-    tx.update_user(&user).await?;
-    let details = serde_json::json!({});
-    commit_with_account_audit(
+    save_account(
         &state,
         tx,
-        user.id,
+        &mut user,
         principal.source_ip,
         "auth.mfa_enable",
-        Outcome::Success,
-        details,
     )
     .await?;
     Ok(axum::Json(BackupCodes {
         backup_codes: codes,
     }))
+}
+
+/// Writes an account change made in `tx` and records it in the account's organizations'
+/// audit logs, in the same transaction.
+async fn save_account(
+    state: &AppState,
+    mut tx: GlobalTx,
+    user: &mut UserRecord,
+    source_ip: Option<std::net::IpAddr>,
+    action: &'static str,
+) -> Result<(), AppError> {
+    user.updated_at = now_micros();
+    tx.update_user(user).await?;
+    let details = serde_json::json!({});
+    commit_with_account_audit(
+        state,
+        tx,
+        user.id,
+        source_ip,
+        action,
+        Outcome::Success,
+        details,
+    )
+    .await
+}
+
+/// The signed-in account, for a change to an enabled MFA: refused unless MFA is on and the
+/// request proves both the password and a current code.
+async fn mfa_user_proven(
+    state: &AppState,
+    principal: &Principal,
+    body: &PasswordProof,
+) -> Result<(GlobalTx, UserRecord), AppError> {
+    let mut tx = state.store().global().await?;
+    let mut user = tx.user(principal.user).await?;
+    if !user.totp_enabled {
+        return Err(AppError::Conflict("MFA is not enabled".to_owned()));
+    }
+    prove_password_and_code(state, &mut user, body).await?;
+    Ok((tx, user))
 }
 
 async fn prove_password_and_code(
@@ -918,27 +948,17 @@ pub async fn mfa_disable(
     principal: Principal,
     ApiJson(body): ApiJson<PasswordProof>,
 ) -> Result<StatusCode, AppError> {
-    let mut tx = state.store().global().await?;
-    let mut user = tx.user(principal.user).await?;
-    if !user.totp_enabled {
-        return Err(AppError::Conflict("MFA is not enabled".to_owned()));
-    }
-    prove_password_and_code(&state, &mut user, &body).await?;
+    let (tx, mut user) = mfa_user_proven(&state, &principal, &body).await?;
     user.totp_enabled = false;
     user.totp_secret = None;
     user.totp_last_step = None;
     user.backup_codes.clear();
-    user.updated_at = now_micros();
-    tx.update_user(&user).await?;
-    let details = serde_json::json!({});
-    commit_with_account_audit(
+    save_account(
         &state,
         tx,
-        user.id,
+        &mut user,
         principal.source_ip,
         "auth.mfa_disable",
-        Outcome::Success,
-        details,
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -955,24 +975,14 @@ pub async fn mfa_backup_codes(
     principal: Principal,
     ApiJson(body): ApiJson<PasswordProof>,
 ) -> Result<axum::Json<BackupCodes>, AppError> {
-    let mut tx = state.store().global().await?;
-    let mut user = tx.user(principal.user).await?;
-    if !user.totp_enabled {
-        return Err(AppError::Conflict("MFA is not enabled".to_owned()));
-    }
-    prove_password_and_code(&state, &mut user, &body).await?;
+    let (tx, mut user) = mfa_user_proven(&state, &principal, &body).await?;
     let codes = new_backup_codes(&mut user);
-    user.updated_at = now_micros();
-    tx.update_user(&user).await?;
-    let details = serde_json::json!({});
-    commit_with_account_audit(
+    save_account(
         &state,
         tx,
-        user.id,
+        &mut user,
         principal.source_ip,
         "auth.backup_codes_regenerate",
-        Outcome::Success,
-        details,
     )
     .await?;
     Ok(axum::Json(BackupCodes {
