@@ -743,12 +743,7 @@ pub async fn change_password(
         })?;
     let password = Password::new(&body.new_password, &[user.email.as_str(), &user.name])
         .map_err(|e| e.at("new_password"))?;
-    let params = *state.password_params();
-    user.password_hash =
-        tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-            .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::internal)?;
+    user.password_hash = super::hash_password(&state, password).await?;
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     revoke_all_sessions(&mut tx, user.id, RevocationReason::PasswordChanged).await?;

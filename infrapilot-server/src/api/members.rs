@@ -6,7 +6,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use infrapilot_core::identity::{OpaqueToken, Password, SecretHash, TokenKind, hash_password};
+use infrapilot_core::identity::{OpaqueToken, Password, SecretHash, TokenKind};
 use infrapilot_core::ids::{InvitationId, UserId};
 use infrapilot_core::rbac::{Action, Effective, OrgRole, Resource};
 use infrapilot_core::values::Email;
@@ -529,13 +529,7 @@ pub async fn accept_invitation(
                 &[inv.email.as_str(), &name],
             )
             .map_err(|e| e.at("password"))?;
-            let params = *state.password_params();
-            let hash = tokio::task::spawn_blocking(move || {
-                hash_password(&password, &random::<16>(), &params)
-            })
-            .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::internal)?;
+            let hash = super::hash_password(&state, password).await?;
             let id = UserId::from_uuid(new_id());
             g.insert_user(&NewUser {
                 id,

@@ -225,6 +225,22 @@ impl<T> Page<T> {
     }
 }
 
+/// Hashes a password with the server's argon2id parameters, on a blocking thread (it takes
+/// tens of milliseconds by design).
+pub async fn hash_password(
+    state: &AppState,
+    password: infrapilot_core::identity::Password,
+) -> Result<String, AppError> {
+    let params = *state.password_params();
+    let salt = crate::util::random::<16>();
+    tokio::task::spawn_blocking(move || {
+        infrapilot_core::identity::hash_password(&password, &salt, &params)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)
+}
+
 /// A display name: 1–100 characters, no control characters, trimmed.
 pub fn display_name(field: &str, input: &str) -> Result<String, AppError> {
     let name = input.trim();

@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use infrapilot_core::identity::{Password, hash_password};
+use infrapilot_core::identity::Password;
 use infrapilot_core::ids::{OrgId, UserId};
 use infrapilot_core::rbac::{Action, Effective, OrgRole, PlatformRole, Resource};
 use infrapilot_core::values::Email;
@@ -18,7 +18,7 @@ use crate::auth::{ClientIp, Principal, Scoped};
 use crate::config::Edition;
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{Actor, NewUser, OrgRecord, OrgScope};
-use crate::util::{new_id, now_micros, random, rfc3339};
+use crate::util::{new_id, now_micros, rfc3339};
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -241,12 +241,7 @@ pub async fn signup(
     let password =
         Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
     let org_name = display_name("organization_name", &body.organization_name)?;
-    let params = *state.password_params();
-    let hash =
-        tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-            .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::internal)?;
+    let hash = super::hash_password(&state, password).await?;
     let now = now_micros();
     let user_id = UserId::from_uuid(new_id());
     let org_id = OrgId::from_uuid(new_id());

@@ -6,7 +6,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use infrapilot_core::identity::{Password, hash_password};
+use infrapilot_core::identity::Password;
 use infrapilot_core::ids::{OrgId, UserId};
 use infrapilot_core::rbac::{Effective, OrgRole, PlatformRole};
 use infrapilot_core::values::Email;
@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::auth::ClientIp;
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{Actor, NewUser, OrgRecord, OrgScope};
-use crate::util::{new_id, now_micros, random};
+use crate::util::{new_id, now_micros};
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -113,12 +113,7 @@ pub async fn setup(
             "the setup code is wrong; it is in the server's log from its first start",
         ));
     }
-    let params = *state.password_params();
-    let hash =
-        tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-            .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::internal)?;
+    let hash = super::hash_password(&state, password).await?;
     let now = now_micros();
     let user_id = UserId::from_uuid(new_id());
     let mut tx = state.store().global().await?;

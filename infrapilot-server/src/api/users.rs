@@ -8,7 +8,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use infrapilot_core::identity::{Password, RevocationReason, hash_password};
+use infrapilot_core::identity::{Password, RevocationReason};
 use infrapilot_core::ids::UserId;
 use infrapilot_core::rbac::{Action, Effective, OrgRole, Resource};
 use infrapilot_core::values::Email;
@@ -23,7 +23,7 @@ use crate::app::AppState;
 use crate::auth::{ClientIp, Scoped};
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{GlobalTx, NewUser, OrgScope, UserRecord};
-use crate::util::{new_id, now_micros, random, rfc3339};
+use crate::util::{new_id, now_micros, rfc3339};
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -87,14 +87,6 @@ pub struct UpdateUser {
     pub disabled: Option<bool>,
     /// A new password, set by an admin (ends the account's sessions).
     pub password: Option<String>,
-}
-
-async fn hash(state: &AppState, password: Password) -> Result<String, AppError> {
-    let params = *state.password_params();
-    tokio::task::spawn_blocking(move || hash_password(&password, &random::<16>(), &params))
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)
 }
 
 /// Loads an account the scope may manage: a member of the scope's organization without a
@@ -192,7 +184,7 @@ pub async fn create_user(
             "only an owner can grant the owner role".to_owned(),
         ));
     }
-    let password_hash = hash(&state, password).await?;
+    let password_hash = super::hash_password(&state, password).await?;
     let now = now_micros();
     let id = UserId::from_uuid(new_id());
     let mut g = state.store().global().await?;
@@ -286,7 +278,7 @@ pub async fn update_user(
         user.disabled = disabled;
     }
     if let Some(password) = new_password {
-        user.password_hash = hash(&state, password).await?;
+        user.password_hash = super::hash_password(&state, password).await?;
         end_sessions = true;
     }
     user.updated_at = now_micros();
