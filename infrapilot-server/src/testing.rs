@@ -65,16 +65,28 @@ pub async fn postgres_config() -> DatabaseConfig {
         .connect(&admin_url)
         .await
         .expect("admin");
-    for sql in [
-        "CREATE ROLE infrapilot_rw NOLOGIN",
-        "CREATE ROLE infrapilot_owner LOGIN PASSWORD 'owner'",
-        "CREATE ROLE infrapilot_app LOGIN PASSWORD 'app' IN ROLE infrapilot_rw",
+    for (role, sql) in [
+        ("infrapilot_rw", "CREATE ROLE infrapilot_rw NOLOGIN"),
+        (
+            "infrapilot_owner",
+            "CREATE ROLE infrapilot_owner LOGIN PASSWORD 'owner'",
+        ),
+        (
+            "infrapilot_app",
+            "CREATE ROLE infrapilot_app LOGIN PASSWORD 'app' IN ROLE infrapilot_rw",
+        ),
     ] {
-        // Tests run in parallel processes: another one may have created the role already.
+        // Tests run in parallel processes and may create a role at the same moment: besides
+        // "already exists", PostgreSQL can then answer a unique violation or "tuple
+        // concurrently updated". Whatever the error, what matters is that the role exists.
         if let Err(e) = admin.execute(sql).await {
-            let duplicate =
-                e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42710");
-            assert!(duplicate, "{sql}: {e}");
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+                    .bind(role)
+                    .fetch_optional(&admin)
+                    .await
+                    .expect("query pg_roles");
+            assert!(exists.is_some(), "{sql}: {e}");
         }
     }
     let db = format!("ip_test_{}", Uuid::new_v4().simple());
