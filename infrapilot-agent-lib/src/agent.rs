@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::backoff::{Backoff, BackoffConfig};
-use crate::command::{AgentInfo, BuiltinCommands, CommandHandler};
+use crate::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
+use crate::docker::DockerCommands;
 use crate::endpoint::AgentEndpoint;
 use crate::error::AgentError;
 use crate::probe::{DEFAULT_DOCKER_SOCKET, HostProbe};
@@ -100,7 +101,8 @@ enum Attempt {
 }
 
 impl Agent {
-    /// An agent answering the built-in commands.
+    /// An agent answering the built-in commands, and the Docker commands when it has a Docker
+    /// socket.
     pub fn new(config: AgentConfig) -> Self {
         let state = StateDir::new(config.state_dir.clone());
         let info = AgentInfo::of_this_host();
@@ -108,7 +110,15 @@ impl Agent {
             config.state_dir.clone(),
             config.docker_socket.clone(),
         ));
-        let handler = Arc::new(BuiltinCommands::new(info.clone(), probe.clone()));
+        let builtin = BuiltinCommands::new(info.clone(), probe.clone());
+        let handler: Arc<dyn CommandHandler> = if config.docker_socket.is_some() {
+            Arc::new(Chain {
+                first: builtin,
+                second: DockerCommands::new(probe.clone()),
+            })
+        } else {
+            Arc::new(builtin)
+        };
         Self {
             config,
             state,

@@ -113,15 +113,44 @@ pub struct Replies {
     request_id: String,
     next_seq: std::sync::atomic::AtomicU64,
     outgoing: mpsc::Sender<AgentMessage>,
+    input: std::sync::Mutex<Option<mpsc::Receiver<Input>>>,
 }
 
+/// Input the server sends to a running command (an interactive exec).
+pub type Input = infrapilot_proto::v1::command_input::Kind;
+
 impl Replies {
-    pub(crate) fn new(request_id: String, outgoing: mpsc::Sender<AgentMessage>) -> Self {
+    pub(crate) fn new(
+        request_id: String,
+        outgoing: mpsc::Sender<AgentMessage>,
+        input: Option<mpsc::Receiver<Input>>,
+    ) -> Self {
         Self {
             request_id,
             next_seq: std::sync::atomic::AtomicU64::new(0),
             outgoing,
+            input: std::sync::Mutex::new(input),
         }
+    }
+
+    /// A reply channel for driving a handler directly in tests: the receiver gets every message
+    /// the handler sends (chunks), the sender feeds the command's input.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn for_test(request_id: &str) -> (Self, mpsc::Receiver<AgentMessage>, mpsc::Sender<Input>) {
+        let (outgoing, replies) = mpsc::channel(1024);
+        let (input_tx, input_rx) = mpsc::channel(256);
+        (
+            Self::new(request_id.to_owned(), outgoing, Some(input_rx)),
+            replies,
+            input_tx,
+        )
+    }
+
+    /// Takes the command's input channel (stdin, resizes); `None` after the first call. Input
+    /// that arrives while nobody reads it waits in a bounded queue; when the queue is full,
+    /// further input is dropped with a warning.
+    pub fn take_input(&self) -> Option<mpsc::Receiver<Input>> {
+        self.input.lock().ok().and_then(|mut i| i.take())
     }
 
     /// The command's request id.
@@ -249,6 +278,7 @@ impl CommandHandler for BuiltinCommands {
             match kind {
                 Kind::Ping(ping) => Ok(ping.payload.clone()),
                 Kind::Inspect(_) => self.inspect().await,
+                Kind::Docker(_) => Err(CommandError::unsupported("docker")),
             }
         })
     }
@@ -282,5 +312,6 @@ pub fn kind_name(kind: &Kind) -> &'static str {
     match kind {
         Kind::Ping(_) => "ping",
         Kind::Inspect(_) => "inspect",
+        Kind::Docker(_) => "docker",
     }
 }

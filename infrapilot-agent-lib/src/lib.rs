@@ -13,6 +13,7 @@ pub mod agent;
 pub mod backoff;
 pub mod command;
 pub mod config;
+pub mod docker;
 pub mod endpoint;
 pub mod enroll;
 pub mod error;
@@ -22,13 +23,17 @@ pub mod session;
 pub mod state;
 pub mod tls;
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
 pub use agent::{Agent, AgentConfig, StopReason, grpc_session};
 pub use backoff::{Backoff, BackoffConfig};
 pub use command::{
     AgentInfo, BuiltinCommands, Chain, CommandError, CommandHandler, ErrorCode, HandlerFuture,
-    Replies,
+    Input, Replies,
 };
 pub use config::{LogFormat, Settings, SettingsError};
+pub use docker::DockerCommands;
 pub use endpoint::{AgentEndpoint, EndpointError};
 pub use enroll::{EnrollError, EnrollOutcome, enroll};
 pub use error::AgentError;

@@ -141,6 +141,18 @@ impl HostProbe {
         }
     }
 
+    /// The Docker client (a cheap clone sharing the connection pool) and the socket, or why
+    /// there is none, for the Docker commands.
+    pub(crate) async fn docker_client(&self) -> Result<Docker, String> {
+        match (self.docker().await, &self.docker_socket) {
+            (Some(docker), _) => Ok(docker.clone()),
+            (None, Some(socket)) => {
+                Err(format!("no Docker engine answers at {}", socket.display()))
+            }
+            (None, None) => Err("Docker is disabled for this agent".to_owned()),
+        }
+    }
+
     /// The Docker client, connected and version-negotiated on first use; `None` when there
     /// is no socket or the engine does not answer. A missing engine is looked for again on
     /// the next call only if it was never found: once found, the client is kept.
@@ -184,20 +196,24 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
     let status = c.status.unwrap_or_default();
     ContainerSummary {
         id: c.id.unwrap_or_default(),
-        name: c
-            .names
-            .and_then(|names| names.into_iter().next())
-            .map(|n| n.trim_start_matches('/').to_owned())
-            .unwrap_or_default(),
+        name: container_name(c.names.as_deref()),
         image: c.image.unwrap_or_default(),
         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
         health: health_from_status(&status).to_owned(),
     }
 }
 
+/// A listed container's name: the first of its names, without Docker's leading `/`.
+pub(crate) fn container_name(names: Option<&[String]>) -> String {
+    names
+        .and_then(|names| names.first())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
 /// The health Docker writes in a container's status line (`Up 5 minutes (healthy)`), or ""
 /// when the container has no health check.
-fn health_from_status(status: &str) -> &'static str {
+pub(crate) fn health_from_status(status: &str) -> &'static str {
     if status.contains("(healthy)") {
         "healthy"
     } else if status.contains("(unhealthy)") {

@@ -21,14 +21,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::{Stream, StreamExt};
 use infrapilot_proto::PROTOCOL_VERSION;
 use infrapilot_proto::v1::{
-    AgentMessage, Command, Done, Error as ErrorReply, Heartbeat, Hello, ServerMessage,
-    agent_message, command_reply, server_message,
+    AgentMessage, Command, CommandInput, Done, Error as ErrorReply, Heartbeat, Hello,
+    ServerMessage, agent_message, command_reply, server_message,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{AgentInfo, CommandError, CommandHandler, ErrorCode, Replies};
+use crate::command::{AgentInfo, CommandError, CommandHandler, ErrorCode, Input, Replies};
 use crate::error::AgentError;
 use crate::probe::HostProbe;
 
@@ -232,10 +232,11 @@ where
                         commands.start(command, ctx.handler.clone(), &outgoing).await;
                     }
                     Some(server_message::Body::Cancel(cancel)) => {
-                        if let Some(token) = commands.running.get(&cancel.request_id) {
+                        if let Some((token, _)) = commands.running.get(&cancel.request_id) {
                             token.cancel();
                         }
                     }
+                    Some(server_message::Body::Input(input)) => commands.input(input),
                     Some(server_message::Body::Goodbye(goodbye)) => {
                         break EndReason::Goodbye {
                             reason: goodbye.reason,
@@ -258,9 +259,12 @@ where
 /// The commands in flight: a cancellation token per request id, and their tasks.
 #[derive(Default)]
 struct Commands {
-    running: HashMap<String, CancellationToken>,
+    running: HashMap<String, (CancellationToken, mpsc::Sender<Input>)>,
     tasks: JoinSet<String>,
 }
+
+/// How many input messages may wait for a command that does not read them yet.
+const INPUT_QUEUE: usize = 256;
 
 impl Commands {
     async fn start(
@@ -269,7 +273,8 @@ impl Commands {
         handler: Arc<dyn CommandHandler>,
         outgoing: &mpsc::Sender<AgentMessage>,
     ) {
-        let replies = Replies::new(command.request_id.clone(), outgoing.clone());
+        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let replies = Replies::new(command.request_id.clone(), outgoing.clone(), Some(input_rx));
         if self.running.contains_key(&command.request_id) {
             let _ = replies
                 .send(error_reply(&CommandError::new(
@@ -284,9 +289,22 @@ impl Commands {
         }
         let cancel = CancellationToken::new();
         self.running
-            .insert(command.request_id.clone(), cancel.clone());
+            .insert(command.request_id.clone(), (cancel.clone(), input_tx));
         self.tasks
             .spawn(run_command(command, handler, replies, cancel));
+    }
+
+    /// Hands input to the running command it is for; input for no running command is dropped.
+    fn input(&self, input: CommandInput) {
+        let Some(kind) = input.kind else { return };
+        match self.running.get(&input.request_id) {
+            Some((_, tx)) => {
+                if tx.try_send(kind).is_err() {
+                    tracing::warn!(request_id = %input.request_id, "dropping input: the command does not read it");
+                }
+            }
+            None => tracing::debug!(request_id = %input.request_id, "input for no running command"),
+        }
     }
 
     /// Lets the commands in flight finish for at most `timeout`, then cancels the rest and
@@ -294,7 +312,7 @@ impl Commands {
     async fn drain(&mut self, timeout: Duration) {
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(timeout, all_done).await.is_err() {
-            for token in self.running.values() {
+            for (token, _) in self.running.values() {
                 token.cancel();
             }
             while self.tasks.join_next().await.is_some() {}
@@ -411,6 +429,7 @@ fn body_name(body: Option<&server_message::Body>) -> &'static str {
         Some(server_message::Body::Command(_)) => "Command",
         Some(server_message::Body::Cancel(_)) => "Cancel",
         Some(server_message::Body::Goodbye(_)) => "Goodbye",
+        Some(server_message::Body::Input(_)) => "CommandInput",
         None => "a message of an unknown kind",
     }
 }

@@ -66,6 +66,8 @@ typed_id! {
     AgentId,
     /// Identifies a policy.
     PolicyId,
+    /// Identifies a recorded policy violation.
+    ViolationId,
     /// Identifies a proxy host, redirection host or default host.
     ProxyHostId,
     /// Identifies a TLS certificate (Let's Encrypt or uploaded).

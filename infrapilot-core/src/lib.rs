@@ -8,6 +8,8 @@
 //!
 //! The modules:
 //! - [`audit`] — the tamper-evident audit chain: entries, hashing, signed checkpoints, verification.
+//! - [`docker`] — Docker operations as data: requests to an agent, its replies, stack grouping,
+//!   network rules, and a container's attributes for the policy engine.
 //! - [`enrollment`] — agent enrollment tokens: the printable token, stored record, redemption.
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
@@ -20,6 +22,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod docker;
 pub mod enrollment;
 pub mod identity;
 pub mod ids;

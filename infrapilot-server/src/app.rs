@@ -162,6 +162,8 @@ impl AppState {
         (name = "tokens", description = "Personal API tokens and agent enrollment tokens"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "agents", description = "Enrolled agents (Docker hosts) and the installer"),
+        (name = "docker", description = "Containers, logs, exec, stacks, networks, images and volumes on an agent's Docker engine"),
+        (name = "policies", description = "Policies, templates and recorded violations"),
     )
 )]
 pub struct ApiDoc;

@@ -43,6 +43,28 @@ pub struct Problem {
     /// Seconds to wait before retrying (throttling).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// The policies that refused the operation, each with its message.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<PolicyNotice>,
+    /// For errors of an agent or its Docker engine: the stable code (`not_found`, `conflict`,
+    /// `invalid`, `unavailable`, …); `detail` then holds the upstream's own message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_code: Option<String>,
+}
+
+/// A policy that fired for an operation: refusing it (`block`), or warning about it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyNotice {
+    /// The recorded violation's id.
+    pub violation_id: String,
+    /// The policy's id.
+    pub policy_id: String,
+    /// The policy's name.
+    pub policy: String,
+    /// `block`, `warn` or `audit`.
+    pub action: String,
+    /// The policy's message for this resource.
+    pub message: String,
 }
 
 /// One refused field.
@@ -98,6 +120,17 @@ pub enum AppError {
     /// An unexpected failure; details are in the log only.
     #[error("internal: {0}")]
     Internal(String),
+    /// An agent (or its Docker engine) refused or failed; `message` is its own text.
+    #[error("{code}: {message}")]
+    Upstream {
+        /// The stable code of the agent's reply (`not_found`, `conflict`, …).
+        code: String,
+        /// The upstream message, verbatim.
+        message: String,
+    },
+    /// A policy blocked the operation.
+    #[error("blocked by policy")]
+    PolicyBlocked(Vec<PolicyNotice>),
 }
 
 impl AppError {
@@ -143,6 +176,46 @@ impl AppError {
                 "internal",
                 "Internal error",
             ),
+            AppError::Upstream { code, .. } => match code.as_str() {
+                "not_found" => (
+                    StatusCode::NOT_FOUND,
+                    "upstream-not-found",
+                    "Not found on the agent",
+                ),
+                "conflict" => (
+                    StatusCode::CONFLICT,
+                    "upstream-conflict",
+                    "Conflict on the agent",
+                ),
+                "invalid" => (
+                    StatusCode::BAD_REQUEST,
+                    "upstream-invalid",
+                    "Refused by the agent",
+                ),
+                "unavailable" | "cancelled" => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream-unavailable",
+                    "Unavailable on the agent",
+                ),
+                "deadline_exceeded" => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream-timeout",
+                    "The agent did not finish in time",
+                ),
+                "unsupported" => (
+                    StatusCode::NOT_IMPLEMENTED,
+                    "upstream-unsupported",
+                    "Not supported by the agent",
+                ),
+                _ => (
+                    StatusCode::BAD_GATEWAY,
+                    "upstream-error",
+                    "The agent failed",
+                ),
+            },
+            AppError::PolicyBlocked(_) => {
+                (StatusCode::FORBIDDEN, "policy-blocked", "Blocked by policy")
+            }
         }
     }
 
@@ -171,6 +244,13 @@ impl AppError {
             AppError::Internal(_) => "internal error; the server log has the details under this \
                                       request id"
                 .to_owned(),
+            AppError::Upstream { message, .. } => message.clone(),
+            AppError::PolicyBlocked(notices) => notices
+                .iter()
+                .filter(|n| n.action == "block")
+                .map(|n| format!("policy {:?}: {}", n.policy, n.message))
+                .collect::<Vec<_>>()
+                .join("; "),
         };
         Problem {
             kind: format!("https://infrapilot.dev/problems/{kind}"),
@@ -184,6 +264,14 @@ impl AppError {
             },
             retry_after: match self {
                 AppError::TooManyRequests { retry_after } => Some(*retry_after),
+                _ => None,
+            },
+            violations: match self {
+                AppError::PolicyBlocked(notices) => notices.clone(),
+                _ => Vec::new(),
+            },
+            upstream_code: match self {
+                AppError::Upstream { code, .. } => Some(code.clone()),
                 _ => None,
             },
         }

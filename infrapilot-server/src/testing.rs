@@ -216,3 +216,40 @@ pub async fn insert_agent(
     tx.commit().await.expect("commit");
     id
 }
+
+/// Records an open violation of `policy` on a container named `resource` in `org`.
+pub async fn insert_violation(
+    state: &crate::AppState,
+    org: infrapilot_core::ids::OrgId,
+    policy: infrapilot_core::ids::PolicyId,
+    resource: &str,
+) -> infrapilot_core::ids::ViolationId {
+    use infrapilot_core::rbac::{Effective, OrgRole};
+
+    use crate::store::{Actor, OrgScope, ViolationRecord};
+
+    let id = infrapilot_core::ids::ViolationId::from_uuid(uuid::Uuid::now_v7());
+    let scope = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
+    let mut tx = state.store().org(&scope).await.expect("tx");
+    tx.insert_violation(&ViolationRecord {
+        id,
+        policy_id: policy,
+        policy_name: "test policy".to_owned(),
+        action: "warn".to_owned(),
+        operation: "start".to_owned(),
+        agent_id: None,
+        resource_kind: "container".to_owned(),
+        resource: resource.to_owned(),
+        message: format!("{resource} broke a rule"),
+        evidence: serde_json::json!([]),
+        actor: "system".to_owned(),
+        created_at: crate::util::now_micros(),
+        resolved_at: None,
+        resolved_by: None,
+        resolution_note: None,
+    })
+    .await
+    .expect("insert violation");
+    tx.commit().await.expect("commit");
+    id
+}

@@ -1,6 +1,7 @@
 //! The shipped binary over a real socket: default configuration (SQLite in a fresh data
 //! directory), the setup code in the log, setup → sign-in → an enrollment token, the API
-//! docs, and a clean exit on SIGTERM.
+//! docs, a clean exit on SIGTERM, the one-line installer, and two replicas (two processes)
+//! on one PostgreSQL database.
 
 // Test and benchmark code: a failure is a panic with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -74,6 +75,18 @@ fn start() -> (Server, String) {
 }
 
 fn start_with(agent_port: u16) -> (Server, String) {
+    let (server, code) = spawn_server(agent_port, &[], &[]);
+    (server, code.expect("the first start logs a setup code"))
+}
+
+/// Starts the binary with a fresh data directory (SQLite unless `env` names a database) and
+/// waits until both endpoints listen and every message of `ready` was logged; returns it and
+/// the setup code, if it logged one.
+fn spawn_server(
+    agent_port: u16,
+    env: &[(&str, String)],
+    ready: &[&str],
+) -> (Server, Option<String>) {
     let port = free_port();
     let dir =
         std::env::temp_dir().join(format!("infrapilot-bin-{}", uuid::Uuid::new_v4().simple()));
@@ -85,6 +98,7 @@ fn start_with(agent_port: u16) -> (Server, String) {
         .env("INFRAPILOT_LOG_FORMAT", "json")
         .env("INFRAPILOT_AGENT_BIND", format!("127.0.0.1:{agent_port}"))
         .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -99,8 +113,10 @@ fn start_with(agent_port: u16) -> (Server, String) {
     let server = Server { child, port };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut code = None;
-    let mut listening = false;
-    while Instant::now() < deadline && !(code.is_some() && listening) {
+    // The setup code is logged before the endpoints listen; the agent endpoint listens last.
+    let mut waiting: Vec<&str> = ready.to_vec();
+    waiting.push("agent endpoint listening");
+    while Instant::now() < deadline && !waiting.is_empty() {
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
@@ -110,12 +126,12 @@ fn start_with(agent_port: u16) -> (Server, String) {
         if let Some(c) = v["fields"]["setup_code"].as_str() {
             code = Some(c.to_owned());
         }
-        listening |= v["fields"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("listening"));
+        if let Some(message) = v["fields"]["message"].as_str() {
+            waiting.retain(|w| !message.contains(w));
+        }
     }
-    assert!(listening, "the server did not report listening");
-    (server, code.expect("the first start logs a setup code"))
+    assert!(waiting.is_empty(), "the server never logged {waiting:?}");
+    (server, code)
 }
 
 #[test]
@@ -223,6 +239,19 @@ fn setup_and_login(port: u16, code: &str) -> String {
         .to_owned()
 }
 
+/// Creates an enrollment token through the API; returns the answer (token, install command).
+fn create_enrollment_token(port: u16, token: &str, name: &str) -> Value {
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/enrollment-tokens",
+        Some(token),
+        Some(json!({ "name": name })),
+    );
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 /// The one-line installer, for real: the script from `/install.sh` downloads the agent binary
 /// from the server, checks its SHA-256, enrolls; the installed agent then comes online.
 #[test]
@@ -237,15 +266,7 @@ fn the_installer_installs_enrolls_and_the_agent_comes_online() {
     let (server, code) = start_with(free_port());
     let port = server.port;
     let token = setup_and_login(port, &code);
-    let (status, body) = http(
-        port,
-        "POST",
-        "/api/v1/enrollment-tokens",
-        Some(&token),
-        Some(json!({"name": "hosts"})),
-    );
-    assert_eq!(status, 201, "{body}");
-    let created: Value = serde_json::from_str(&body).unwrap();
+    let created = create_enrollment_token(port, &token, "hosts");
     let enroll_token = created["token"].as_str().unwrap();
 
     let (status, script) = http(port, "GET", "/install.sh", None, None);
@@ -314,4 +335,141 @@ fn the_installer_installs_enrolls_and_the_agent_comes_online() {
     });
     assert_eq!(online["labels"]["env"], "test", "{online}");
     assert!(online["certificate_expires_at"].is_string(), "{online}");
+}
+
+/// Two server processes on one PostgreSQL database, as replicas run: an agent connected to
+/// replica A answers a ping issued through replica B's API (relayed over LISTEN/NOTIFY), and
+/// disabling it through B closes its stream on A at its next heartbeat.
+#[test]
+fn two_replicas_one_database_commands_and_revocation_cross_over() {
+    use std::collections::BTreeMap;
+
+    use base64::Engine as _;
+    use infrapilot_agent_lib::{
+        Agent, AgentConfig, AgentEndpoint, BackoffConfig, CancellationToken, EnrollmentToken,
+        StateDir, StopReason, enroll,
+    };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(infrapilot_server::testing::postgres_config());
+    let secret: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|u| *u.as_bytes())
+        .collect();
+    let shared = [
+        ("DATABASE_URL", database.url.clone()),
+        (
+            "DATABASE_MIGRATION_URL",
+            database.migration_url.clone().unwrap(),
+        ),
+        (
+            "INFRAPILOT_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode(secret),
+        ),
+        ("INFRAPILOT_HEARTBEAT_SECS", "1".to_owned()),
+        // No built-in agent: the only agent is the one this test runs.
+        (
+            "INFRAPILOT_DOCKER_SOCKET",
+            "/nonexistent/docker.sock".to_owned(),
+        ),
+    ];
+    let agent_port_a = free_port();
+    // Each replica listens for relayed commands on its own channel before the test relays one.
+    let relaying = ["listening for relayed agent commands"];
+    let (a, code) = spawn_server(agent_port_a, &shared, &relaying);
+    let token = setup_and_login(a.port, &code.expect("the first replica logs a setup code"));
+    let (b, _) = spawn_server(free_port(), &shared, &relaying);
+
+    let created = create_enrollment_token(b.port, &token, "replicas");
+    let enroll_token = EnrollmentToken::parse(created["token"].as_str().unwrap()).unwrap();
+    let dir = StateDir::new(std::env::temp_dir().join(format!(
+        "infrapilot-replica-agent-{}",
+        uuid::Uuid::new_v4().simple()
+    )));
+    let endpoint = AgentEndpoint::parse(&format!("https://127.0.0.1:{agent_port_a}")).unwrap();
+    let id = runtime
+        .block_on(enroll(&endpoint, &enroll_token, &BTreeMap::new(), &dir))
+        .expect("enrolls with replica A")
+        .agent_id;
+    let mut config = AgentConfig::new(dir.path());
+    config.docker_socket = None;
+    config.backoff = BackoffConfig {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(500),
+    };
+    let cancel = CancellationToken::new();
+    let running = runtime.spawn({
+        let cancel = cancel.clone();
+        async move { Agent::new(config).run(cancel).await }
+    });
+
+    // B sees it online: the database is shared, the stream is on A.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut agent = Value::Null;
+    while Instant::now() < deadline && agent["status"] != "online" {
+        std::thread::sleep(Duration::from_millis(100));
+        let (_, body) = http(
+            b.port,
+            "GET",
+            &format!("/api/v1/agents/{id}"),
+            Some(&token),
+            None,
+        );
+        agent = serde_json::from_str(&body).unwrap();
+    }
+    assert_eq!(agent["status"], "online", "{agent}");
+
+    // A command issued through B reaches the agent on A.
+    let (status, body) = http(
+        b.port,
+        "POST",
+        &format!("/api/v1/agents/{id}/ping"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "ping through replica B: {body}");
+    let ping: Value = serde_json::from_str(&body).unwrap();
+    assert!(ping["round_trip_ms"].as_f64().unwrap() > 0.0, "{ping}");
+    let (status, body) = http(
+        b.port,
+        "GET",
+        &format!("/api/v1/agents/{id}/info"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "info through replica B: {body}");
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["protocol_version"], 1, "{info}");
+
+    // Disabled through B: A closes the stream at the agent's next heartbeat (every second)
+    // with a permanent goodbye, and the agent stops reconnecting.
+    let (status, body) = http(
+        b.port,
+        "PATCH",
+        &format!("/api/v1/agents/{id}"),
+        Some(&token),
+        Some(json!({"disabled": true})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stopped = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(15), running).await })
+        .expect("replica A did not close the disabled agent's stream")
+        .unwrap();
+    match stopped {
+        Ok(StopReason::Goodbye { reason }) => {
+            assert!(reason.contains("disabled or deleted"), "{reason}")
+        }
+        other => panic!("expected a permanent goodbye from replica A, got {other:?}"),
+    }
+    for port in [a.port, b.port] {
+        let (status, body) = http(
+            port,
+            "POST",
+            &format!("/api/v1/agents/{id}/ping"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(status, 503, "{body}");
+    }
+    cancel.cancel();
 }

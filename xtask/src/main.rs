@@ -21,6 +21,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("nginx-light", "/usr/sbin/nginx"),
     ("openssl", "/usr/bin/openssl"),
     ("postgresql", "/usr/lib/postgresql"),
+    // The static busybox the Docker tests build their images from (no registry to pull from).
+    ("busybox-static", "/bin/busybox"),
+    // `docker-compose` for the compose stack tests.
+    ("docker-compose", "/usr/bin/docker-compose"),
 ];
 
 /// The port of the throwaway PostgreSQL cluster the tests use.

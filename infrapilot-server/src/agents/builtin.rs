@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands};
-use infrapilot_agent_lib::{HostProbe, SessionContext, run_session};
+use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain};
+use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
 use infrapilot_core::rbac::{Effective, OrgRole};
 use infrapilot_core::values::Labels;
@@ -40,6 +40,10 @@ pub async fn run(state: AppState, docker_socket: PathBuf) {
     tracing::info!(agent = %id.agent, "built-in agent registered");
     let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
     let info = AgentInfo::of_this_host();
+    let handler = Arc::new(Chain {
+        first: BuiltinCommands::new(info.clone(), probe.clone()),
+        second: DockerCommands::new(probe.clone()),
+    });
     loop {
         let (agent_tx, agent_rx) = mpsc::channel(256);
         let incoming = ReceiverStream::new(agent_rx).map(Ok::<_, Status>);
@@ -58,8 +62,7 @@ pub async fn run(state: AppState, docker_socket: PathBuf) {
                     .right_stream()
             }
         });
-        let handler = Arc::new(BuiltinCommands::new(info.clone(), probe.clone()));
-        let ctx = SessionContext::new(info.clone(), probe.clone(), handler);
+        let ctx = SessionContext::new(info.clone(), probe.clone(), handler.clone());
         match run_session(server_stream, agent_tx, &ctx).await {
             Ok(end) => tracing::debug!(?end, "built-in agent session ended"),
             Err(e) => tracing::warn!(error = %e, "built-in agent session failed"),

@@ -19,10 +19,10 @@ use crate::config::Edition;
 use crate::testing::{self, Kind};
 
 /// A server (HTTP state + a running agent endpoint) and an admin session.
-struct Env {
-    state: AppState,
-    port: u16,
-    admin: String,
+pub(super) struct Env {
+    pub(super) state: AppState,
+    pub(super) port: u16,
+    pub(super) admin: String,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -44,7 +44,7 @@ async fn start_endpoint(
     (stop, server)
 }
 
-async fn env_on(state: AppState) -> Env {
+pub(super) async fn env_on(state: AppState) -> Env {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, server) = start_endpoint(&state, listener).await;
@@ -58,7 +58,7 @@ async fn env_on(state: AppState) -> Env {
     }
 }
 
-async fn env(kind: Kind) -> Env {
+pub(super) async fn env(kind: Kind) -> Env {
     env_on(testing::app_state(kind, Edition::Community).await).await
 }
 
@@ -67,7 +67,7 @@ impl Env {
         AgentEndpoint::parse(&format!("https://127.0.0.1:{}", self.port)).unwrap()
     }
 
-    async fn token(&self, body: Value) -> String {
+    pub(super) async fn token(&self, body: Value) -> String {
         let r = call(
             &self.state,
             "POST",
@@ -81,7 +81,7 @@ impl Env {
         r.body["token"].as_str().unwrap().to_owned()
     }
 
-    async fn agent(&self, id: &str) -> Value {
+    pub(super) async fn agent(&self, id: &str) -> Value {
         let r = call(
             &self.state,
             "GET",
@@ -95,7 +95,20 @@ impl Env {
         r.body
     }
 
-    async fn wait_status(&self, id: &str, status: &str) -> Value {
+    /// Pings the agent through the API.
+    pub(super) async fn ping(&self, id: &str) -> crate::api::http_tests_support::Reply {
+        call(
+            &self.state,
+            "POST",
+            &format!("/api/v1/agents/{id}/ping"),
+            Some(&self.admin),
+            None,
+            None,
+        )
+        .await
+    }
+
+    pub(super) async fn wait_status(&self, id: &str, status: &str) -> Value {
         for _ in 0..200 {
             let agent = self.agent(id).await;
             if agent["status"] == status {
@@ -121,7 +134,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn run_agent(
+pub(super) fn run_agent(
     dir: &StateDir,
 ) -> (
     CancellationToken,
@@ -140,7 +153,7 @@ fn run_agent(
     (cancel, tokio::spawn(async move { agent.run(token).await }))
 }
 
-async fn enrolled(env: &Env, token: &str, own: &[(&str, &str)]) -> (StateDir, String) {
+pub(super) async fn enrolled(env: &Env, token: &str, own: &[(&str, &str)]) -> (StateDir, String) {
     let dir = state_dir();
     let token = EnrollmentToken::parse(token).unwrap();
     let outcome = enroll(&env.endpoint(), &token, &labels(own), &dir)
@@ -574,11 +587,11 @@ use infrapilot_proto::v1::agent_service_client::AgentServiceClient;
 use infrapilot_proto::v1::{AgentMessage, EnrollRequest, Hello, agent_message};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-fn endpoint_at(port: u16) -> AgentEndpoint {
+pub(super) fn endpoint_at(port: u16) -> AgentEndpoint {
     AgentEndpoint::parse(&format!("https://127.0.0.1:{port}")).unwrap()
 }
 
-fn csr(key: &rcgen::KeyPair) -> Vec<u8> {
+pub(super) fn csr(key: &rcgen::KeyPair) -> Vec<u8> {
     rcgen::CertificateParams::default()
         .serialize_request(key)
         .unwrap()
@@ -662,7 +675,7 @@ async fn expire_enrollment_token(state: &AppState, id: infrapilot_core::enrollme
 }
 
 /// Opens a session with a given client identity and sends Hello; Ok if the server answered.
-async fn session_with(
+pub(super) async fn session_with(
     state: &AppState,
     port: u16,
     chain: Vec<CertificateDer<'static>>,
@@ -712,25 +725,17 @@ async fn session_with_expired_certificate(
     port: u16,
     agent: &str,
 ) -> Result<(), String> {
-    let pem = state.keys().unseal(state.ca().key_sealed()).unwrap();
-    let ca_key = rcgen::KeyPair::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
-    let ca = rcgen::CertificateParams::from_ca_cert_pem(state.ca().cert_pem())
-        .unwrap()
-        .self_signed(&ca_key)
-        .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![rcgen::SanType::URI(
-        format!("{}{agent}", crate::ca::AGENT_URN)
-            .try_into()
-            .unwrap(),
-    )];
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(10);
-    params.not_after = now - time::Duration::days(3);
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let now = crate::util::now_secs();
+    let cert = super::lifecycle_tests::agent_certificate(
+        state,
+        &key,
+        agent,
+        None,
+        (now - 10 * 86_400, now - 3 * 86_400),
+    );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    session_with(state, port, vec![cert.der().clone()], key).await
+    session_with(state, port, vec![cert], key).await
 }
 
 async fn session_without_certificate(state: &AppState, port: u16) -> Result<(), tonic::Status> {

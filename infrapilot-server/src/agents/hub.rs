@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use infrapilot_core::ids::{AgentId, OrgId};
 use infrapilot_proto::v1::{
-    Cancel, Command, CommandReply, Goodbye, ServerMessage, command, command_reply, server_message,
+    Cancel, Command, CommandInput, CommandReply, Goodbye, ServerMessage, command, command_input,
+    command_reply, server_message,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 /// Why a command got no result.
@@ -40,8 +41,19 @@ pub(super) struct Session {
     pub org: OrgId,
     pub generation: u64,
     pub outgoing: Outgoing,
-    pub pending: Mutex<HashMap<String, oneshot::Sender<CommandReply>>>,
+    pending: std::sync::Mutex<HashMap<String, Waiter>>,
 }
+
+/// Who waits for a command's replies.
+enum Waiter {
+    /// A single reply.
+    Once(oneshot::Sender<CommandReply>),
+    /// Chunks, then the final reply.
+    Stream(mpsc::Sender<CommandReply>),
+}
+
+/// How many chunks of a streamed reply may wait for a slow reader before the stream is cut.
+const STREAM_BUFFER: usize = 1024;
 
 /// The sessions this replica holds.
 pub struct AgentHub {
@@ -91,7 +103,7 @@ impl AgentHub {
             org,
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
             outgoing,
-            pending: Mutex::new(HashMap::new()),
+            pending: std::sync::Mutex::new(HashMap::new()),
         });
         let old = self
             .sessions
@@ -155,6 +167,44 @@ impl AgentHub {
         }
     }
 
+    /// Sends a command whose replies stream (logs follow, stats, interactive exec). `deadline`
+    /// bounds the whole command; `None` lets it run until cancelled (by dropping the stream).
+    pub async fn open_stream(
+        &self,
+        org: OrgId,
+        agent: AgentId,
+        kind: command::Kind,
+        deadline: Option<Duration>,
+    ) -> Result<CommandStream, CommandError> {
+        let session = self
+            .session(agent)
+            .filter(|s| s.org == org)
+            .ok_or(CommandError::Offline)?;
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        session.insert_waiter(&request_id, Waiter::Stream(tx));
+        let deadline_unix_ms = deadline.map_or(0, |d| {
+            crate::util::now_micros() / 1000 + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+        });
+        let message = ServerMessage {
+            body: Some(server_message::Body::Command(Command {
+                request_id: request_id.clone(),
+                deadline_unix_ms,
+                kind: Some(kind),
+            })),
+        };
+        if session.outgoing.send(Ok(message)).await.is_err() {
+            session.remove_waiter(&request_id);
+            return Err(CommandError::Closed);
+        }
+        Ok(CommandStream {
+            request_id,
+            session,
+            replies: rx,
+            finished: false,
+        })
+    }
+
     /// Sends a command and waits for its final reply (`Done` payload) or `timeout`.
     pub async fn command(
         &self,
@@ -169,7 +219,7 @@ impl AgentHub {
             .ok_or(CommandError::Offline)?;
         let request_id = uuid::Uuid::now_v7().to_string();
         let (tx, rx) = oneshot::channel();
-        session.pending.lock().await.insert(request_id.clone(), tx);
+        session.insert_waiter(&request_id, Waiter::Once(tx));
         let deadline = crate::util::now_micros() / 1000
             + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
         let message = ServerMessage {
@@ -180,7 +230,7 @@ impl AgentHub {
             })),
         };
         if session.outgoing.send(Ok(message)).await.is_err() {
-            session.pending.lock().await.remove(&request_id);
+            session.remove_waiter(&request_id);
             return Err(CommandError::Closed);
         }
         match tokio::time::timeout(timeout, rx).await {
@@ -197,11 +247,8 @@ impl AgentHub {
             },
             Ok(Err(_)) => Err(CommandError::Closed),
             Err(_) => {
-                session.pending.lock().await.remove(&request_id);
-                let cancel = ServerMessage {
-                    body: Some(server_message::Body::Cancel(Cancel { request_id })),
-                };
-                let _ = session.outgoing.try_send(Ok(cancel));
+                session.remove_waiter(&request_id);
+                let _ = session.outgoing.try_send(Ok(cancel(request_id)));
                 Err(CommandError::Timeout(timeout))
             }
         }
@@ -209,15 +256,154 @@ impl AgentHub {
 }
 
 impl Session {
-    /// Hands a final reply to the command waiting for it. Streamed chunks are not awaited by
-    /// any command yet and are dropped.
+    fn insert_waiter(&self, request_id: &str, waiter: Waiter) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(request_id.to_owned(), waiter);
+        }
+    }
+
+    fn remove_waiter(&self, request_id: &str) -> bool {
+        self.pending
+            .lock()
+            .map(|mut p| p.remove(request_id).is_some())
+            .unwrap_or(false)
+    }
+
+    /// Hands a reply to the command waiting for it: chunks to a stream, the final reply to
+    /// whoever waits. A stream whose reader fell more than [`STREAM_BUFFER`] chunks behind is
+    /// cut (its reader sees the end without a final reply) and the agent told to cancel.
     pub(super) async fn deliver(&self, reply: CommandReply) {
-        if matches!(reply.result, Some(command_reply::Result::Chunk(_))) {
-            return;
+        let is_chunk = matches!(reply.result, Some(command_reply::Result::Chunk(_)));
+        let waiter = {
+            let Ok(mut pending) = self.pending.lock() else {
+                return;
+            };
+            match pending.get(&reply.request_id) {
+                Some(Waiter::Stream(tx)) if is_chunk => Some(Waiter::Stream(tx.clone())),
+                Some(_) if is_chunk => None,
+                Some(_) => pending.remove(&reply.request_id),
+                None => None,
+            }
+        };
+        match waiter {
+            Some(Waiter::Once(tx)) => {
+                let _ = tx.send(reply);
+            }
+            Some(Waiter::Stream(tx)) => {
+                let request_id = reply.request_id.clone();
+                if tx.try_send(reply).is_err() && is_chunk {
+                    tracing::warn!(%request_id, "a stream reader fell behind; cutting the stream");
+                    self.remove_waiter(&request_id);
+                    let _ = self.outgoing.try_send(Ok(cancel(request_id)));
+                }
+            }
+            None => {}
         }
-        if let Some(waiter) = self.pending.lock().await.remove(&reply.request_id) {
-            let _ = waiter.send(reply);
+    }
+}
+
+fn cancel(request_id: String) -> ServerMessage {
+    ServerMessage {
+        body: Some(server_message::Body::Cancel(Cancel { request_id })),
+    }
+}
+
+/// One event of a streamed command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// A chunk of output.
+    Chunk(Vec<u8>),
+    /// The final reply's payload; the stream is over.
+    Done(Vec<u8>),
+    /// The command failed; the stream is over.
+    Failed(CommandError),
+}
+
+/// A command whose replies arrive as a stream ([`AgentHub::open_stream`]). Dropping it before
+/// the end cancels the command on the agent.
+pub struct CommandStream {
+    request_id: String,
+    session: Arc<Session>,
+    replies: mpsc::Receiver<CommandReply>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for CommandStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandStream")
+            .field("request_id", &self.request_id)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandStream {
+    /// The next event; `None` after the final one.
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        if self.finished {
+            return None;
         }
+        let event = match self.replies.recv().await {
+            None => StreamEvent::Failed(CommandError::Closed),
+            Some(reply) => match reply.result {
+                Some(command_reply::Result::Chunk(bytes)) => {
+                    return Some(StreamEvent::Chunk(bytes));
+                }
+                Some(command_reply::Result::Done(done)) => StreamEvent::Done(done.payload),
+                Some(command_reply::Result::Error(e)) => StreamEvent::Failed(CommandError::Agent {
+                    code: e.code,
+                    message: e.message,
+                }),
+                None => StreamEvent::Failed(CommandError::Agent {
+                    code: "internal".to_owned(),
+                    message: "the agent sent a reply without a result".to_owned(),
+                }),
+            },
+        };
+        self.finished = true;
+        Some(event)
+    }
+
+    /// A handle that sends input (stdin, resizes) to the command, usable from another task.
+    pub fn input(&self) -> CommandInputSender {
+        CommandInputSender {
+            request_id: self.request_id.clone(),
+            outgoing: self.session.outgoing.clone(),
+        }
+    }
+}
+
+impl Drop for CommandStream {
+    fn drop(&mut self) {
+        if !self.finished && self.session.remove_waiter(&self.request_id) {
+            let _ = self
+                .session
+                .outgoing
+                .try_send(Ok(cancel(self.request_id.clone())));
+        }
+    }
+}
+
+/// Sends input to a streamed command.
+#[derive(Debug, Clone)]
+pub struct CommandInputSender {
+    request_id: String,
+    outgoing: Outgoing,
+}
+
+impl CommandInputSender {
+    /// Sends one input message; fails when the agent's connection is gone.
+    pub async fn send(&self, kind: command_input::Kind) -> Result<(), CommandError> {
+        let message = ServerMessage {
+            body: Some(server_message::Body::Input(CommandInput {
+                request_id: self.request_id.clone(),
+                kind: Some(kind),
+            })),
+        };
+        self.outgoing
+            .send(Ok(message))
+            .await
+            .map_err(|_| CommandError::Closed)
     }
 }
 

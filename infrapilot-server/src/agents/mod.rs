@@ -16,7 +16,7 @@ mod relay;
 mod service;
 mod tls;
 
-pub use hub::{AgentHub, CommandError};
+pub use hub::{AgentHub, CommandError, CommandInputSender, CommandStream, StreamEvent};
 pub use identity::{AgentIdentity, identity_from_der};
 pub use relay::{RelayWaiters, listen as listen_for_relays, send_command};
 pub use service::AgentEndpoint;
@@ -24,6 +24,8 @@ pub use tls::serve;
 
 #[cfg(test)]
 mod e2e_tests;
+#[cfg(test)]
+mod lifecycle_tests;
 
 /// Whether an agent counts as online: a replica holds its stream and it was heard from within
 /// two heartbeat intervals plus ten seconds.

@@ -64,8 +64,15 @@ pub async fn serve(
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let accept = tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else {
-                continue;
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some to close rather
+                    // than spin on the error.
+                    tracing::warn!(error = %e, "accepting an agent connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();

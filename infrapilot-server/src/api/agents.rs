@@ -119,15 +119,15 @@ pub struct PingResult {
     pub round_trip_ms: f64,
 }
 
-fn command_error(e: CommandError) -> AppError {
+/// The API error for a command that got no result: 503 for an offline agent or a timeout,
+/// and the agent's own code and message (mapped to a status) for its errors.
+pub(crate) fn command_error(e: CommandError) -> AppError {
     match e {
         CommandError::Offline | CommandError::Closed => AppError::Unavailable(format!(
             "{e}: it has no open connection to the control plane; check the agent's host and logs"
         )),
         CommandError::Timeout(_) => AppError::Unavailable(e.to_string()),
-        CommandError::Agent { code, message } => {
-            AppError::Conflict(format!("the agent answered {code}: {message}"))
-        }
+        CommandError::Agent { code, message } => AppError::Upstream { code, message },
     }
 }
 

@@ -49,6 +49,8 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/api-tokens?all=true".to_owned(),
         "/api/v1/enrollment-tokens".to_owned(),
         "/api/v1/agents".to_owned(),
+        "/api/v1/policies".to_owned(),
+        "/api/v1/policy-violations".to_owned(),
         format!("/api/v1/users/{carol}"),
         "/api/v1/audit?limit=200".to_owned(),
     ] {
@@ -131,6 +133,25 @@ async fn check_cross_tenant(state: AppState) {
     let agent = testing::insert_agent(&state, b.org.parse().unwrap(), "beta-host")
         .await
         .to_string();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/policies/from-template",
+        Some(&b.token),
+        None,
+        Some(json!({"template": {"template": "no_privileged_containers"}, "name": "beta-policy"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let policy = r.body["policy"]["id"].as_str().unwrap().to_owned();
+    let violation = testing::insert_violation(
+        &state,
+        b.org.parse().unwrap(),
+        policy.parse().unwrap(),
+        "beta-secret-container",
+    )
+    .await
+    .to_string();
 
     // A's credentials: a session and an owner-level API token.
     let r = call(
@@ -161,6 +182,10 @@ async fn check_cross_tenant(state: AppState) {
         "b-ci",
         "b-hosts",
         "beta-prod",
+        policy.as_str(),
+        violation.as_str(),
+        "beta-policy",
+        "beta-secret-container",
     ];
 
     let doc: Value = serde_json::from_str(&crate::openapi().to_json().unwrap()).unwrap();
@@ -175,7 +200,18 @@ async fn check_cross_tenant(state: AppState) {
                 "/enrollment-tokens/{id}",
                 &format!("/enrollment-tokens/{enrollment}"),
             )
-            .replace("/agents/{id}", &format!("/agents/{agent}"));
+            .replace("/agents/{id}", &format!("/agents/{agent}"))
+            .replace("/policies/{id}", &format!("/policies/{policy}"))
+            .replace(
+                "/policy-violations/{id}",
+                &format!("/policy-violations/{violation}"),
+            )
+            .replace("{container}", "beta-web")
+            .replace("{network}", "beta-net")
+            .replace("{image}", "beta-image")
+            .replace("{volume}", "beta-volume")
+            .replace("{project}", "beta-stack")
+            .replace("{action}", "restart");
         assert!(!uri.contains('{'), "no B id to put into {path}");
         for method in ops.as_object().unwrap().keys() {
             for credential in [&a.token, &a_api] {

@@ -6,6 +6,9 @@ pub mod audit;
 pub mod auth;
 #[cfg(test)]
 mod cross_tenant;
+pub mod docker;
+#[cfg(test)]
+mod docker_tests;
 pub mod enrollment;
 #[cfg(test)]
 mod http_tests;
@@ -14,6 +17,9 @@ pub mod http_tests_support;
 pub mod install;
 pub mod members;
 pub mod orgs;
+pub mod policies;
+#[cfg(test)]
+mod policy_tests;
 pub mod setup;
 pub mod system;
 pub mod tokens;
@@ -139,6 +145,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(tokens::routes())
         .merge(enrollment::routes())
         .merge(agents::routes())
+        .merge(policies::routes())
+        .merge(docker::routes())
         .merge(install::routes())
 }
 

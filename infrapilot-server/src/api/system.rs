@@ -58,10 +58,18 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let uptime = state.uptime().as_secs_f64();
-    let text = state.metrics().render(&[(
-        "infrapilot_uptime_seconds",
-        "Seconds since the server started.",
-        uptime,
-    )]);
+    let agents = state.hub().connected() as f64;
+    let text = state.metrics().render(&[
+        (
+            "infrapilot_uptime_seconds",
+            "Seconds since the server started.",
+            uptime,
+        ),
+        (
+            "infrapilot_agents_connected",
+            "Agent streams this replica holds.",
+            agents,
+        ),
+    ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -25,6 +25,7 @@ mod audit;
 mod enrollment;
 mod global;
 mod org;
+mod policies;
 mod postgres;
 mod relay;
 mod scope;
@@ -43,6 +44,7 @@ pub use enrollment::StoredEnrollmentToken;
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
 pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
+pub use policies::{PolicyRecord, ViolationCounts, ViolationFilter, ViolationRecord};
 pub use relay::{RelayRecord, replica_channel};
 pub use scope::{Actor, OrgScope};
 
