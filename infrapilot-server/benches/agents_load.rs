@@ -28,13 +28,13 @@
 // Benchmark code: a failure is a panic with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::tls::{PinnedCaVerifier, channel, enroll_client_config};
 use infrapilot_agent_lib::{
@@ -44,10 +44,11 @@ use infrapilot_agent_lib::{
 use infrapilot_proto::PROTOCOL_VERSION;
 use infrapilot_proto::v1::EnrollRequest;
 use infrapilot_proto::v1::agent_service_client::AgentServiceClient;
-use infrapilot_server::keys::Keys;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+
+use common::{Server, USER_HZ, mib, percentile, status_kib};
 
 const DEFAULT_AGENTS: usize = 10_000;
 /// How many agents the commands are spread over.
@@ -61,7 +62,6 @@ const HOLD: Duration = Duration::from_secs(75);
 /// server restart is spread by its backoff jitter; this spreads the bench's connects).
 const CONNECTING: usize = 64;
 const ENROLLING: usize = 16;
-const PASSWORD: &str = "a long bench passphrase";
 
 #[tokio::main]
 async fn main() {
@@ -70,7 +70,7 @@ async fn main() {
         .map(|v| v.parse().expect("INFRAPILOT_BENCH_AGENTS: a number"))
         .unwrap_or(DEFAULT_AGENTS);
     let fd_limit = raise_fd_limit(agents as u64 + 4_096);
-    let server = Server::start().await;
+    let server = Server::start("agents-load").await;
     println!(
         "agents_load: {agents} agents, server pid {} on {} ({}), its open-files limit {}, ours {fd_limit}",
         server.pid(),
@@ -97,7 +97,7 @@ async fn main() {
     let first = COMMAND_AGENTS.min(agents);
     let start = Instant::now();
     fleet.connect(&creds[..first]);
-    let held = server.wait_held(first, &fleet).await;
+    let held = wait_held(&server, first, &fleet).await;
     println!(
         "connected {held}/{first} in {:.1} s; server RSS {}",
         start.elapsed().as_secs_f64(),
@@ -111,7 +111,7 @@ async fn main() {
 
     let start = Instant::now();
     fleet.connect(&creds[first..]);
-    let held = server.wait_held(agents, &fleet).await;
+    let held = wait_held(&server, agents, &fleet).await;
     let connect_secs = start.elapsed().as_secs_f64();
     println!(
         "connected {held}/{agents} in {connect_secs:.1} s ({:.0}/s for the last {}); server RSS {}",
@@ -182,10 +182,6 @@ fn all_ids(creds: &[Creds]) -> Vec<String> {
     creds.iter().map(|c| c.agent_id.clone()).collect()
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 /// Raises this process's open-files limit to `wanted` (the server inherits it); returns the
 /// soft limit in force.
 fn raise_fd_limit(wanted: u64) -> u64 {
@@ -218,264 +214,28 @@ fn raise_fd_limit(wanted: u64) -> u64 {
     now
 }
 
-/// The unit of the CPU times in `/proc/<pid>/stat`: 100 a second on every Linux
-/// architecture this runs on.
-const USER_HZ: f64 = 100.0;
-
-/// The server process and how to reach it.
-struct Server {
-    child: Child,
-    http: String,
-    agent_endpoint: AgentEndpoint,
-    setup_code: String,
-    database: &'static str,
-    client: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    async fn start() -> Server {
-        let dir = std::env::temp_dir().join(format!(
-            "infrapilot-agents-load-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let master: [u8; 32] = rand::random();
-        let http_port = free_port();
-        let agent_port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_infrapilot-server"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("INFRAPILOT_BIND", format!("127.0.0.1:{http_port}"))
-            .env("INFRAPILOT_AGENT_BIND", format!("127.0.0.1:{agent_port}"))
-            .env("INFRAPILOT_DATA_DIR", &dir)
-            .env(
-                "INFRAPILOT_SECRET_KEY",
-                base64::engine::general_purpose::STANDARD.encode(master),
-            )
-            .env("INFRAPILOT_ACCESS_TOKEN_TTL_SECS", "7200")
-            .env("INFRAPILOT_DOCKER_SOCKET", "/nonexistent/docker.sock")
-            .env("INFRAPILOT_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(dir.join("server.log")).unwrap())
-            .stderr(Stdio::inherit());
-        let database = if std::env::var_os("INFRAPILOT_TEST_PG_ADMIN_URL").is_some() {
-            let db = infrapilot_server::testing::postgres_config().await;
-            command.env("DATABASE_URL", db.url);
-            command.env("DATABASE_MIGRATION_URL", db.migration_url.unwrap());
-            "postgresql"
-        } else {
-            "sqlite"
-        };
-        let child = command.spawn().expect("the server binary starts");
-        let server = Server {
-            child,
-            http: format!("http://127.0.0.1:{http_port}"),
-            agent_endpoint: AgentEndpoint::parse(&format!("https://127.0.0.1:{agent_port}"))
-                .unwrap(),
-            setup_code: Keys::from_master(&master).setup_code().to_owned(),
-            database,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = server
-                .client
-                .get(format!("{}/readyz", server.http))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready
-                && tokio::net::TcpStream::connect(("127.0.0.1", agent_port))
-                    .await
-                    .is_ok()
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not start; see {}",
-                dir.join("server.log").display()
+/// Waits until the server holds `count` streams, or the count stops growing for 30 s.
+async fn wait_held(server: &Server, count: usize, fleet: &Fleet) -> usize {
+    let mut best = 0;
+    let mut since = Instant::now();
+    loop {
+        let held = server.held().await;
+        if held >= count {
+            return held;
+        }
+        if held > best {
+            best = held;
+            since = Instant::now();
+        }
+        if since.elapsed() > Duration::from_secs(30) {
+            println!(
+                "warning: stuck at {held} of {count} streams ({} connect failures)",
+                fleet.failed.load(Ordering::Relaxed)
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            return held;
         }
-        server
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn proc_file(&self, name: &str) -> String {
-        std::fs::read_to_string(format!("/proc/{}/{name}", self.pid())).unwrap_or_default()
-    }
-
-    /// Resident set size, KiB.
-    fn rss_kib(&self) -> u64 {
-        status_kib(&self.proc_file("status"), "VmRSS:")
-    }
-
-    fn fd_limit(&self) -> String {
-        self.proc_file("limits")
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .unwrap_or("?")
-            .to_owned()
-    }
-
-    /// User plus system CPU time, in clock ticks.
-    fn cpu_ticks(&self) -> u64 {
-        let stat = self.proc_file("stat");
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
-        let tick = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        tick(11) + tick(12)
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
-        let mut request = self.client.post(format!("{}{path}", self.http)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-        body
-    }
-
-    async fn admin_token(&self) -> String {
-        self.post(
-            "/api/v1/setup",
-            None,
-            json!({
-                "setup_code": self.setup_code, "email": "bench@example.com", "name": "Bench",
-                "password": PASSWORD, "organization_name": "Bench",
-            }),
-        )
-        .await;
-        let login = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"email": "bench@example.com", "password": PASSWORD}),
-            )
-            .await;
-        login["session"]["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// The agent streams the server holds, from its `/metrics`.
-    async fn held(&self) -> usize {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.http))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("infrapilot_agents_connected "))
-            .and_then(|v| v.parse::<f64>().ok())
-            .expect("/metrics reports infrapilot_agents_connected") as usize
-    }
-
-    /// Waits until the server holds `count` streams, or the count stops growing for 30 s.
-    async fn wait_held(&self, count: usize, fleet: &Fleet) -> usize {
-        let mut best = 0;
-        let mut since = Instant::now();
-        loop {
-            let held = self.held().await;
-            if held >= count {
-                return held;
-            }
-            if held > best {
-                best = held;
-                since = Instant::now();
-            }
-            if since.elapsed() > Duration::from_secs(30) {
-                println!(
-                    "warning: stuck at {held} of {count} streams ({} connect failures)",
-                    fleet.failed.load(Ordering::Relaxed)
-                );
-                return held;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// The agents the API shows online, page by page.
-    async fn online(&self, token: &str) -> usize {
-        let mut online = 0;
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut url = format!("{}/api/v1/agents?limit=200", self.http);
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
-            }
-            let page: Value = self
-                .client
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            online += page["items"]
-                .as_array()
-                .expect("a page of agents")
-                .iter()
-                .filter(|a| a["status"] == "online")
-                .count();
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return online,
-            }
-        }
-    }
-}
-
-fn status_kib(status: &str, key: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The highest resident set size seen, sampled every half second.
@@ -675,13 +435,6 @@ impl CommandRun {
             hub_ms(0.99),
         );
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
 /// Pings random agents of `ids` through the API, `COMMANDS_PER_SEC` a second for

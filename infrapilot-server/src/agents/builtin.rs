@@ -38,6 +38,15 @@ pub async fn run(state: AppState, docker_socket: PathBuf) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     tracing::info!(agent = %id.agent, "built-in agent registered");
+    serve(state, id.org, id.agent, docker_socket).await;
+}
+
+/// Runs the agent library's session in-process for the existing agent `agent` of `org`, with
+/// the Docker engine at `docker_socket`, for as long as the server runs (reconnecting after
+/// two seconds when a session ends). The built-in agent is this; tests use it to bring an
+/// agent of any organization online with a real Docker handler.
+pub async fn serve(state: AppState, org: OrgId, agent: AgentId, docker_socket: PathBuf) {
+    let id = AgentIdentity { agent, org };
     let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
     let info = AgentInfo::of_this_host();
     let handler = Arc::new(Chain {

@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::docker_tests::docker;
 use super::http_tests::{PASSWORD, Reply, call, login};
 use crate::AppState;
 use crate::config::Edition;
@@ -56,6 +57,18 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
     ] {
         let r = call(state, "GET", &uri, Some(&b.token), None, None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {r:?}");
+        if uri == "/api/v1/agents" {
+            // Heartbeats change an online agent's metrics and times; what a tenant could
+            // change is the rest.
+            let agents: Vec<Value> = r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| json!([a["id"], a["name"], a["labels"], a["disabled"]]))
+                .collect();
+            out.push(json!(agents));
+            continue;
+        }
         out.push(r.body);
     }
     out
@@ -130,9 +143,18 @@ async fn check_cross_tenant(state: AppState) {
         .as_str()
         .unwrap()
         .to_owned();
-    let agent = testing::insert_agent(&state, b.org.parse().unwrap(), "beta-host")
-        .await
-        .to_string();
+    let agent_id = testing::insert_agent(&state, b.org.parse().unwrap(), "beta-host").await;
+    let agent = agent_id.to_string();
+    // B's agent is online with the real Docker engine behind it, and runs a container of B's:
+    // an operation that forgot the organization would reach it and succeed.
+    let b_container = BetaContainer::start().await;
+    tokio::spawn(crate::agents::builtin::serve(
+        state.clone(),
+        b.org.parse().unwrap(),
+        agent_id,
+        "/var/run/docker.sock".into(),
+    ));
+    wait_online(&state, &b.token, &agent).await;
     let r = call(
         &state,
         "POST",
@@ -186,6 +208,8 @@ async fn check_cross_tenant(state: AppState) {
         violation.as_str(),
         "beta-policy",
         "beta-secret-container",
+        b_container.name.as_str(),
+        b_container.id.as_str(),
     ];
 
     let doc: Value = serde_json::from_str(&crate::openapi().to_json().unwrap()).unwrap();
@@ -206,7 +230,7 @@ async fn check_cross_tenant(state: AppState) {
                 "/policy-violations/{id}",
                 &format!("/policy-violations/{violation}"),
             )
-            .replace("{container}", "beta-web")
+            .replace("{container}", &b_container.name)
             .replace("{network}", "beta-net")
             .replace("{image}", "beta-image")
             .replace("{volume}", "beta-volume")
@@ -288,6 +312,85 @@ async fn check_cross_tenant(state: AppState) {
     )
     .await;
     assert!(verify.body["broken"].is_null(), "{verify:?}");
+    assert_eq!(
+        b_container.started_at(),
+        b_container.started,
+        "B's container was not stopped, restarted or removed"
+    );
+}
+
+/// A running container of organization B's, removed when dropped.
+struct BetaContainer {
+    name: String,
+    id: String,
+    /// `State.StartedAt` when it started.
+    started: String,
+}
+
+impl BetaContainer {
+    async fn start() -> BetaContainer {
+        let image = infrapilot_agent_lib::testing::ensure_test_image()
+            .await
+            .expect("the test image");
+        let name = format!(
+            "beta-web-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let id = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "infrapilot.test=cross-tenant",
+            &image,
+            "sleep",
+            "3600",
+        ]);
+        let mut container = BetaContainer {
+            name,
+            id,
+            started: String::new(),
+        };
+        container.started = container.started_at();
+        container
+    }
+
+    fn started_at(&self) -> String {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.StartedAt}}",
+            &self.id,
+        ])
+    }
+}
+
+impl Drop for BetaContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.id])
+            .output();
+    }
+}
+
+async fn wait_online(state: &AppState, token: &str, agent: &str) {
+    for _ in 0..100 {
+        let r = call(
+            state,
+            "GET",
+            &format!("/api/v1/agents/{agent}"),
+            Some(token),
+            None,
+            None,
+        )
+        .await;
+        if r.body["status"] == "online" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("B's agent did not come online");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use crate::config::Edition;
 use crate::testing::{self, Kind};
 
 /// Runs the docker CLI; panics with its output when it fails.
-fn docker(args: &[&str]) -> String {
+pub(super) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -150,6 +150,49 @@ impl Env {
         call(&self.state, method, &uri, Some(&self.admin), None, body).await
     }
 
+    /// `GET`/`POST`… on an organization-wide path (not under the agent) as the admin.
+    async fn org_api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> super::http_tests_support::Reply {
+        call(&self.state, method, path, Some(&self.admin), None, body).await
+    }
+
+    /// Creates a policy from a template; returns its id.
+    async fn policy(&self, body: Value) -> String {
+        let r = self
+            .org_api("POST", "/api/v1/policies/from-template", Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        r.body["policy"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The recorded violations as (action, `field`) pairs.
+    async fn violations(&self, field: &str) -> Vec<(String, String)> {
+        let r = self.org_api("GET", "/api/v1/policy-violations", None).await;
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["action"].as_str().unwrap().to_owned(),
+                    v[field].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The newest audit entries.
+    async fn audit(&self, limit: u32) -> Vec<Value> {
+        let r = self
+            .org_api("GET", &format!("/api/v1/audit?limit={limit}"), None)
+            .await;
+        r.body["items"].as_array().unwrap().clone()
+    }
+
     async fn ws(
         &self,
         path: &str,
@@ -165,6 +208,20 @@ impl Env {
             .await
             .expect("WebSocket connects");
         socket
+    }
+}
+
+/// Reads frames until the terminal's exit frame.
+async fn exit_frame(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        let v = next_text(socket).await;
+        if v["type"] == "exit" {
+            return v;
+        }
     }
 }
 
@@ -348,12 +405,7 @@ async fn container_lifecycle_logs_exec_and_errors() {
     term.send(Message::Binary(b"exit 7\n".to_vec().into()))
         .await
         .unwrap();
-    let exit = loop {
-        let v = next_text(&mut term).await;
-        if v["type"] == "exit" {
-            break v;
-        }
-    };
+    let exit = exit_frame(&mut term).await;
     assert_eq!(exit["exit_code"], 7, "{exit}");
 
     // Docker's own errors with the right status.
@@ -412,17 +464,7 @@ async fn container_lifecycle_logs_exec_and_errors() {
     assert!(restarts >= 2, "restart count grows: {restarts}");
 
     // Every action is in the audit log.
-    let audit = call(
-        &env.state,
-        "GET",
-        "/api/v1/audit?limit=200",
-        Some(&env.admin),
-        None,
-        None,
-    )
-    .await
-    .body
-    .to_string();
+    let audit = Value::from(env.audit(200).await).to_string();
     for action in [
         "container.stop",
         "container.start",
@@ -632,27 +674,16 @@ async fn stacks_networks_images_and_volumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_block_warn_and_audit_docker_actions() {
     let env = Env::new().await;
-    let policy = |body: Value| {
-        let state = env.state.clone();
-        let admin = env.admin.clone();
-        async move {
-            let r = call(
-                &state,
-                "POST",
-                "/api/v1/policies/from-template",
-                Some(&admin),
-                None,
-                Some(body),
-            )
-            .await;
-            assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-        }
-    };
-    policy(json!({"template": {"template": "no_privileged_containers"}})).await;
-    policy(json!({"template": {"template": "require_restart_policy"}})).await;
-    policy(json!({"template": {"template": "no_latest_tag"}, "action": "audit"})).await;
-    policy(json!({"template": {"template": "no_exec_production", "environments": ["production"]}}))
+    env.policy(json!({"template": {"template": "no_privileged_containers"}}))
         .await;
+    env.policy(json!({"template": {"template": "require_restart_policy"}}))
+        .await;
+    env.policy(json!({"template": {"template": "no_latest_tag"}, "action": "audit"}))
+        .await;
+    env.policy(
+        json!({"template": {"template": "no_exec_production", "environments": ["production"]}}),
+    )
+    .await;
 
     // Block: a privileged container does not start, and the violation is recorded.
     // (Created, not run: this sandbox cannot run privileged containers, and a blocked start
@@ -734,26 +765,7 @@ async fn policies_block_warn_and_audit_docker_actions() {
         "audit is silent: {r:?}"
     );
 
-    let r = call(
-        &env.state,
-        "GET",
-        "/api/v1/policy-violations",
-        Some(&env.admin),
-        None,
-        None,
-    )
-    .await;
-    let actions: Vec<(String, String)> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["action"].as_str().unwrap().to_owned(),
-                v["resource"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let actions = env.violations("resource").await;
     assert!(
         actions.contains(&("block".to_owned(), privileged.clone())),
         "{actions:?}"
@@ -804,17 +816,7 @@ async fn policies_block_warn_and_audit_docker_actions() {
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["problem"]["status"], 403, "{refused}");
 
-    let audit = call(
-        &env.state,
-        "GET",
-        "/api/v1/audit?limit=200",
-        Some(&env.admin),
-        None,
-        None,
-    )
-    .await
-    .body;
-    let entries = audit["items"].as_array().unwrap();
+    let entries = env.audit(200).await;
     assert!(
         entries
             .iter()
@@ -848,4 +850,226 @@ async fn an_offline_agent_answers_503() {
         "{r:?}"
     );
     assert_eq!(r.content_type, "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_log_windows_and_prune() {
+    let env = Env::new().await;
+    let talker = env.container(
+        "talker",
+        &[],
+        &["sh", "-c", "echo first; sleep 2; echo second; sleep 3600"],
+    );
+
+    // One sample, then a live stream of samples.
+    let r = env
+        .api("GET", &format!("/containers/{talker}/stats"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.body["pids"].as_u64().unwrap() >= 1, "{r:?}");
+    assert!(r.body["memory_bytes"].as_u64().unwrap() > 0, "{r:?}");
+    let mut stats = env.ws(&format!("/containers/{talker}/stats/ws")).await;
+    let mut reads = Vec::new();
+    while reads.len() < 2 {
+        let frame = next_text(&mut stats).await;
+        assert!(frame["cpu_percent"].is_number(), "{frame}");
+        assert!(frame["pids"].as_u64().unwrap() >= 1, "{frame}");
+        reads.push(frame["read"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(reads[0], reads[1], "each frame is a new sample");
+    stats.close(None).await.unwrap();
+
+    // A time window: `until` one second past the first line leaves out the second, and
+    // `since` at the second line leaves out the first.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = env
+        .api("GET", &format!("/containers/{talker}/logs"), None)
+        .await;
+    let lines = r.body["lines"].as_array().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{r:?}");
+    let unix = |line: &Value| {
+        time::OffsetDateTime::parse(
+            line["timestamp"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp()
+    };
+    let until = unix(&lines[0]) + 1;
+    let r = env
+        .api(
+            "GET",
+            &format!("/containers/{talker}/logs?until={until}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let only: Vec<&str> = r.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(only, ["first"], "{r:?}");
+    let since = unix(&lines[1]);
+    let r = env
+        .api(
+            "GET",
+            &format!("/containers/{talker}/logs?since={since}"),
+            None,
+        )
+        .await;
+    let only: Vec<&str> = r.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(only, ["second"], "{r:?}");
+    let r = env
+        .api(
+            "GET",
+            &format!("/containers/{talker}/logs?since={since}&until={since}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert!(r.body.to_string().contains("until"), "{r:?}");
+
+    // Pruning unused volumes (named ones too), limited to this test's label: ours goes, one
+    // in use stays.
+    let label = format!("infrapilot.test={}", env.run);
+    let unused = env.name("unused");
+    let used = env.name("used");
+    for vol in [&unused, &used] {
+        docker(&["volume", "create", "--label", &label, vol]);
+    }
+    env.container(
+        "user",
+        &["-v", &format!("{used}:/data")],
+        &["sleep", "3600"],
+    );
+    let r = env
+        .api(
+            "POST",
+            "/volumes/prune",
+            Some(json!({"confirm": "prune", "all": true, "labels": {"infrapilot.test": env.run}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let deleted: Vec<&str> = r.body["result"]["deleted"]
+        .as_array()
+        .or_else(|| r.body["deleted"].as_array())
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, [unused.as_str()], "{r:?}");
+    let r = env.api("GET", &format!("/volumes/{used}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "the volume in use stays: {r:?}");
+    let audit = Value::from(env.audit(50).await).to_string();
+    assert!(audit.contains("volume.prune"), "pruning is audited");
+    docker(&["rm", "-f", &env.name("user")]);
+    docker(&["volume", "rm", &used]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_warns_or_audits_and_a_start_is_audited() {
+    let env = Env::new().await;
+    let r = call(
+        &env.state,
+        "PATCH",
+        &format!("/api/v1/agents/{}", env.agent),
+        Some(&env.admin),
+        None,
+        Some(json!({"labels": {"env": "staging", "infrapilot.builtin": "true"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let box_ = env.container("box", &["--restart", "always"], &["sleep", "3600"]);
+
+    // Warn: exec goes ahead, one-shot and interactive, with the warning beside the result.
+    let warn = env
+        .policy(json!({
+            "template": {"template": "no_exec_production", "environments": ["staging"]},
+            "action": "warn",
+        }))
+        .await;
+    let r = env
+        .api(
+            "POST",
+            &format!("/containers/{box_}/exec"),
+            Some(json!({"cmd": ["echo", "through"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["result"]["stdout"], "through\n", "{r:?}");
+    assert_eq!(r.body["warnings"].as_array().unwrap().len(), 1, "{r:?}");
+    assert_eq!(r.body["warnings"][0]["action"], "warn", "{r:?}");
+    let mut term = env.ws(&format!("/containers/{box_}/exec/ws")).await;
+    term.send(Message::Text(
+        json!({"cmd": ["sh", "-c", "exit 4"], "tty": false})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let started = next_text(&mut term).await;
+    assert_eq!(started["type"], "started", "{started}");
+    assert_eq!(
+        started["warnings"][0]["policy_id"],
+        warn.as_str(),
+        "{started}"
+    );
+    let exit = exit_frame(&mut term).await;
+    assert_eq!(exit["exit_code"], 4, "{exit}");
+
+    // Audit: silent for the caller, recorded as a violation.
+    let r = env
+        .org_api("DELETE", &format!("/api/v1/policies/{warn}"), None)
+        .await;
+    assert!(r.status.is_success(), "{r:?}");
+    env.policy(json!({
+        "template": {"template": "no_exec_production", "environments": ["staging"]},
+        "action": "audit",
+    }))
+    .await;
+    let r = env
+        .api(
+            "POST",
+            &format!("/containers/{box_}/exec"),
+            Some(json!({"cmd": ["true"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.body["warnings"].as_array().unwrap().is_empty(), "{r:?}");
+
+    // Audit on start: the container has no resource limits.
+    env.policy(json!({"template": {"template": "require_resource_limits"}, "action": "audit"}))
+        .await;
+    docker(&["stop", "-t", "0", &box_]);
+    let r = env
+        .api("POST", &format!("/containers/{box_}/start"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(r.body["warnings"].as_array().unwrap().is_empty(), "{r:?}");
+
+    let seen = env.violations("operation").await;
+    for expected in [("warn", "exec"), ("audit", "exec"), ("audit", "start")] {
+        assert!(
+            seen.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} in {seen:?}"
+        );
+    }
+    let entries = env.audit(100).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "container.exec" && e["outcome"] == "success"),
+        "exec that went ahead is audited"
+    );
+    assert!(
+        entries.iter().any(|e| e["action"] == "policy.violation"),
+        "warn and audit violations are in the audit log"
+    );
 }
