@@ -8,6 +8,8 @@
 //! - [`CommandHandler`] is how commands are executed; [`BuiltinCommands`] answers `Ping` and
 //!   `Inspect`.
 //! - [`StateDir`] is the on-disk state; [`Backoff`] the reconnect schedule.
+//! - [`nginx::NginxController`] applies proxy hosts to nginx with `nginx -t`, per-host
+//!   quarantine and rollback.
 
 pub mod agent;
 pub mod backoff;
@@ -17,6 +19,7 @@ pub mod docker;
 pub mod endpoint;
 pub mod enroll;
 pub mod error;
+pub mod nginx;
 pub mod probe;
 pub mod renew;
 pub mod session;

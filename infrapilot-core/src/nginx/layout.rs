@@ -30,6 +30,21 @@ pub struct Layout {
     /// Whether nginx also listens on IPv6 (`[::]:80`, `[::]:443`); turn off where the kernel
     /// has no IPv6, or nginx will not start.
     pub ipv6: bool,
+    /// The port plain HTTP (and the ACME HTTP-01 challenge) is served on; 80 unless nginx
+    /// sits behind something that forwards port 80 to it.
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    /// The port HTTPS is served on; 443 by default.
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+}
+
+fn default_http_port() -> u16 {
+    80
+}
+
+fn default_https_port() -> u16 {
+    443
 }
 
 /// One to eight DNS resolvers, e.g. Docker's embedded DNS at `127.0.0.11`.

@@ -23,6 +23,8 @@ pub fn layout(root: &str) -> Layout {
         pid_file: p("/nginx.pid"),
         resolvers: Resolvers::new(vec![Resolver::parse("127.0.0.11").unwrap()]).unwrap(),
         ipv6: true,
+        http_port: 80,
+        https_port: 443,
     }
 }
 

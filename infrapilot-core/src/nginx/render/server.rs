@@ -72,20 +72,23 @@ pub(crate) fn required_files(layout: &Layout, ssl: &SslMode) -> Vec<String> {
 }
 
 fn listen_http(w: &mut Writer, layout: &Layout) {
-    w.directive("listen", &["80"]);
+    let port = layout.http_port.to_string();
+    w.directive("listen", &[&port]);
     if layout.ipv6 {
-        w.directive("listen", &["[::]:80"]);
+        w.directive("listen", &[&format!("[::]:{port}")]);
     }
 }
 
 fn listen_https(w: &mut Writer, layout: &Layout, tls: &Tls) {
-    let mut args = vec!["443", "ssl"];
+    let port = layout.https_port.to_string();
+    let v6 = format!("[::]:{port}");
+    let mut args = vec![port.as_str(), "ssl"];
     if tls.http2 {
         args.push("http2");
     }
     w.directive("listen", &args);
     if layout.ipv6 {
-        args[0] = "[::]:443";
+        args[0] = &v6;
         w.directive("listen", &args);
     }
 }

@@ -137,11 +137,15 @@ fn default_server_block(layout: &Layout) -> String {
     let mut w = Writer::new();
     w.comment("Answers requests for names no host claims. Rendered by InfraPilot.");
     w.block("server", |w| {
-        w.directive("listen", &["80", "default_server"]);
-        w.directive("listen", &["443", "ssl", "default_server"]);
+        let (http, https) = (layout.http_port.to_string(), layout.https_port.to_string());
+        w.directive("listen", &[&http, "default_server"]);
+        w.directive("listen", &[&https, "ssl", "default_server"]);
         if layout.ipv6 {
-            w.directive("listen", &["[::]:80", "default_server"]);
-            w.directive("listen", &["[::]:443", "ssl", "default_server"]);
+            w.directive("listen", &[&format!("[::]:{http}"), "default_server"]);
+            w.directive(
+                "listen",
+                &[&format!("[::]:{https}"), "ssl", "default_server"],
+            );
         }
         w.directive("ssl_reject_handshake", &["on"]);
         w.directive("server_name", &["_"]);

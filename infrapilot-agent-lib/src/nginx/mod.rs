@@ -1,0 +1,437 @@
+//! The nginx controller: applies a [`Site`] to an nginx instance with per-host isolation and
+//! rollback.
+//!
+//! [`NginxController::apply`] renders the site through the core, tests it with `nginx -t` in a
+//! staging copy of the configuration directory, and only then swaps it in and reloads:
+//!
+//! 1. A host whose required files (certificate, key) are missing is **quarantined** before
+//!    nginx sees it.
+//! 2. The rest is written to `<conf_dir>.staging` (rendered for that directory, htpasswd
+//!    files included, so nothing live changes) and tested. When the test fails, the host the
+//!    error points at (`in <file>:<line>`) is quarantined with nginx's own message and the
+//!    test runs again; an error that names no host file (a certificate nginx cannot load) is
+//!    found by testing each host alone beside the shared files. An error in the shared files
+//!    themselves fails the apply with nginx's message and changes nothing.
+//! 3. The good hosts are rendered for the live directory. When the files are exactly those on
+//!    disk and nginx is running, nothing is written and nothing reloads (a reconnect replays
+//!    the same state for free). Otherwise the live directory moves to
+//!    `<conf_dir>.previous`, the new one takes its place, `nginx -t` runs once more, and nginx
+//!    is reloaded (or started). A failed test or reload puts the previous directory back and
+//!    reloads it, and the apply reports nginx's message.
+//!
+//! One host that cannot load never takes the others down, and a failure is never silent: the
+//! [`ApplyReport`] says which hosts are served and why the others are not.
+
+mod runner;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use infrapilot_core::ids::ProxyHostId;
+use infrapilot_core::nginx::{
+    ConfPath, ConfigSet, HostFiles, HostKind, Layout, RenderedFile, Site, render_site,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+pub use runner::{NginxRunner, RunOutput};
+
+/// How far an apply got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Every host of the site, in the site's order.
+    pub hosts: Vec<HostStatus>,
+    /// Whether nginx was reloaded or started (false when nothing changed).
+    pub reloaded: bool,
+}
+
+impl ApplyReport {
+    /// The hosts that were left out, with nginx's reason.
+    pub fn quarantined(&self) -> impl Iterator<Item = &HostStatus> {
+        self.hosts
+            .iter()
+            .filter(|h| h.state == HostState::Quarantined)
+    }
+}
+
+/// One host's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Which host.
+    pub id: ProxyHostId,
+    /// Proxy or redirection host.
+    pub kind: HostKind,
+    /// Served, or left out.
+    pub state: HostState,
+    /// Why a quarantined host was left out: nginx's own message, or the missing file.
+    pub error: Option<String>,
+}
+
+/// Whether a host is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Its configuration is live.
+    Applied,
+    /// Its configuration could not load and was left out; every other host is served.
+    Quarantined,
+}
+
+/// Why an apply failed as a whole. Nothing live changed, or it was rolled back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NginxError {
+    /// A file or directory could not be written, moved or removed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// nginx could not be run at all.
+    #[error("running nginx ({command}): {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The shared configuration (not any one host) failed `nginx -t`; nginx's output verbatim.
+    #[error("nginx -t failed: {output}")]
+    Test {
+        /// nginx's output.
+        output: String,
+    },
+    /// The reload (or start) failed; the previous configuration was restored.
+    #[error("nginx reload failed (the previous configuration was restored): {output}")]
+    Reload {
+        /// nginx's output.
+        output: String,
+    },
+    /// The layout's configuration directory cannot take the staging suffix.
+    #[error("the layout's conf_dir cannot be staged: {0}")]
+    Layout(String),
+}
+
+/// Applies sites to one nginx instance, one apply at a time.
+#[derive(Debug)]
+pub struct NginxController {
+    layout: Layout,
+    runner: NginxRunner,
+    /// Serializes applies: two at once would race on the directories.
+    lock: Mutex<()>,
+}
+
+impl NginxController {
+    /// A controller for the nginx that `runner` drives, with its files where `layout` says.
+    pub fn new(layout: Layout, runner: NginxRunner) -> Self {
+        Self {
+            layout,
+            runner,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The layout the controller renders for.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Applies `site` (see the module documentation for the steps and guarantees).
+    pub async fn apply(&self, site: &Site) -> Result<ApplyReport, NginxError> {
+        let _guard = self.lock.lock().await;
+        // nginx needs these before it even tests a configuration.
+        for dir in [
+            &self.layout.log_dir,
+            &self.layout.temp_dir,
+            &self.layout.acme_webroot,
+            &self.layout.cert_dir,
+            &self.layout.htpasswd_dir,
+        ] {
+            create_dir(Path::new(dir.as_str())).await?;
+        }
+        let staging_layout = self.with_conf_dir(".staging")?;
+        let staged = render_site(site, &staging_layout);
+        let mut quarantined: BTreeMap<ProxyHostId, String> = BTreeMap::new();
+        for host in &staged.hosts {
+            if let Some(missing) = host.required_files.iter().find(|f| !Path::new(f).exists()) {
+                quarantined.insert(host.id, format!("the file {missing} is missing"));
+            }
+        }
+        self.isolate(&staged, &mut quarantined).await?;
+
+        let live = render_site(site, &self.layout);
+        let good: Vec<&HostFiles> = live
+            .hosts
+            .iter()
+            .filter(|h| !quarantined.contains_key(&h.id))
+            .collect();
+        let reloaded = self.swap_in(&live, &good).await?;
+        let hosts = live
+            .hosts
+            .iter()
+            .map(|h| HostStatus {
+                id: h.id,
+                kind: h.kind,
+                state: if quarantined.contains_key(&h.id) {
+                    HostState::Quarantined
+                } else {
+                    HostState::Applied
+                },
+                error: quarantined.get(&h.id).cloned(),
+            })
+            .collect();
+        Ok(ApplyReport { hosts, reloaded })
+    }
+
+    /// Tests the staged set and quarantines the hosts that make it fail, until the rest
+    /// passes.
+    async fn isolate(
+        &self,
+        staged: &ConfigSet,
+        quarantined: &mut BTreeMap<ProxyHostId, String>,
+    ) -> Result<(), NginxError> {
+        let staging_dir = PathBuf::from(staged_dir(&self.layout));
+        let main = PathBuf::from(&staged.main.path);
+        // Each round either passes or quarantines at least one host.
+        for _ in 0..=staged.hosts.len() {
+            let candidates: Vec<&HostFiles> = staged
+                .hosts
+                .iter()
+                .filter(|h| !quarantined.contains_key(&h.id))
+                .collect();
+            write_dir(&staging_dir, staged, &candidates).await?;
+            let test = self.runner.test(&main).await?;
+            if test.success {
+                return Ok(());
+            }
+            if let Some(host) = host_named_in(&test.output, &candidates) {
+                quarantined.insert(host, nginx_message(&test.output));
+                continue;
+            }
+            // The error names no host file: find the hosts that fail alone.
+            write_dir(&staging_dir, staged, &[]).await?;
+            let base = self.runner.test(&main).await?;
+            if !base.success {
+                return Err(NginxError::Test {
+                    output: base.output,
+                });
+            }
+            let mut found = false;
+            for host in &candidates {
+                write_dir(&staging_dir, staged, &[*host]).await?;
+                let alone = self.runner.test(&main).await?;
+                if !alone.success {
+                    quarantined.insert(host.id, nginx_message(&alone.output));
+                    found = true;
+                }
+            }
+            if !found {
+                // Every host loads alone but not together (two hosts that clash).
+                return Err(NginxError::Test {
+                    output: test.output,
+                });
+            }
+        }
+        Err(NginxError::Test {
+            output: "the configuration kept failing after every host was tested".to_owned(),
+        })
+    }
+
+    /// Writes the good hosts' live files in place of the current ones, tests and reloads;
+    /// rolls back on failure. Returns whether nginx was reloaded (false: nothing changed).
+    async fn swap_in(&self, live: &ConfigSet, good: &[&HostFiles]) -> Result<bool, NginxError> {
+        let conf_dir = PathBuf::from(self.layout.conf_dir.as_str());
+        let wanted = wanted_files(live, good);
+        let running = self.runner.is_running(&self.layout).await;
+        if running && on_disk_matches(&conf_dir, &wanted).await {
+            return Ok(false);
+        }
+        let previous = PathBuf::from(format!("{}.previous", self.layout.conf_dir.as_str()));
+        let had_previous = tokio::fs::try_exists(&conf_dir).await.unwrap_or(false);
+        remove_dir(&previous).await?;
+        if had_previous {
+            rename(&conf_dir, &previous).await?;
+        }
+        let main = PathBuf::from(&live.main.path);
+        let outcome = async {
+            write_dir(&conf_dir, live, good).await?;
+            let test = self.runner.test(&main).await?;
+            if !test.success {
+                return Err(NginxError::Test {
+                    output: test.output,
+                });
+            }
+            let reload = self.runner.reload_or_start(&main, &self.layout).await?;
+            if !reload.success {
+                return Err(NginxError::Reload {
+                    output: reload.output,
+                });
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // Put the last good configuration back and make nginx serve it again.
+                remove_dir(&conf_dir).await?;
+                if had_previous {
+                    rename(&previous, &conf_dir).await?;
+                    let _ = self.runner.reload_or_start(&main, &self.layout).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The layout with `suffix` appended to its configuration directory.
+    fn with_conf_dir(&self, suffix: &str) -> Result<Layout, NginxError> {
+        let mut layout = self.layout.clone();
+        let dir = format!("{}{suffix}", self.layout.conf_dir.as_str());
+        layout.conf_dir = ConfPath::parse(&dir).map_err(|e| NginxError::Layout(e.to_string()))?;
+        // Staged htpasswd files live in the staging directory, so testing changes nothing live.
+        if suffix == ".staging" {
+            layout.htpasswd_dir = ConfPath::parse(&format!("{dir}/htpasswd"))
+                .map_err(|e| NginxError::Layout(e.to_string()))?;
+        }
+        Ok(layout)
+    }
+}
+
+fn staged_dir(layout: &Layout) -> String {
+    format!("{}.staging", layout.conf_dir.as_str())
+}
+
+/// The files an apply writes: path → contents.
+fn wanted_files<'a>(set: &'a ConfigSet, hosts: &[&'a HostFiles]) -> BTreeMap<&'a str, &'a str> {
+    std::iter::once(&set.main)
+        .chain(set.shared.iter())
+        .chain(hosts.iter().flat_map(|h| h.files.iter()))
+        .map(|f: &RenderedFile| (f.path.as_str(), f.contents.as_str()))
+        .collect()
+}
+
+/// Whether the configuration directory holds exactly `wanted` (and the htpasswd files in
+/// `wanted` are as given).
+async fn on_disk_matches(conf_dir: &Path, wanted: &BTreeMap<&str, &str>) -> bool {
+    for (path, contents) in wanted {
+        match tokio::fs::read_to_string(path).await {
+            Ok(current) if current == *contents => {}
+            _ => return false,
+        }
+    }
+    // No stray file under the configuration directory (a host that was removed).
+    let mut stack = vec![conf_dir.to_path_buf()];
+    let mut count = 0;
+    while let Some(dir) = stack.pop() {
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return false;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                count += 1;
+            }
+        }
+    }
+    let under_conf = wanted
+        .keys()
+        .filter(|p| Path::new(p).starts_with(conf_dir))
+        .count();
+    count == under_conf
+}
+
+/// Recreates `dir` with the main file, the shared files and `hosts`' files; the hosts'
+/// htpasswd files go wherever their paths say.
+async fn write_dir(dir: &Path, set: &ConfigSet, hosts: &[&HostFiles]) -> Result<(), NginxError> {
+    remove_dir(dir).await?;
+    create_dir(dir).await?;
+    for (path, contents) in wanted_files(set, hosts) {
+        write_atomic(Path::new(path), contents.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary file and a rename, so nginx never reads half of it.
+async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NginxError> {
+    if let Some(parent) = path.parent() {
+        create_dir(parent).await?;
+    }
+    let tmp = path.with_extension("infrapilot-tmp");
+    tokio::fs::write(&tmp, contents)
+        .await
+        .map_err(|source| io("writing", &tmp, source))?;
+    rename(&tmp, path).await
+}
+
+async fn create_dir(dir: &Path) -> Result<(), NginxError> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|source| io("creating", dir, source))
+}
+
+async fn remove_dir(dir: &Path) -> Result<(), NginxError> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io("removing", dir, source)),
+    }
+}
+
+async fn rename(from: &Path, to: &Path) -> Result<(), NginxError> {
+    tokio::fs::rename(from, to)
+        .await
+        .map_err(|source| io("moving to", to, source))
+}
+
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> NginxError {
+    NginxError::Io {
+        action,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The host whose file nginx's error points at (`… in /dir/hosts/proxy-<id>.conf:12`), or
+/// whose htpasswd file it names.
+fn host_named_in(output: &str, candidates: &[&HostFiles]) -> Option<ProxyHostId> {
+    candidates
+        .iter()
+        .find(|h| h.files.iter().any(|f| output.contains(f.path.as_str())))
+        .map(|h| h.id)
+}
+
+/// nginx's error lines (`nginx: [emerg] …`), without the closing "test failed" line.
+fn nginx_message(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("[emerg]") || l.contains("[crit]") || l.contains("[alert]"))
+        .collect();
+    if lines.is_empty() {
+        output.trim().to_owned()
+    } else {
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_message_keeps_the_error_lines() {
+        let out = "nginx: [emerg] unknown directive \"x\" in /c/hosts/proxy-1.conf:3\n\
+                   nginx: configuration file /c/nginx.conf test failed\n";
+        assert_eq!(
+            nginx_message(out),
+            "nginx: [emerg] unknown directive \"x\" in /c/hosts/proxy-1.conf:3"
+        );
+        assert_eq!(nginx_message("  odd output \n"), "odd output");
+    }
+}

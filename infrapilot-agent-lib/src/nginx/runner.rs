@@ -1,0 +1,102 @@
+//! Running nginx: `nginx -t`, reload, start.
+
+use std::path::{Path, PathBuf};
+
+use infrapilot_core::nginx::Layout;
+use tokio::process::Command;
+
+use super::NginxError;
+
+/// The nginx binary a controller drives.
+#[derive(Debug, Clone)]
+pub enum NginxRunner {
+    /// The host's nginx (e.g. Debian's `/usr/sbin/nginx`), run directly by the agent.
+    Host {
+        /// The binary.
+        binary: PathBuf,
+    },
+}
+
+/// What one nginx invocation said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Its standard error and output, verbatim.
+    pub output: String,
+}
+
+impl NginxRunner {
+    /// The host's nginx at `binary`.
+    pub fn host(binary: impl Into<PathBuf>) -> Self {
+        NginxRunner::Host {
+            binary: binary.into(),
+        }
+    }
+
+    /// `nginx -t` of the configuration whose main file is `main`.
+    pub async fn test(&self, main: &Path) -> Result<RunOutput, NginxError> {
+        self.run(&["-t", "-q", "-c", &main.to_string_lossy()]).await
+    }
+
+    /// Whether the nginx of `layout` runs: its pid file names a live process.
+    pub async fn is_running(&self, layout: &Layout) -> bool {
+        let Ok(pid) = tokio::fs::read_to_string(layout.pid_file.as_str()).await else {
+            return false;
+        };
+        let pid = pid.trim();
+        !pid.is_empty()
+            && pid.chars().all(|c| c.is_ascii_digit())
+            && tokio::fs::try_exists(format!("/proc/{pid}"))
+                .await
+                .unwrap_or(false)
+    }
+
+    /// Reloads the running nginx with the configuration at `main`, or starts it.
+    pub async fn reload_or_start(
+        &self,
+        main: &Path,
+        layout: &Layout,
+    ) -> Result<RunOutput, NginxError> {
+        let main = main.to_string_lossy();
+        if self.is_running(layout).await {
+            self.run(&["-q", "-c", &main, "-s", "reload"]).await
+        } else {
+            self.run(&["-q", "-c", &main]).await
+        }
+    }
+
+    /// Stops the nginx of `layout` (`nginx -s quit`), if it runs.
+    pub async fn stop(&self, main: &Path, layout: &Layout) -> Result<RunOutput, NginxError> {
+        if !self.is_running(layout).await {
+            return Ok(RunOutput {
+                success: true,
+                output: String::new(),
+            });
+        }
+        self.run(&["-q", "-c", &main.to_string_lossy(), "-s", "quit"])
+            .await
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<RunOutput, NginxError> {
+        match self {
+            NginxRunner::Host { binary } => {
+                let out = Command::new(binary)
+                    .args(args)
+                    .kill_on_drop(true)
+                    .output()
+                    .await
+                    .map_err(|source| NginxError::Spawn {
+                        command: format!("{} {}", binary.display(), args.join(" ")),
+                        source,
+                    })?;
+                let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+                output.push_str(&String::from_utf8_lossy(&out.stdout));
+                Ok(RunOutput {
+                    success: out.status.success(),
+                    output,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The nginx controller against the real nginx (Debian's `/usr/sbin/nginx`, which
+//! `cargo xtask provision` installs) with real traffic: hosts are served, a host that cannot
+//! load is quarantined while the others keep answering, an unchanged site does not reload,
+//! and a removed host stops being served.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use infrapilot_agent_lib::nginx::{HostState, NginxController, NginxRunner};
+use infrapilot_core::ids::{CertificateId, ProxyHostId};
+use infrapilot_core::nginx::{
+    ConfPath, DomainList, Layout, Locations, ProxyHost, ProxyOptions, Resolver, Resolvers,
+    SecurityHeaders, Site, SslMode, Tls,
+};
+use infrapilot_core::values::{Domain, Upstream};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn layout(root: &Path) -> Layout {
+    let p = |s: &str| ConfPath::parse(&format!("{}{s}", root.display())).unwrap();
+    Layout {
+        conf_dir: p("/conf"),
+        cert_dir: p("/certs"),
+        htpasswd_dir: p("/htpasswd"),
+        log_dir: p("/logs"),
+        temp_dir: p("/tmp"),
+        acme_webroot: p("/acme"),
+        pid_file: p("/nginx.pid"),
+        resolvers: Resolvers::new(vec![Resolver::parse("127.0.0.1").unwrap()]).unwrap(),
+        ipv6: false,
+        http_port: free_port(),
+        https_port: free_port(),
+    }
+}
+
+fn host(n: u128, domain: &str, upstream_port: u16, ssl: SslMode) -> ProxyHost {
+    ProxyHost {
+        id: ProxyHostId::from_uuid(uuid::Uuid::from_u128(n)),
+        domains: DomainList::new(vec![Domain::parse(domain).unwrap()]).unwrap(),
+        upstream: Upstream::parse(&format!("http://127.0.0.1:{upstream_port}")).unwrap(),
+        ssl,
+        headers: SecurityHeaders::default(),
+        proxy: ProxyOptions::default(),
+        rate_limit: None,
+        locations: Locations::default(),
+        access_list: None,
+    }
+}
+
+fn custom_tls(n: u128) -> SslMode {
+    SslMode::Custom(Tls {
+        certificate: CertificateId::from_uuid(uuid::Uuid::from_u128(n)),
+        force_https: false,
+        http2: false,
+        hsts: None,
+    })
+}
+
+/// An HTTP upstream on loopback that answers every request with `upstream <name>`.
+async fn upstream(name: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = format!("upstream {name}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// `GET /` with `Host: host` through nginx; the status line's code and the body.
+async fn get(port: u16, host: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("nginx answers within 10 s")
+    .unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Stops nginx when the test ends, passing or not.
+struct Stop<'a>(&'a NginxController);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let main = self.0.layout().main_conf_path();
+        let _ = std::process::Command::new(NGINX)
+            .args(["-q", "-c", &main, "-s", "stop"])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn hosts_are_served_a_broken_one_is_quarantined_and_the_rest_keep_answering() {
+    assert!(
+        Path::new(NGINX).exists(),
+        "this test needs nginx at {NGINX} (Debian's nginx-light; cargo xtask provision installs it)"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let layout = layout(root.path());
+    let port = layout.http_port;
+    let controller = NginxController::new(layout.clone(), NginxRunner::host(NGINX));
+    let _stop = Stop(&controller);
+    let (one, two) = (upstream("one").await, upstream("two").await);
+
+    // Two hosts: both served, each to its own upstream.
+    let mut site = Site {
+        proxy_hosts: vec![
+            host(1, "one.test", one, SslMode::None),
+            host(2, "two.test", two, SslMode::None),
+        ],
+        ..Site::default()
+    };
+    let report = controller.apply(&site).await.unwrap();
+    assert!(report.reloaded, "nginx started");
+    assert!(
+        report.hosts.iter().all(|h| h.state == HostState::Applied),
+        "{report:?}"
+    );
+    assert_eq!(
+        get(port, "one.test").await,
+        (200, "upstream one".to_owned())
+    );
+    assert_eq!(
+        get(port, "two.test").await,
+        (200, "upstream two".to_owned())
+    );
+    assert_eq!(get(port, "nobody.test").await.0, 404, "the default server");
+
+    // The same site again: nothing to write, no reload.
+    let report = controller.apply(&site).await.unwrap();
+    assert!(!report.reloaded, "{report:?}");
+
+    // A host whose certificate nginx cannot load, and one whose certificate is missing: both
+    // quarantined with the reason, the others keep answering.
+    let garbage = layout.certificate_paths(CertificateId::from_uuid(uuid::Uuid::from_u128(30)));
+    std::fs::create_dir_all(Path::new(&garbage.fullchain).parent().unwrap()).unwrap();
+    std::fs::write(&garbage.fullchain, "not a certificate\n").unwrap();
+    std::fs::write(&garbage.privkey, "not a key\n").unwrap();
+    site.proxy_hosts
+        .push(host(3, "broken.test", one, custom_tls(30)));
+    site.proxy_hosts
+        .push(host(4, "missing.test", one, custom_tls(40)));
+    let report = controller.apply(&site).await.unwrap();
+    assert!(
+        !report.reloaded,
+        "only quarantined hosts were added, so nothing live changed: {report:?}"
+    );
+    let quarantined: Vec<_> = report.quarantined().collect();
+    assert_eq!(quarantined.len(), 2, "{report:?}");
+    let broken = quarantined[0];
+    assert_eq!(broken.id, site.proxy_hosts[2].id);
+    let why = broken.error.as_deref().unwrap();
+    assert!(
+        why.contains("[emerg]") && why.contains(&garbage.fullchain),
+        "nginx's own message: {why}"
+    );
+    let missing = quarantined[1];
+    assert!(
+        missing.error.as_deref().unwrap().contains("is missing"),
+        "{missing:?}"
+    );
+    assert_eq!(
+        get(port, "one.test").await,
+        (200, "upstream one".to_owned())
+    );
+    assert_eq!(
+        get(port, "two.test").await,
+        (200, "upstream two".to_owned())
+    );
+    assert_eq!(
+        get(port, "broken.test").await.0,
+        404,
+        "a quarantined host is not served"
+    );
+
+    // Remove host two: it stops being served, one keeps answering.
+    site.proxy_hosts.remove(1);
+    let report = controller.apply(&site).await.unwrap();
+    assert!(report.reloaded);
+    assert_eq!(report.hosts.len(), 3);
+    // A reload lets old workers finish; give the new ones a moment to take over.
+    let mut code = 0;
+    for _ in 0..50 {
+        code = get(port, "two.test").await.0;
+        if code == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 404, "a removed host is no longer served");
+    assert_eq!(
+        get(port, "one.test").await,
+        (200, "upstream one".to_owned())
+    );
+
+    // Nothing was left in staging or previous that nginx reads: the live directory holds
+    // exactly the applied hosts' files.
+    let hosts_dir = Path::new(layout.conf_dir.as_str()).join("hosts");
+    let mut live: Vec<String> = std::fs::read_dir(hosts_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    live.sort();
+    assert_eq!(
+        live,
+        [format!("proxy-{}.conf", site.proxy_hosts[0].id)],
+        "only the served host's file is live"
+    );
+}
