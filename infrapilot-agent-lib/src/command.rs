@@ -279,6 +279,7 @@ impl CommandHandler for BuiltinCommands {
                 Kind::Ping(ping) => Ok(ping.payload.clone()),
                 Kind::Inspect(_) => self.inspect().await,
                 Kind::Docker(_) => Err(CommandError::unsupported("docker")),
+                Kind::ApplyDesired(_) => Err(CommandError::unsupported("apply_desired")),
             }
         })
     }
@@ -313,5 +314,6 @@ pub fn kind_name(kind: &Kind) -> &'static str {
         Kind::Ping(_) => "ping",
         Kind::Inspect(_) => "inspect",
         Kind::Docker(_) => "docker",
+        Kind::ApplyDesired(_) => "apply_desired",
     }
 }

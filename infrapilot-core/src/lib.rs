@@ -8,6 +8,7 @@
 //!
 //! The modules:
 //! - [`audit`] — the tamper-evident audit chain: entries, hashing, signed checkpoints, verification.
+//! - [`desired`] — an agent's desired state (proxy hosts) and its apply report.
 //! - [`docker`] — Docker operations as data: requests to an agent, its replies, stack grouping,
 //!   network rules, and a container's attributes for the policy engine.
 //! - [`enrollment`] — agent enrollment tokens: the printable token, stored record, redemption.
@@ -22,6 +23,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod desired;
 pub mod docker;
 pub mod enrollment;
 pub mod identity;

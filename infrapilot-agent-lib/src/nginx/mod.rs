@@ -22,60 +22,21 @@
 //! One host that cannot load never takes the others down, and a failure is never silent: the
 //! [`ApplyReport`] says which hosts are served and why the others are not.
 
+mod commands;
 mod runner;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use infrapilot_core::desired::{ApplyReport, HostState, HostStatus};
 use infrapilot_core::ids::ProxyHostId;
 use infrapilot_core::nginx::{
-    ConfPath, ConfigSet, HostFiles, HostKind, Layout, RenderedFile, Site, render_site,
+    ConfPath, ConfigSet, HostFiles, Layout, RenderedFile, Resolver, Resolvers, Site, render_site,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+pub use commands::ProxyCommands;
 pub use runner::{NginxRunner, RunOutput};
-
-/// How far an apply got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApplyReport {
-    /// Every host of the site, in the site's order.
-    pub hosts: Vec<HostStatus>,
-    /// Whether nginx was reloaded or started (false when nothing changed).
-    pub reloaded: bool,
-}
-
-impl ApplyReport {
-    /// The hosts that were left out, with nginx's reason.
-    pub fn quarantined(&self) -> impl Iterator<Item = &HostStatus> {
-        self.hosts
-            .iter()
-            .filter(|h| h.state == HostState::Quarantined)
-    }
-}
-
-/// One host's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostStatus {
-    /// Which host.
-    pub id: ProxyHostId,
-    /// Proxy or redirection host.
-    pub kind: HostKind,
-    /// Served, or left out.
-    pub state: HostState,
-    /// Why a quarantined host was left out: nginx's own message, or the missing file.
-    pub error: Option<String>,
-}
-
-/// Whether a host is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostState {
-    /// Its configuration is live.
-    Applied,
-    /// Its configuration could not load and was left out; every other host is served.
-    Quarantined,
-}
 
 /// Why an apply failed as a whole. Nothing live changed, or it was rolled back.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +101,8 @@ impl NginxController {
         &self.layout
     }
 
-    /// Applies `site` (see the module documentation for the steps and guarantees).
+    /// Applies `site` (see the module documentation for the steps and guarantees); the
+    /// report's revision is 0 (the caller that knows the revision sets it).
     pub async fn apply(&self, site: &Site) -> Result<ApplyReport, NginxError> {
         let _guard = self.lock.lock().await;
         // nginx needs these before it even tests a configuration.
@@ -184,7 +146,12 @@ impl NginxController {
                 error: quarantined.get(&h.id).cloned(),
             })
             .collect();
-        Ok(ApplyReport { hosts, reloaded })
+        Ok(ApplyReport {
+            revision: 0,
+            hosts,
+            reloaded,
+            error: None,
+        })
     }
 
     /// Tests the staged set and quarantines the hosts that make it fail, until the rest
@@ -302,6 +269,40 @@ impl NginxController {
     }
 }
 
+/// A layout with every directory under `root` (`conf`, `certs`, `htpasswd`, `logs`, `tmp`,
+/// `acme`, `nginx.pid`), serving on `http_port` and `https_port`, resolving upstream names
+/// with the host's resolvers (`/etc/resolv.conf`; `127.0.0.1` when it names none).
+pub fn host_layout(root: &Path, http_port: u16, https_port: u16) -> Result<Layout, NginxError> {
+    let path = |s: &str| {
+        ConfPath::parse(&format!("{}/{s}", root.display()))
+            .map_err(|e| NginxError::Layout(e.to_string()))
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolvers: Vec<Resolver> = resolv
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| Resolver::parse(a.trim()).ok())
+        .take(8)
+        .collect();
+    if resolvers.is_empty() {
+        resolvers
+            .push(Resolver::parse("127.0.0.1").map_err(|e| NginxError::Layout(e.to_string()))?);
+    }
+    Ok(Layout {
+        conf_dir: path("conf")?,
+        cert_dir: path("certs")?,
+        htpasswd_dir: path("htpasswd")?,
+        log_dir: path("logs")?,
+        temp_dir: path("tmp")?,
+        acme_webroot: path("acme")?,
+        pid_file: path("nginx.pid")?,
+        resolvers: Resolvers::new(resolvers).map_err(|e| NginxError::Layout(e.to_string()))?,
+        ipv6: Path::new("/proc/net/if_inet6").exists(),
+        http_port,
+        https_port,
+    })
+}
+
 fn staged_dir(layout: &Layout) -> String {
     format!("{}.staging", layout.conf_dir.as_str())
 }
@@ -359,7 +360,7 @@ async fn write_dir(dir: &Path, set: &ConfigSet, hosts: &[&HostFiles]) -> Result<
 }
 
 /// Writes a file through a temporary file and a rename, so nginx never reads half of it.
-async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NginxError> {
+pub(crate) async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NginxError> {
     if let Some(parent) = path.parent() {
         create_dir(parent).await?;
     }
