@@ -285,6 +285,12 @@ impl CommandHandler for BuiltinCommands {
     }
 }
 
+impl<T: CommandHandler + ?Sized> CommandHandler for Arc<T> {
+    fn handle<'a>(&'a self, kind: &'a Kind, replies: &'a Replies) -> HandlerFuture<'a> {
+        (**self).handle(kind, replies)
+    }
+}
+
 /// Two handlers tried in order: `second` gets the commands `first` answers with
 /// [`ErrorCode::Unsupported`].
 #[derive(Debug, Clone)]

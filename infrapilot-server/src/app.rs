@@ -163,6 +163,7 @@ impl AppState {
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "agents", description = "Enrolled agents (Docker hosts) and the installer"),
         (name = "docker", description = "Containers, logs, exec, stacks, networks, images and volumes on an agent's Docker engine"),
+        (name = "proxy", description = "Proxy and redirection hosts, served by an agent's nginx, with their apply status"),
         (name = "policies", description = "Policies, templates and recorded violations"),
     )
 )]

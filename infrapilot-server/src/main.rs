@@ -59,9 +59,12 @@ async fn main() -> anyhow::Result<()> {
     );
     if config.edition == infrapilot_server::config::Edition::Community && docker_socket.exists() {
         tracing::info!(socket = %docker_socket.display(), "Docker found: running the built-in agent");
-        tokio::spawn(infrapilot_server::agents::builtin::run(
+        let proxy = infrapilot_server::agents::builtin::host_nginx(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokio::spawn(infrapilot_server::agents::builtin::run_with_proxy(
             state.clone(),
             docker_socket,
+            proxy,
         ));
     }
     if state.store().backend() == infrapilot_server::store::Backend::Postgres {

@@ -11,11 +11,14 @@ use crate::command::{CommandError, CommandHandler, ErrorCode, HandlerFuture, Rep
 
 /// Answers `ApplyDesiredState`: writes the state to `state_file` first (so it survives a
 /// restart and keeps being applied with the server away), then applies it. Other commands
-/// are [`ErrorCode::Unsupported`], so this chains after the other handlers.
+/// are [`ErrorCode::Unsupported`], so this chains after the other handlers. A state older than
+/// the persisted one is refused with [`ErrorCode::Conflict`] (two pushes crossed).
 #[derive(Debug)]
 pub struct ProxyCommands {
     controller: NginxController,
     state_file: PathBuf,
+    /// One apply at a time, so the revision check and the write go together.
+    applying: tokio::sync::Mutex<()>,
 }
 
 impl ProxyCommands {
@@ -25,6 +28,7 @@ impl ProxyCommands {
         Self {
             controller,
             state_file,
+            applying: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -52,6 +56,18 @@ impl ProxyCommands {
     /// Persists `state`, then applies it. A whole-apply failure is in the report's `error`
     /// (every host `failed`); the last good configuration keeps being served.
     pub async fn apply(&self, state: &DesiredState) -> Result<ApplyReport, CommandError> {
+        let _guard = self.applying.lock().await;
+        if let Some(current) = self.persisted().await
+            && current.revision > state.revision
+        {
+            return Err(CommandError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "revision {} is older than the applied revision {}",
+                    state.revision, current.revision
+                ),
+            ));
+        }
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
         write_atomic(&self.state_file, &json)

@@ -20,7 +20,8 @@ pub struct ProxyHost {
     pub domains: DomainList,
     /// Where requests for `/` (and every path no custom location claims) go.
     pub upstream: Upstream,
-    /// TLS: none, Let's Encrypt or an uploaded certificate.
+    /// TLS: none (the default), Let's Encrypt or an uploaded certificate.
+    #[serde(default)]
     pub ssl: SslMode,
     /// Security headers added to every response.
     #[serde(default)]
@@ -54,7 +55,8 @@ pub struct RedirectionHost {
     pub status: RedirectStatus,
     /// Whether the request's path and query are appended to the target.
     pub preserve_path: bool,
-    /// TLS for the host's own domains.
+    /// TLS for the host's own domains (none by default).
+    #[serde(default)]
     pub ssl: SslMode,
 }
 

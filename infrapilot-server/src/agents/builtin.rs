@@ -3,12 +3,13 @@
 //! channels instead of gRPC over mTLS — registered automatically in the single organization,
 //! with no token and no TLS.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain};
+use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
+use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
 use infrapilot_core::rbac::{Effective, OrgRole};
@@ -29,6 +30,20 @@ const BUILTIN: &str = "builtin";
 /// Runs the built-in agent for as long as the server runs: waits for first-run setup, makes
 /// sure the agent exists, and keeps an in-process session open.
 pub async fn run(state: AppState, docker_socket: PathBuf) {
+    run_with_proxy(state, docker_socket, None).await;
+}
+
+/// [`run`], with `proxy` applying the agent's proxy hosts to nginx (the host's nginx in the
+/// community edition). The last persisted desired state is applied again first, so nginx
+/// serves the last known hosts before the server is even up.
+pub async fn run_with_proxy(
+    state: AppState,
+    docker_socket: PathBuf,
+    proxy: Option<Arc<ProxyCommands>>,
+) {
+    if let Some(proxy) = &proxy {
+        proxy.restore().await;
+    }
     let id = loop {
         match ensure_agent(&state).await {
             Ok(Some(id)) => break id,
@@ -38,7 +53,7 @@ pub async fn run(state: AppState, docker_socket: PathBuf) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     tracing::info!(agent = %id.agent, "built-in agent registered");
-    serve(state, id.org, id.agent, docker_socket).await;
+    serve_with_proxy(state, id.org, id.agent, docker_socket, proxy).await;
 }
 
 /// Runs the agent library's session in-process for the existing agent `agent` of `org`, with
@@ -46,13 +61,31 @@ pub async fn run(state: AppState, docker_socket: PathBuf) {
 /// two seconds when a session ends). The built-in agent is this; tests use it to bring an
 /// agent of any organization online with a real Docker handler.
 pub async fn serve(state: AppState, org: OrgId, agent: AgentId, docker_socket: PathBuf) {
+    serve_with_proxy(state, org, agent, docker_socket, None).await;
+}
+
+/// [`serve`], with `proxy` answering the desired-state commands.
+pub async fn serve_with_proxy(
+    state: AppState,
+    org: OrgId,
+    agent: AgentId,
+    docker_socket: PathBuf,
+    proxy: Option<Arc<ProxyCommands>>,
+) {
     let id = AgentIdentity { agent, org };
     let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
     let info = AgentInfo::of_this_host();
-    let handler = Arc::new(Chain {
+    let base = Chain {
         first: BuiltinCommands::new(info.clone(), probe.clone()),
         second: DockerCommands::new(probe.clone()),
-    });
+    };
+    let handler: Arc<dyn CommandHandler> = match &proxy {
+        Some(proxy) => Arc::new(Chain {
+            first: base,
+            second: proxy.clone(),
+        }),
+        None => Arc::new(base),
+    };
     loop {
         let (agent_tx, agent_rx) = mpsc::channel(256);
         let incoming = ReceiverStream::new(agent_rx).map(Ok::<_, Status>);
@@ -71,13 +104,58 @@ pub async fn serve(state: AppState, org: OrgId, agent: AgentId, docker_socket: P
                     .right_stream()
             }
         });
-        let ctx = SessionContext::new(info.clone(), probe.clone(), handler.clone());
+        let mut ctx = SessionContext::new(info.clone(), probe.clone(), handler.clone());
+        if let Some(proxy) = &proxy {
+            ctx.applied_revision = proxy.persisted().await.map_or(0, |s| s.revision);
+        }
         match run_session(server_stream, agent_tx, &ctx).await {
             Ok(end) => tracing::debug!(?end, "built-in agent session ended"),
             Err(e) => tracing::warn!(error = %e, "built-in agent session failed"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// The built-in agent's nginx: the host's nginx (`INFRAPILOT_NGINX_BINARY`, default
+/// `/usr/sbin/nginx`) with its files under `<data_dir>/nginx`, serving on
+/// `INFRAPILOT_NGINX_HTTP_PORT` (80) and `INFRAPILOT_NGINX_HTTPS_PORT` (443). `None` (and a log
+/// line saying why) when nginx is not installed; an error names a bad setting.
+pub fn host_nginx(data_dir: &Path) -> Result<Option<Arc<ProxyCommands>>, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let binary = PathBuf::from(
+        var("INFRAPILOT_NGINX_BINARY").unwrap_or_else(|| "/usr/sbin/nginx".to_owned()),
+    );
+    if !binary.exists() {
+        tracing::info!(binary = %binary.display(), "nginx not found: proxy hosts stay pending until an agent with nginx serves them");
+        return Ok(None);
+    }
+    let port = |name: &str, default: u16| match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{name}: {v:?} is not a port (1-65535)")),
+    };
+    let http = port("INFRAPILOT_NGINX_HTTP_PORT", 80)?;
+    let https = port("INFRAPILOT_NGINX_HTTPS_PORT", 443)?;
+    std::fs::create_dir_all(data_dir.join("nginx"))
+        .map_err(|e| format!("creating {}: {e}", data_dir.join("nginx").display()))?;
+    let root = data_dir
+        .join("nginx")
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let layout = host_layout(&root, http, https).map_err(|e| {
+        format!(
+            "INFRAPILOT_DATA_DIR: nginx cannot use {}: {e}",
+            root.display()
+        )
+    })?;
+    tracing::info!(binary = %binary.display(), http, https, "the built-in agent manages the host's nginx");
+    Ok(Some(Arc::new(ProxyCommands::new(
+        NginxController::new(layout, NginxRunner::host(binary)),
+        root.join("desired-state.json"),
+    ))))
 }
 
 /// The built-in agent's identity, creating it in the single organization the first time;

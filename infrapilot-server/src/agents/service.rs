@@ -380,6 +380,13 @@ where
     .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     tracing::info!(agent = %id.agent, hostname = %hello.hostname, "agent connected");
+    // An agent behind the desired state gets it now (it is not queued while offline).
+    tokio::spawn(crate::api::proxy::push_if_behind(
+        state.clone(),
+        id.org,
+        id.agent,
+        hello.applied_revision,
+    ));
 
     let state = state.clone();
     tokio::spawn(async move {
@@ -422,7 +429,8 @@ where
         if !state.hub().holds(id.agent) {
             let closed = async {
                 let mut tx = state.store().org(&scope).await?;
-                tx.set_agent_connection(id.agent, None, "", "", revision, now_micros())
+                // -1: keep the revision the agent last reported applying.
+                tx.set_agent_connection(id.agent, None, "", "", -1, now_micros())
                     .await?;
                 tx.commit().await
             }

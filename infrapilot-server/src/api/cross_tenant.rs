@@ -52,6 +52,7 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/agents".to_owned(),
         "/api/v1/policies".to_owned(),
         "/api/v1/policy-violations".to_owned(),
+        "/api/v1/proxy-hosts".to_owned(),
         format!("/api/v1/users/{carol}"),
         "/api/v1/audit?limit=200".to_owned(),
     ] {
@@ -174,6 +175,19 @@ async fn check_cross_tenant(state: AppState) {
     )
     .await
     .to_string();
+    let beta_host =
+        json!({"domains": ["beta-secret.example"], "upstream": "http://beta-upstream:80"});
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/proxy-hosts",
+        Some(&b.token),
+        None,
+        Some(json!({"agent_id": agent, "host": beta_host})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let proxy_host = r.body["id"].as_str().unwrap().to_owned();
 
     // A's credentials: a session and an owner-level API token.
     let r = call(
@@ -208,6 +222,9 @@ async fn check_cross_tenant(state: AppState) {
         violation.as_str(),
         "beta-policy",
         "beta-secret-container",
+        "beta-secret.example",
+        "beta-upstream",
+        proxy_host.as_str(),
         b_container.name.as_str(),
         b_container.id.as_str(),
     ];
@@ -226,6 +243,7 @@ async fn check_cross_tenant(state: AppState) {
             )
             .replace("/agents/{id}", &format!("/agents/{agent}"))
             .replace("/policies/{id}", &format!("/policies/{policy}"))
+            .replace("/proxy-hosts/{id}", &format!("/proxy-hosts/{proxy_host}"))
             .replace(
                 "/policy-violations/{id}",
                 &format!("/policy-violations/{violation}"),
@@ -247,7 +265,14 @@ async fn check_cross_tenant(state: AppState) {
                         &uri,
                         Some(credential),
                         org_header,
-                        body_for(method, path),
+                        if (path == "/api/v1/proxy-hosts/{id}" && method == "put")
+                            || (path == "/api/v1/proxy-hosts" && method == "post")
+                        {
+                            // A valid body, so the handler gets as far as the lookup.
+                            Some(json!({"agent_id": agent, "host": beta_host}))
+                        } else {
+                            body_for(method, path)
+                        },
                     )
                     .await;
                     tried += 1;

@@ -20,6 +20,9 @@ pub mod orgs;
 pub mod policies;
 #[cfg(test)]
 mod policy_tests;
+pub mod proxy;
+#[cfg(test)]
+mod proxy_tests;
 pub mod setup;
 pub mod system;
 pub mod tokens;
@@ -147,6 +150,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(agents::routes())
         .merge(policies::routes())
         .merge(docker::routes())
+        .merge(proxy::routes())
         .merge(install::routes())
 }
 

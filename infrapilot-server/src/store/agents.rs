@@ -156,7 +156,8 @@ impl OrgTx {
         Ok(())
     }
 
-    /// Records that the agent's stream opened on `replica` (or closed, with `None`).
+    /// Records that the agent's stream opened on `replica` (or closed, with `None`), and the
+    /// desired-state revision it reported (a negative one leaves the stored revision).
     pub async fn set_agent_connection(
         &mut self,
         id: AgentId,
@@ -169,7 +170,8 @@ impl OrgTx {
         sqlx::query(
             "UPDATE agents SET connected_replica = $3, connected_at = $4, last_seen_at = $5, \
              hostname = CASE WHEN $6 = '' THEN hostname ELSE $6 END, \
-             version = CASE WHEN $7 = '' THEN version ELSE $7 END, applied_revision = $8 \
+             version = CASE WHEN $7 = '' THEN version ELSE $7 END, \
+             applied_revision = CASE WHEN $8 < 0 THEN applied_revision ELSE $8 END \
              WHERE org_id = $1 AND id = $2",
         )
         .bind(self.org().to_string())

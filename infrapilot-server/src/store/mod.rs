@@ -27,6 +27,7 @@ mod global;
 mod org;
 mod policies;
 mod postgres;
+mod proxy;
 mod relay;
 mod scope;
 mod sqlite;
@@ -45,6 +46,7 @@ pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
 pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
 pub use policies::{PolicyRecord, ViolationCounts, ViolationFilter, ViolationRecord};
+pub use proxy::ProxyHostRecord;
 pub use relay::{RelayRecord, replica_channel};
 pub use scope::{Actor, OrgScope};
 

@@ -1,0 +1,789 @@
+//! Proxy and redirection hosts: CRUD, a preview of the rendered config, each host's apply
+//! status, and the push of an agent's desired state.
+//!
+//! A host is the core's own document (`ProxyHost` or `RedirectionHost`), validated by the
+//! core's types on the way in, so every field that could reach nginx is typed before it is
+//! stored; errors name the field (`host.domains[1]`). Every change raises the agent's
+//! desired-state revision in the same transaction (audited), then the server pushes the
+//! agent's whole state at that revision and waits for the apply report: each host is then
+//! `applied`, `quarantined` (with nginx's own message; every other host is still served) or
+//! `failed`; an offline agent leaves it `pending` until it connects, when the state is pushed
+//! again. The agent persists what it received and keeps serving it with the server away.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use infrapilot_core::desired::{ApplyReport, DesiredState};
+use infrapilot_core::ids::{AgentId, OrgId, ProxyHostId};
+use infrapilot_core::nginx::{
+    HostKind, Layout, ProxyHost, RedirectionHost, Site, render_proxy_host, render_redirection_host,
+};
+use infrapilot_core::policy::ActionKind;
+use infrapilot_core::rbac::{Action, Effective, OrgRole, Resource};
+use infrapilot_proto::v1::ApplyDesiredState;
+use infrapilot_proto::v1::command::Kind;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::agents::command_error;
+use super::policies::{Gated, gate};
+use super::{Page, PageQuery, audit};
+use crate::AppState;
+use crate::agents::{CommandError, send_command};
+use crate::auth::{ClientIp, Scoped};
+use crate::error::{ApiJson, AppError, PolicyNotice, Problem};
+use crate::store::{Actor, OrgScope, ProxyHostRecord};
+use crate::util::{new_id, now_micros, rfc3339};
+
+/// How long the API waits for an agent's apply report before answering `pending`.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_proxy_hosts, create_proxy_host))
+        .routes(routes!(
+            get_proxy_host,
+            update_proxy_host,
+            delete_proxy_host
+        ))
+        .routes(routes!(preview_proxy_host))
+        .routes(routes!(agent_proxy_status))
+        .routes(routes!(apply_agent_proxy))
+}
+
+/// Proxy host or redirection host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKindDto {
+    /// Proxies requests to an upstream.
+    #[default]
+    Proxy,
+    /// Redirects to another domain.
+    Redirection,
+}
+
+impl From<HostKindDto> for HostKind {
+    fn from(k: HostKindDto) -> Self {
+        match k {
+            HostKindDto::Proxy => HostKind::Proxy,
+            HostKindDto::Redirection => HostKind::Redirection,
+        }
+    }
+}
+
+impl From<HostKind> for HostKindDto {
+    fn from(k: HostKind) -> Self {
+        match k {
+            HostKind::Proxy => HostKindDto::Proxy,
+            HostKind::Redirection => HostKindDto::Redirection,
+        }
+    }
+}
+
+/// A new host, or the whole of a changed one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyHostInput {
+    /// The agent whose nginx serves it.
+    pub agent_id: AgentId,
+    /// `proxy` (default) or `redirection`.
+    #[serde(default)]
+    pub kind: HostKindDto,
+    /// Whether it is served (default true).
+    pub enabled: Option<bool>,
+    /// The host, as the core's document without its id. A proxy host: `{"domains":
+    /// ["app.example.com"], "upstream": "http://web:8080" (or "container:web:8080"), "ssl":
+    /// {"mode": "none" | "custom" | "lets_encrypt", …}, "headers": {…}, "proxy": {"websocket":
+    /// true, …}, "rate_limit": {…}, "locations": […], "access_list": {…}}`. A redirection
+    /// host: `{"domains": […], "target": "example.org", "status": 301, …}`.
+    #[schema(value_type = Object)]
+    pub host: Value,
+}
+
+/// A host with its status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyHostView {
+    /// Its id.
+    pub id: ProxyHostId,
+    /// The agent whose nginx serves it.
+    pub agent_id: AgentId,
+    /// Proxy or redirection host.
+    pub kind: HostKindDto,
+    /// Whether it is served.
+    pub enabled: bool,
+    /// Its domains.
+    pub domains: Vec<String>,
+    /// The host document, as validated (defaults filled in).
+    #[schema(value_type = Object)]
+    pub host: Value,
+    /// `pending` (not yet applied: the agent is offline or busy), `applied`, `quarantined`
+    /// (its config cannot load; every other host is served), `failed` (the apply failed as a
+    /// whole; the last good config is served) or `disabled`.
+    pub status: String,
+    /// nginx's own message for a quarantined or failed host.
+    pub status_error: Option<String>,
+    /// The agent's desired-state revision the status is about.
+    pub status_revision: i64,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+    /// Policies with the action `warn` that fired on this change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PolicyNotice>,
+}
+
+fn view(r: ProxyHostRecord, warnings: Vec<PolicyNotice>) -> ProxyHostView {
+    ProxyHostView {
+        id: r.id,
+        agent_id: r.agent_id,
+        kind: r.kind.into(),
+        enabled: r.enabled,
+        domains: r.domains,
+        host: r.document,
+        status: r.status,
+        status_error: r.status_error,
+        status_revision: r.status_revision,
+        created_by: r.created_by,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+        warnings,
+    }
+}
+
+/// A host document checked by the core's types.
+struct Checked {
+    document: Value,
+    domains: Vec<String>,
+    /// The attributes the policy engine reads (`ssl.certificate_id`, `ssl.force`, …).
+    resource: Value,
+}
+
+/// Validates `host` as a document of `kind` with id `id`; errors name the field under `host`.
+fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checked, AppError> {
+    let Some(object) = host.as_object_mut() else {
+        return Err(AppError::field("host", "must be an object"));
+    };
+    if let Some(given) = object.get("id")
+        && given != &json!(id)
+    {
+        return Err(AppError::field(
+            "host.id",
+            "is assigned by the server; leave it out",
+        ));
+    }
+    object.insert("id".to_owned(), json!(id));
+    let field_error = |e: serde_path_to_error::Error<serde_json::Error>| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "host".to_owned()
+        } else {
+            format!("host.{path}")
+        };
+        AppError::field(field, e.inner().to_string())
+    };
+    let (document, domains, ssl) = match kind {
+        HostKind::Proxy => {
+            let h: ProxyHost = serde_path_to_error::deserialize(&host).map_err(field_error)?;
+            let domains = h
+                .domains
+                .as_slice()
+                .iter()
+                .map(|d| d.as_str().to_owned())
+                .collect();
+            let ssl = h.ssl.tls().map(|t| (t.certificate, t.force_https));
+            (serde_json::to_value(&h), domains, ssl)
+        }
+        HostKind::Redirection => {
+            let h: RedirectionHost =
+                serde_path_to_error::deserialize(&host).map_err(field_error)?;
+            let domains = h
+                .domains
+                .as_slice()
+                .iter()
+                .map(|d| d.as_str().to_owned())
+                .collect();
+            let ssl = h.ssl.tls().map(|t| (t.certificate, t.force_https));
+            (serde_json::to_value(&h), domains, ssl)
+        }
+    };
+    let document = document.map_err(AppError::internal)?;
+    let resource = json!({
+        "kind": HostKindDto::from(kind),
+        "domains": domains,
+        "upstream": document.get("upstream"),
+        "ssl": match ssl {
+            Some((cert, force)) => json!({"certificate_id": cert, "force": force}),
+            None => json!({}),
+        },
+    });
+    Ok(Checked {
+        document,
+        domains,
+        resource,
+    })
+}
+
+/// Which hosts to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProxyHostQuery {
+    /// Only this agent's hosts.
+    pub agent_id: Option<AgentId>,
+}
+
+/// Lists the organization's proxy and redirection hosts with their status.
+#[utoipa::path(get, path = "/api/v1/proxy-hosts", tag = "proxy", security(("bearer" = [])),
+    params(PageQuery, ProxyHostQuery), responses(
+    (status = 200, body = Page<ProxyHostView>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn list_proxy_hosts(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Query(page): Query<PageQuery>,
+    Query(q): Query<ProxyHostQuery>,
+) -> Result<axum::Json<Page<ProxyHostView>>, AppError> {
+    let scope = scoped.require(Action::View, Resource::ProxyHost)?;
+    let limit = page.fetch_limit()?;
+    let mut tx = state.store().org_read(scope).await?;
+    let rows = tx
+        .list_proxy_hosts(q.agent_id, page.after()?, limit)
+        .await?;
+    tx.commit().await?;
+    Ok(axum::Json(Page::from_rows(
+        rows,
+        limit,
+        |r| (r.created_at, r.id.to_string()),
+        |r| view(r, Vec::new()),
+    )))
+}
+
+/// One host with its status.
+#[utoipa::path(get, path = "/api/v1/proxy-hosts/{id}", tag = "proxy", security(("bearer" = [])),
+    params(("id" = ProxyHostId, Path, description = "The host's id")), responses(
+    (status = 200, body = ProxyHostView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn get_proxy_host(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<ProxyHostId>,
+) -> Result<axum::Json<ProxyHostView>, AppError> {
+    let scope = scoped.require(Action::View, Resource::ProxyHost)?;
+    let mut tx = state.store().org_read(scope).await?;
+    let record = tx.proxy_host(id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(view(record, Vec::new())))
+}
+
+/// Validates a host, passes the policies, stores it with a raised revision (audited), pushes
+/// the agent's state and returns the host as it is then.
+async fn save(
+    state: &AppState,
+    scope: &OrgScope,
+    ip: Option<std::net::IpAddr>,
+    id: ProxyHostId,
+    existing: Option<ProxyHostRecord>,
+    input: ProxyHostInput,
+) -> Result<ProxyHostView, AppError> {
+    let kind = HostKind::from(input.kind);
+    let checked = check_host(kind, id, input.host)?;
+    let mut tx = state.store().org_read(scope).await?;
+    let agent = tx.agent(input.agent_id).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound { .. } => {
+            AppError::field("agent_id", "names no agent of this organization")
+        }
+        other => other.into(),
+    })?;
+    tx.commit().await?;
+    let (operation, action) = if existing.is_some() {
+        (ActionKind::UpdateProxy, "proxy_host.update")
+    } else {
+        (ActionKind::CreateProxy, "proxy_host.create")
+    };
+    let name = checked.domains.first().cloned().unwrap_or_default();
+    let warnings = gate(
+        state,
+        scope,
+        ip,
+        action,
+        Gated {
+            agent: &agent,
+            operation,
+            resource_kind: "proxy_host",
+            resource_name: &name,
+            resource: &checked.resource,
+        },
+    )
+    .await?;
+    let now = now_micros();
+    let enabled = input
+        .enabled
+        .unwrap_or(existing.as_ref().is_none_or(|e| e.enabled));
+    let mut tx = state.store().org(scope).await?;
+    let revision = tx.bump_desired_revision(agent.id).await?;
+    let record = ProxyHostRecord {
+        id,
+        agent_id: agent.id,
+        kind,
+        document: checked.document,
+        domains: checked.domains,
+        enabled,
+        status: if enabled { "pending" } else { "disabled" }.to_owned(),
+        status_error: None,
+        status_revision: revision,
+        created_by: existing.as_ref().map_or_else(
+            || Some(scope.actor().audit_name()),
+            |e| e.created_by.clone(),
+        ),
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
+    };
+    match &existing {
+        Some(old) => {
+            if old.agent_id != record.agent_id {
+                // The old agent must stop serving it.
+                tx.bump_desired_revision(old.agent_id).await?;
+            }
+            tx.update_proxy_host(&record).await?;
+        }
+        None => tx.insert_proxy_host(&record).await?,
+    }
+    audit(
+        state,
+        &mut tx,
+        ip,
+        action,
+        "proxy_host",
+        id,
+        json!({"agent_id": agent.id, "domains": record.domains, "kind": input.kind, "enabled": enabled}),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(old) = &existing
+        && old.agent_id != record.agent_id
+    {
+        push(state, scope.org(), old.agent_id).await;
+    }
+    push(state, scope.org(), agent.id).await;
+    let mut tx = state.store().org_read(scope).await?;
+    let record = tx.proxy_host(id).await?;
+    tx.commit().await?;
+    Ok(view(record, warnings))
+}
+
+/// Creates a host on an agent and applies it.
+#[utoipa::path(post, path = "/api/v1/proxy-hosts", tag = "proxy", security(("bearer" = [])),
+    request_body = ProxyHostInput, responses(
+    (status = 201, body = ProxyHostView, description = "Stored; `status` says whether nginx serves it"),
+    (status = 403, body = Problem, content_type = "application/problem+json", description = "A policy blocks it"),
+    (status = 409, body = Problem, content_type = "application/problem+json", description = "Another host of the agent serves one of the domains"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn create_proxy_host(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    ClientIp(ip): ClientIp,
+    ApiJson(input): ApiJson<ProxyHostInput>,
+) -> Result<(StatusCode, axum::Json<ProxyHostView>), AppError> {
+    let scope = scoped.require(Action::Create, Resource::ProxyHost)?;
+    let id = ProxyHostId::from_uuid(new_id());
+    let host = save(&state, scope, ip, id, None, input).await?;
+    Ok((StatusCode::CREATED, axum::Json(host)))
+}
+
+/// Replaces a host (the whole document) and applies it.
+#[utoipa::path(put, path = "/api/v1/proxy-hosts/{id}", tag = "proxy", security(("bearer" = [])),
+    params(("id" = ProxyHostId, Path, description = "The host's id")), request_body = ProxyHostInput, responses(
+    (status = 200, body = ProxyHostView),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn update_proxy_host(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<ProxyHostId>,
+    ApiJson(input): ApiJson<ProxyHostInput>,
+) -> Result<axum::Json<ProxyHostView>, AppError> {
+    let scope = scoped.require(Action::Update, Resource::ProxyHost)?;
+    let mut tx = state.store().org_read(scope).await?;
+    let existing = tx.proxy_host(id).await?;
+    tx.commit().await?;
+    if existing.kind != HostKind::from(input.kind) {
+        return Err(AppError::field(
+            "kind",
+            "cannot change; delete the host and create a new one",
+        ));
+    }
+    Ok(axum::Json(
+        save(&state, scope, ip, id, Some(existing), input).await?,
+    ))
+}
+
+/// Deletes a host; its agent stops serving it.
+#[utoipa::path(delete, path = "/api/v1/proxy-hosts/{id}", tag = "proxy", security(("bearer" = [])),
+    params(("id" = ProxyHostId, Path, description = "The host's id")), responses(
+    (status = 204),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn delete_proxy_host(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<ProxyHostId>,
+) -> Result<StatusCode, AppError> {
+    let scope = scoped.require(Action::Delete, Resource::ProxyHost)?;
+    let mut tx = state.store().org(scope).await?;
+    let record = tx.proxy_host(id).await?;
+    tx.delete_proxy_host(id).await?;
+    tx.bump_desired_revision(record.agent_id).await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "proxy_host.delete",
+        "proxy_host",
+        id,
+        json!({"agent_id": record.agent_id, "domains": record.domains}),
+    )
+    .await?;
+    tx.commit().await?;
+    push(&state, scope.org(), record.agent_id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The files nginx would get for a host, rendered for the agent's default layout.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// The host's files: its config first, then its htpasswd file if it has basic-auth users.
+    pub files: Vec<PreviewFile>,
+    /// Files the config needs that the agent provides (certificate and key).
+    pub required_files: Vec<String>,
+}
+
+/// One rendered file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewFile {
+    /// Where the agent writes it.
+    pub path: String,
+    /// The whole file.
+    pub contents: String,
+}
+
+/// The agent's default layout, for previews.
+fn preview_layout() -> Result<Layout, AppError> {
+    serde_json::from_value(json!({
+        "conf_dir": "/var/lib/infrapilot-agent/nginx/conf",
+        "cert_dir": "/var/lib/infrapilot-agent/nginx/certs",
+        "htpasswd_dir": "/var/lib/infrapilot-agent/nginx/htpasswd",
+        "log_dir": "/var/lib/infrapilot-agent/nginx/logs",
+        "temp_dir": "/var/lib/infrapilot-agent/nginx/tmp",
+        "acme_webroot": "/var/lib/infrapilot-agent/nginx/acme",
+        "pid_file": "/var/lib/infrapilot-agent/nginx/nginx.pid",
+        "resolvers": ["127.0.0.11"],
+        "ipv6": false
+    }))
+    .map_err(AppError::internal)
+}
+
+/// The rendered nginx config of a host (what `nginx -t` would be given).
+#[utoipa::path(get, path = "/api/v1/proxy-hosts/{id}/preview", tag = "proxy", security(("bearer" = [])),
+    params(("id" = ProxyHostId, Path, description = "The host's id")), responses(
+    (status = 200, body = Preview),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn preview_proxy_host(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<ProxyHostId>,
+) -> Result<axum::Json<Preview>, AppError> {
+    let scope = scoped.require(Action::View, Resource::ProxyHost)?;
+    let mut tx = state.store().org_read(scope).await?;
+    let record = tx.proxy_host(id).await?;
+    tx.commit().await?;
+    let layout = preview_layout()?;
+    let files = match record.kind {
+        HostKind::Proxy => {
+            let h: ProxyHost =
+                serde_json::from_value(record.document).map_err(AppError::internal)?;
+            render_proxy_host(&h, &layout)
+        }
+        HostKind::Redirection => {
+            let h: RedirectionHost =
+                serde_json::from_value(record.document).map_err(AppError::internal)?;
+            render_redirection_host(&h, &layout)
+        }
+    };
+    Ok(axum::Json(Preview {
+        files: files
+            .files
+            .into_iter()
+            .map(|f| PreviewFile {
+                path: f.path,
+                contents: f.contents,
+            })
+            .collect(),
+        required_files: files.required_files,
+    }))
+}
+
+/// An agent's proxy state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentProxyStatus {
+    /// The revision the server wants the agent to run.
+    pub desired_revision: i64,
+    /// The revision the agent last reported applying.
+    pub applied_revision: i64,
+    /// Whether the agent runs the desired revision.
+    pub in_sync: bool,
+    /// The agent's hosts with their status.
+    pub hosts: Vec<ProxyHostView>,
+}
+
+async fn proxy_status(
+    state: &AppState,
+    scope: &OrgScope,
+    id: AgentId,
+) -> Result<AgentProxyStatus, AppError> {
+    let mut tx = state.store().org_read(scope).await?;
+    let (desired, applied) = tx.desired_revisions(id).await?;
+    let hosts = tx.agent_proxy_hosts(id).await?;
+    tx.commit().await?;
+    Ok(AgentProxyStatus {
+        desired_revision: desired,
+        applied_revision: applied,
+        in_sync: applied >= desired,
+        hosts: hosts.into_iter().map(|h| view(h, Vec::new())).collect(),
+    })
+}
+
+/// The agent's desired and applied revisions and its hosts' status.
+#[utoipa::path(get, path = "/api/v1/agents/{id}/proxy", tag = "proxy", security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent's id")), responses(
+    (status = 200, body = AgentProxyStatus),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn agent_proxy_status(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<AgentId>,
+) -> Result<axum::Json<AgentProxyStatus>, AppError> {
+    let scope = scoped.require(Action::View, Resource::ProxyHost)?;
+    Ok(axum::Json(proxy_status(&state, scope, id).await?))
+}
+
+/// Pushes the agent's desired state again and waits for its report (e.g. after fixing a
+/// missing certificate file on the host).
+#[utoipa::path(post, path = "/api/v1/agents/{id}/proxy/apply", tag = "proxy", security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent's id")), responses(
+    (status = 200, body = AgentProxyStatus),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 503, body = Problem, content_type = "application/problem+json", description = "The agent is offline"),
+))]
+pub async fn apply_agent_proxy(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<AgentId>,
+) -> Result<axum::Json<AgentProxyStatus>, AppError> {
+    let scope = scoped.require(Action::Operate, Resource::ProxyHost)?;
+    let mut tx = state.store().org_read(scope).await?;
+    tx.agent(id).await?;
+    tx.commit().await?;
+    push_now(&state, scope.org(), id)
+        .await
+        .map_err(command_error)?;
+    Ok(axum::Json(proxy_status(&state, scope, id).await?))
+}
+
+fn system_scope(org: OrgId) -> OrgScope {
+    OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer))
+}
+
+/// Pushes the agent's state and records the report; an offline agent is left `pending` (it
+/// gets the state when it connects). Never fails the caller: the change is stored.
+pub async fn push(state: &AppState, org: OrgId, agent: AgentId) {
+    match push_now(state, org, agent).await {
+        Ok(_) | Err(CommandError::Offline) => {}
+        Err(e) => tracing::warn!(%agent, error = %e, "pushing the desired state failed"),
+    }
+}
+
+/// Pushes the agent's state if it runs an older revision than the server wants (called when
+/// an agent connects).
+pub async fn push_if_behind(state: AppState, org: OrgId, agent: AgentId, applied: u64) {
+    let desired = async {
+        let mut tx = state.store().org_read(&system_scope(org)).await?;
+        let revisions = tx.desired_revisions(agent).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(revisions.0)
+    }
+    .await;
+    match desired {
+        Ok(desired) if u64::try_from(desired).unwrap_or(0) > applied => {
+            push(&state, org, agent).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%agent, error = %e, "reading the desired revision failed"),
+    }
+}
+
+/// Builds the agent's state at its current revision, sends it, and records the report.
+async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), CommandError> {
+    let scope = system_scope(org);
+    let internal = |e: &dyn std::fmt::Display| CommandError::Agent {
+        code: "internal".to_owned(),
+        message: e.to_string(),
+    };
+    let (revision, hosts) = async {
+        let mut tx = state.store().org_read(&scope).await?;
+        let (desired, _) = tx.desired_revisions(agent).await?;
+        let hosts = tx.agent_proxy_hosts(agent).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>((desired, hosts))
+    }
+    .await
+    .map_err(|e| internal(&e))?;
+    let mut site = Site::default();
+    for h in hosts.iter().filter(|h| h.enabled) {
+        let parsed = match h.kind {
+            HostKind::Proxy => {
+                serde_json::from_value(h.document.clone()).map(|p| site.proxy_hosts.push(p))
+            }
+            HostKind::Redirection => {
+                serde_json::from_value(h.document.clone()).map(|r| site.redirection_hosts.push(r))
+            }
+        };
+        parsed.map_err(|e| internal(&e))?;
+    }
+    let desired = DesiredState {
+        revision: u64::try_from(revision).unwrap_or(0),
+        proxy: site,
+    };
+    let state_json = serde_json::to_vec(&desired).map_err(|e| internal(&e))?;
+    let sent = send_command(
+        state,
+        org,
+        agent,
+        Kind::ApplyDesired(ApplyDesiredState { state_json }),
+        APPLY_TIMEOUT,
+    )
+    .await;
+    let report: ApplyReport = match sent {
+        Ok(payload) => serde_json::from_slice(&payload).map_err(|e| internal(&e))?,
+        Err(CommandError::Agent { code, message }) if code == "conflict" => {
+            // The agent already runs a newer revision.
+            tracing::debug!(%agent, %message, "agent has a newer desired state");
+            return Ok(());
+        }
+        Err(CommandError::Agent { code, message }) => {
+            // The agent cannot apply at all (no nginx, an older agent): say so on each host.
+            let text = format!("the agent could not apply the configuration ({code}): {message}");
+            let statuses: Vec<_> = hosts
+                .iter()
+                .filter(|h| h.enabled)
+                .map(|h| (h.id, "failed", Some(text.as_str())))
+                .collect();
+            record(state, &scope, agent, revision, &statuses, false)
+                .await
+                .map_err(|e| internal(&e))?;
+            return Err(CommandError::Agent { code, message });
+        }
+        Err(e) => return Err(e),
+    };
+    let statuses: Vec<_> = report
+        .hosts
+        .iter()
+        .map(|h| (h.id, h.state.as_str(), h.error.as_deref()))
+        .collect();
+    let revision = i64::try_from(report.revision).unwrap_or(i64::MAX);
+    record(state, &scope, agent, revision, &statuses, true)
+        .await
+        .map_err(|e| internal(&e))
+}
+
+async fn record(
+    state: &AppState,
+    scope: &OrgScope,
+    agent: AgentId,
+    revision: i64,
+    statuses: &[(ProxyHostId, &str, Option<&str>)],
+    applied: bool,
+) -> Result<(), crate::store::StoreError> {
+    let mut tx = state.store().org(scope).await?;
+    if applied {
+        tx.record_apply(agent, revision, statuses).await?;
+    } else {
+        tx.record_host_statuses(revision, statuses).await?;
+    }
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> ProxyHostId {
+        ProxyHostId::from_uuid(uuid::Uuid::from_u128(7))
+    }
+
+    fn field_of(e: AppError) -> String {
+        match e {
+            AppError::Invalid(fields) => fields[0].field.clone(),
+            other => panic!("not a field error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_syntax_in_any_field_is_refused_with_the_field_named() {
+        let base = json!({"domains": ["app.example.com"], "upstream": "http://web:8080"});
+        assert!(check_host(HostKind::Proxy, id(), base.clone()).is_ok());
+        for (field, value, named) in [
+            ("domains", json!(["app.example.com;"]), "host.domains[0]"),
+            (
+                "domains",
+                json!(["a.example.com { return 200; }"]),
+                "host.domains[0]",
+            ),
+            (
+                "domains",
+                json!(["a.example.com\nlisten 81"]),
+                "host.domains[0]",
+            ),
+            ("upstream", json!("http://web:8080;"), "host.upstream"),
+            ("upstream", json!("http://web:8080/\"x"), "host.upstream"),
+            (
+                "upstream",
+                json!("http://web:8080 } server {"),
+                "host.upstream",
+            ),
+        ] {
+            let mut host = base.clone();
+            host[field] = value.clone();
+            let e = check_host(HostKind::Proxy, id(), host)
+                .err()
+                .unwrap_or_else(|| panic!("{field} = {value} was accepted"));
+            assert_eq!(field_of(e), named, "{field} = {value}");
+        }
+        let e = check_host(HostKind::Proxy, id(), json!({"domains": ["a.example.com"]}))
+            .err()
+            .unwrap();
+        assert_eq!(field_of(e), "host", "a missing upstream names the host");
+        let mut other_id = base.clone();
+        other_id["id"] = json!(uuid::Uuid::from_u128(8));
+        assert_eq!(
+            field_of(check_host(HostKind::Proxy, id(), other_id).err().unwrap()),
+            "host.id"
+        );
+    }
+}

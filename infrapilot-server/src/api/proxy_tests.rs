@@ -1,0 +1,353 @@
+//! Proxy hosts end to end: the API, the community built-in agent with the host's real nginx
+//! (Debian's, in a temporary directory on loopback ports), and real traffic through it to
+//! upstreams on loopback.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
+use infrapilot_core::nginx::Layout;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::http_tests_support::{Reply, bootstrap, call};
+use crate::AppState;
+use crate::config::Edition;
+use crate::testing::{self, Kind};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP upstream on loopback answering `upstream <name>`.
+async fn upstream(name: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = format!("upstream {name}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// `GET /` through nginx with `Host: host`: the status code and the body.
+async fn get(port: u16, host: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("nginx answers")
+    .unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Polls until `host` answers `code` (a reload lets old workers finish first).
+async fn until_code(port: u16, host: &str, code: u16) -> (u16, String) {
+    let mut last = (0, String::new());
+    for _ in 0..50 {
+        last = get(port, host).await;
+        if last.0 == code {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+struct Env {
+    state: AppState,
+    admin: String,
+    agent: String,
+    layout: Layout,
+    root: tempfile::TempDir,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(NGINX)
+            .args(["-q", "-c", &self.layout.main_conf_path(), "-s", "stop"])
+            .output();
+    }
+}
+
+impl Env {
+    async fn new() -> Env {
+        assert!(
+            Path::new(NGINX).exists(),
+            "these tests need nginx at {NGINX} (cargo xtask provision installs it)"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let layout = host_layout(root.path(), free_port(), free_port()).unwrap();
+        let proxy = Arc::new(ProxyCommands::new(
+            NginxController::new(layout.clone(), NginxRunner::host(NGINX)),
+            root.path().join("desired-state.json"),
+        ));
+        let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+        let (admin, _) = bootstrap(&state).await;
+        tokio::spawn(crate::agents::builtin::run_with_proxy(
+            state.clone(),
+            "/var/run/docker.sock".into(),
+            Some(proxy),
+        ));
+        let mut agent = None;
+        for _ in 0..100 {
+            let list = call(&state, "GET", "/api/v1/agents", Some(&admin), None, None).await;
+            if let Some(a) = list.body["items"].as_array().and_then(|a| a.first())
+                && a["status"] == "online"
+            {
+                agent = Some(a["id"].as_str().unwrap().to_owned());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Env {
+            state,
+            admin,
+            agent: agent.expect("the built-in agent comes online"),
+            layout,
+            root,
+        }
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        call(&self.state, method, path, Some(&self.admin), None, body).await
+    }
+
+    async fn create(&self, host: Value) -> Reply {
+        self.api(
+            "POST",
+            "/api/v1/proxy-hosts",
+            Some(json!({"agent_id": self.agent, "host": host})),
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api() {
+    let env = Env::new().await;
+    let port = env.layout.http_port;
+    let (one, two) = (upstream("one").await, upstream("two").await);
+
+    // Two hosts, applied and served.
+    let r = env
+        .create(json!({"domains": ["one.test"], "upstream": format!("http://127.0.0.1:{one}")}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let first = r.body["id"].as_str().unwrap().to_owned();
+    let r = env
+        .create(json!({"domains": ["two.test"], "upstream": format!("http://127.0.0.1:{two}")}))
+        .await;
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let second = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        until_code(port, "one.test", 200).await,
+        (200, "upstream one".to_owned())
+    );
+    assert_eq!(
+        until_code(port, "two.test", 200).await,
+        (200, "upstream two".to_owned())
+    );
+
+    // A host whose certificate nginx cannot load is quarantined with nginx's message; the
+    // others keep answering.
+    let cert = uuid::Uuid::new_v4();
+    let paths = env
+        .layout
+        .certificate_paths(infrapilot_core::ids::CertificateId::from_uuid(cert));
+    std::fs::create_dir_all(Path::new(&paths.fullchain).parent().unwrap()).unwrap();
+    std::fs::write(&paths.fullchain, "garbage\n").unwrap();
+    std::fs::write(&paths.privkey, "garbage\n").unwrap();
+    let r = env
+        .create(json!({
+            "domains": ["broken.test"],
+            "upstream": format!("http://127.0.0.1:{one}"),
+            "ssl": {"mode": "custom", "certificate": cert, "force_https": false, "http2": false},
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["status"], "quarantined", "{r:?}");
+    assert!(
+        r.body["status_error"].as_str().unwrap().contains("[emerg]"),
+        "nginx's own message: {r:?}"
+    );
+    assert_eq!(
+        get(port, "one.test").await,
+        (200, "upstream one".to_owned())
+    );
+    assert_eq!(
+        get(port, "two.test").await,
+        (200, "upstream two".to_owned())
+    );
+
+    // A domain another host serves conflicts; config syntax in any field is refused with the
+    // field named, and nothing changes.
+    let r = env
+        .create(json!({"domains": ["ONE.test"], "upstream": "http://127.0.0.1:1"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    for (host, field) in [
+        (
+            json!({"domains": ["x.test;"], "upstream": "http://127.0.0.1:1"}),
+            "host.domains[0]",
+        ),
+        (
+            json!({"domains": ["x.test"], "upstream": "http://a:1 } server {"}),
+            "host.upstream",
+        ),
+        (
+            json!({"domains": ["x.test"], "upstream": "http://a:1\nreturn 200"}),
+            "host.upstream",
+        ),
+        (
+            json!({"domains": ["x.test\""], "upstream": "http://a:1"}),
+            "host.domains[0]",
+        ),
+    ] {
+        let r = env.create(host.clone()).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{host}: {r:?}");
+        assert_eq!(r.content_type, "application/problem+json");
+        assert_eq!(r.body["errors"][0]["field"], field, "{host}: {r:?}");
+    }
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/proxy-hosts",
+            Some(json!({"agent_id": uuid::Uuid::new_v4(), "host": {"domains": ["y.test"], "upstream": "http://a:1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "agent_id", "{r:?}");
+
+    // Change the first host's upstream: it now reaches upstream two.
+    let r = env
+        .api(
+            "PUT",
+            &format!("/api/v1/proxy-hosts/{first}"),
+            Some(json!({
+                "agent_id": env.agent,
+                "host": {"domains": ["one.test"], "upstream": format!("http://127.0.0.1:{two}")},
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    assert_eq!(
+        until_code(port, "one.test", 200).await.1,
+        "upstream two",
+        "the change is live"
+    );
+
+    // The preview shows the rendered config; the agent is in sync.
+    let r = env
+        .api("GET", &format!("/api/v1/proxy-hosts/{first}/preview"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert!(
+        r.body["files"][0]["contents"]
+            .as_str()
+            .unwrap()
+            .contains("server_name one.test"),
+        "{r:?}"
+    );
+    let r = env
+        .api("GET", &format!("/api/v1/agents/{}/proxy", env.agent), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["in_sync"], true, "{r:?}");
+    assert_eq!(r.body["hosts"].as_array().unwrap().len(), 3, "{r:?}");
+
+    // Disable, then delete the second host: it stops being served.
+    let r = env
+        .api(
+            "PUT",
+            &format!("/api/v1/proxy-hosts/{second}"),
+            Some(json!({
+                "agent_id": env.agent, "enabled": false,
+                "host": {"domains": ["two.test"], "upstream": format!("http://127.0.0.1:{two}")},
+            })),
+        )
+        .await;
+    assert_eq!(r.body["status"], "disabled", "{r:?}");
+    assert_eq!(until_code(port, "two.test", 404).await.0, 404);
+    let r = env
+        .api("DELETE", &format!("/api/v1/proxy-hosts/{second}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    let r = env
+        .api("GET", &format!("/api/v1/proxy-hosts/{second}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(port, "one.test").await.0, 200);
+
+    // The agent persisted what it runs, at the server's revision.
+    let r = env
+        .api("GET", &format!("/api/v1/agents/{}/proxy", env.agent), None)
+        .await;
+    let persisted: Value =
+        serde_json::from_slice(&std::fs::read(env.root.path().join("desired-state.json")).unwrap())
+            .unwrap();
+    assert_eq!(persisted["revision"], r.body["desired_revision"], "{r:?}");
+    assert_eq!(r.body["applied_revision"], r.body["desired_revision"]);
+
+    // A policy can require HTTPS-only hosts.
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/policies/from-template",
+            Some(json!({"template": {"template": "require_ssl"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let r = env
+        .create(json!({"domains": ["plain.test"], "upstream": "http://127.0.0.1:1"}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+
+    let audit = env
+        .api("GET", "/api/v1/audit?limit=100", None)
+        .await
+        .body
+        .to_string();
+    for action in [
+        "proxy_host.create",
+        "proxy_host.update",
+        "proxy_host.delete",
+    ] {
+        assert!(audit.contains(action), "{action} is audited");
+    }
+}
