@@ -45,6 +45,9 @@ def main():
         "INFRAPILOT_DATA_DIR": data,
         "INFRAPILOT_LOG_FORMAT": "json",
         "RUST_LOG": "warn,infrapilot_server=info",
+        # The built-in agent would start the host's nginx on ports 80/443 for any proxy host
+        # the fuzzer manages to create, and nginx outlives the server by design.
+        "INFRAPILOT_NGINX_BINARY": "/nonexistent/nginx",
     }
     server = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, text=True)
     code, ready = [None], threading.Event()

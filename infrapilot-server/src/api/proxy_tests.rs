@@ -74,6 +74,19 @@ async fn get(port: u16, host: &str) -> (u16, String) {
     (code, body)
 }
 
+/// Polls until `host` answers `body` (a reload lets old workers finish first).
+async fn until_body(port: u16, host: &str, body: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        last = get(port, host).await.1;
+        if last == body {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
 /// Polls until `host` answers `code` (a reload lets old workers finish first).
 async fn until_code(port: u16, host: &str, code: u16) -> (u16, String) {
     let mut last = (0, String::new());
@@ -267,7 +280,7 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["status"], "applied", "{r:?}");
     assert_eq!(
-        until_code(port, "one.test", 200).await.1,
+        until_body(port, "one.test", "upstream two").await,
         "upstream two",
         "the change is live"
     );
