@@ -318,8 +318,42 @@ fn the_installer_installs_enrolls_and_the_agent_comes_online() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = agent.kill();
-    let _ = agent.wait();
+    // SIGTERM: the agent says goodbye, drains and exits 0; the server sees it go offline.
+    let pid = rustix::process::Pid::from_child(&agent);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the agent did not exit cleanly on SIGTERM within 20 s: {status:?}\n{}",
+        std::fs::read_to_string(dir.join("agent.err")).unwrap_or_default()
+    );
+    let mut offline = false;
+    for _ in 0..50 {
+        let (_, body) = http(port, "GET", "/api/v1/agents", Some(&token), None);
+        let now: Value = serde_json::from_str(&body).unwrap();
+        offline = now["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["labels"]["team"] == "ops")
+            .all(|x| x["status"] != "online");
+        if offline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(offline, "the server still shows the stopped agent online");
     let online = listed["items"]
         .as_array()
         .unwrap()
