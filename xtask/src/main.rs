@@ -25,6 +25,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // `docker-compose` for the compose stack tests.
     ("docker-compose", "/usr/bin/docker-compose"),
+    // The load generator of the reload-under-load test.
+    ("wrk", "/usr/bin/wrk"),
 ];
 
 /// The port of the throwaway PostgreSQL cluster the tests use.
