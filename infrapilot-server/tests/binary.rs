@@ -507,3 +507,195 @@ fn two_replicas_one_database_commands_and_revocation_cross_over() {
     }
     cancel.cancel();
 }
+
+/// The pids of nginx's master (from its pid file) and of its workers (its children).
+fn nginx_pids(pid_file: &std::path::Path) -> (u32, Vec<u32>) {
+    let master: u32 = std::fs::read_to_string(pid_file)
+        .expect("nginx's pid file")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut workers: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                })
+                == Some(master)
+        })
+        .collect();
+    workers.sort_unstable();
+    (master, workers)
+}
+
+/// `GET /` through nginx with `Host: host`; the status code and the body.
+fn through_nginx(port: u16, host: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("nginx listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The control plane goes away: the proxy keeps serving from the agent's own state. It comes
+/// back: the agent reconnects and reconciles without reloading nginx, since nothing changed.
+#[test]
+fn proxies_keep_serving_while_the_server_is_down_and_a_restart_does_not_reload_nginx() {
+    assert!(
+        std::path::Path::new("/usr/sbin/nginx").exists()
+            && std::path::Path::new("/var/run/docker.sock").exists(),
+        "this test needs nginx (cargo xtask provision) and a Docker engine for the built-in agent"
+    );
+    // An upstream that outlives every server process of the test.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut socket in upstream.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf);
+            let _ = socket.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream",
+            );
+        }
+    });
+    let data = std::env::temp_dir().join(format!(
+        "infrapilot-outage-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let http_port = free_port();
+    let master: [u8; 32] = rand::random();
+    let env = [
+        ("INFRAPILOT_DATA_DIR", data.to_string_lossy().into_owned()),
+        ("INFRAPILOT_NGINX_HTTP_PORT", http_port.to_string()),
+        ("INFRAPILOT_NGINX_HTTPS_PORT", free_port().to_string()),
+        (
+            "INFRAPILOT_SECRET_KEY",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, master),
+        ),
+    ];
+    let nginx_conf = data.join("nginx/conf/nginx.conf");
+    struct StopNginx(std::path::PathBuf);
+    impl Drop for StopNginx {
+        fn drop(&mut self) {
+            let _ = Command::new("/usr/sbin/nginx")
+                .args(["-q", "-c"])
+                .arg(&self.0)
+                .args(["-s", "stop"])
+                .output();
+        }
+    }
+    let _stop_nginx = StopNginx(nginx_conf);
+
+    let agent_port = free_port();
+    let (server, code) = spawn_server(agent_port, &env, &["manages the host's nginx"]);
+    let port = server.port;
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/setup",
+        None,
+        Some(json!({
+            "setup_code": code.expect("a setup code"), "email": "admin@example.com",
+            "name": "Admin", "password": "a long passphrase here", "organization_name": "Acme",
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let login = |port| {
+        let (_, body) = http(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "admin@example.com", "password": "a long passphrase here"})),
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["session"]["access_token"].as_str().unwrap().to_owned()
+    };
+    let token = login(port);
+    let online_agent = |port: u16, token: &str| {
+        for _ in 0..150 {
+            let (_, body) = http(port, "GET", "/api/v1/agents", Some(token), None);
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if let Some(a) = v["items"]
+                .as_array()
+                .and_then(|a| a.iter().find(|a| a["status"] == "online"))
+            {
+                return a["id"].as_str().unwrap().to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("the built-in agent did not come online");
+    };
+    let agent = online_agent(port, &token);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/proxy-hosts",
+        Some(&token),
+        Some(json!({
+            "agent_id": agent,
+            "host": {"domains": ["app.test"], "upstream": format!("http://127.0.0.1:{upstream_port}")},
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let host: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(host["status"], "applied", "{host}");
+    assert_eq!(
+        through_nginx(http_port, "app.test"),
+        (200, "upstream".to_owned())
+    );
+    let pid_file = data.join("nginx/nginx.pid");
+    let before = nginx_pids(&pid_file);
+
+    // The control plane dies (no graceful shutdown).
+    drop(server);
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        assert_eq!(
+            through_nginx(http_port, "app.test"),
+            (200, "upstream".to_owned()),
+            "the proxy serves with the control plane down"
+        );
+    }
+
+    // It comes back: the agent reports the revision it applied, so nothing is pushed, and
+    // nginx is neither restarted nor reloaded (same master, same workers).
+    let (server, _) = spawn_server(agent_port, &env, &["manages the host's nginx"]);
+    let token = login(server.port);
+    assert_eq!(online_agent(server.port, &token), agent);
+    let (_, body) = http(
+        server.port,
+        "GET",
+        &format!("/api/v1/agents/{agent}/proxy"),
+        Some(&token),
+        None,
+    );
+    let sync: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sync["in_sync"], true, "{sync}");
+    assert_eq!(sync["hosts"][0]["status"], "applied", "{sync}");
+    assert_eq!(nginx_pids(&pid_file), before, "nginx was not reloaded");
+    assert_eq!(
+        through_nginx(http_port, "app.test"),
+        (200, "upstream".to_owned())
+    );
+}
