@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ProxyHostId;
+use crate::ids::{CertificateId, ProxyHostId};
 use crate::nginx::{HostKind, Site};
 
 /// The declarative configuration of one agent at one revision.
@@ -17,6 +17,33 @@ pub struct DesiredState {
     pub revision: u64,
     /// The proxy hosts (and default server) nginx should serve.
     pub proxy: Site,
+    /// The certificates the hosts use, written to the layout's `cert_dir` before nginx sees
+    /// the hosts.
+    #[serde(default)]
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate's files, as the agent writes them (`<cert_dir>/<id>/fullchain.pem` and
+/// `privkey.pem`, the key readable by its owner only).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateFiles {
+    /// The certificate's id (hosts refer to it).
+    pub id: CertificateId,
+    /// The certificate followed by its chain, PEM.
+    pub fullchain: String,
+    /// The private key, PEM.
+    pub privkey: String,
+}
+
+impl std::fmt::Debug for CertificateFiles {
+    /// Never prints the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateFiles")
+            .field("id", &self.id)
+            .field("fullchain", &format_args!("{} bytes", self.fullchain.len()))
+            .field("privkey", &"<redacted>")
+            .finish()
+    }
 }
 
 /// How an apply went on the agent.

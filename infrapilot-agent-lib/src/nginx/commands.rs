@@ -77,7 +77,15 @@ impl ProxyCommands {
     }
 
     async fn apply_only(&self, state: &DesiredState) -> ApplyReport {
-        match self.controller.apply(&state.proxy).await {
+        let written = self
+            .controller
+            .write_certificates(&state.certificates)
+            .await;
+        let applied = match written {
+            Ok(changed) => self.controller.apply_reloading(&state.proxy, changed).await,
+            Err(e) => Err(e),
+        };
+        match applied {
             Ok(mut report) => {
                 report.revision = state.revision;
                 report

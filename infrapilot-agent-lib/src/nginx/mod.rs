@@ -28,7 +28,7 @@ mod runner;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use infrapilot_core::desired::{ApplyReport, HostState, HostStatus};
+pub use infrapilot_core::desired::{ApplyReport, CertificateFiles, HostState, HostStatus};
 use infrapilot_core::ids::ProxyHostId;
 use infrapilot_core::nginx::{
     ConfPath, ConfigSet, HostFiles, Layout, RenderedFile, Resolver, Resolvers, Site, render_site,
@@ -104,6 +104,16 @@ impl NginxController {
     /// Applies `site` (see the module documentation for the steps and guarantees); the
     /// report's revision is 0 (the caller that knows the revision sets it).
     pub async fn apply(&self, site: &Site) -> Result<ApplyReport, NginxError> {
+        self.apply_reloading(site, false).await
+    }
+
+    /// [`apply`](Self::apply), reloading even when no config file changed when
+    /// `files_changed` says a file the config refers to (a certificate) was replaced.
+    pub async fn apply_reloading(
+        &self,
+        site: &Site,
+        files_changed: bool,
+    ) -> Result<ApplyReport, NginxError> {
         let _guard = self.lock.lock().await;
         // nginx needs these before it even tests a configuration.
         for dir in [
@@ -131,7 +141,7 @@ impl NginxController {
             .iter()
             .filter(|h| !quarantined.contains_key(&h.id))
             .collect();
-        let reloaded = self.swap_in(&live, &good).await?;
+        let reloaded = self.swap_in(&live, &good, files_changed).await?;
         let hosts = live
             .hosts
             .iter()
@@ -210,11 +220,16 @@ impl NginxController {
 
     /// Writes the good hosts' live files in place of the current ones, tests and reloads;
     /// rolls back on failure. Returns whether nginx was reloaded (false: nothing changed).
-    async fn swap_in(&self, live: &ConfigSet, good: &[&HostFiles]) -> Result<bool, NginxError> {
+    async fn swap_in(
+        &self,
+        live: &ConfigSet,
+        good: &[&HostFiles],
+        files_changed: bool,
+    ) -> Result<bool, NginxError> {
         let conf_dir = PathBuf::from(self.layout.conf_dir.as_str());
         let wanted = wanted_files(live, good);
         let running = self.runner.is_running(&self.layout).await;
-        if running && on_disk_matches(&conf_dir, &wanted).await {
+        if running && !files_changed && on_disk_matches(&conf_dir, &wanted).await {
             return Ok(false);
         }
         let previous = PathBuf::from(format!("{}.previous", self.layout.conf_dir.as_str()));
@@ -253,6 +268,30 @@ impl NginxController {
                 Err(e)
             }
         }
+    }
+
+    /// Writes each certificate's files under the layout's `cert_dir` (the key mode 0600);
+    /// returns whether any file changed.
+    pub async fn write_certificates(
+        &self,
+        certificates: &[CertificateFiles],
+    ) -> Result<bool, NginxError> {
+        let mut changed = false;
+        for cert in certificates {
+            let paths = self.layout.certificate_paths(cert.id);
+            for (path, contents, mode) in [
+                (&paths.fullchain, &cert.fullchain, 0o644),
+                (&paths.privkey, &cert.privkey, 0o600),
+            ] {
+                let path = Path::new(path);
+                if tokio::fs::read_to_string(path).await.ok().as_deref() == Some(contents) {
+                    continue;
+                }
+                write_atomic_mode(path, contents.as_bytes(), mode).await?;
+                changed = true;
+            }
+        }
+        Ok(changed)
     }
 
     /// The layout with `suffix` appended to its configuration directory.
@@ -361,13 +400,32 @@ async fn write_dir(dir: &Path, set: &ConfigSet, hosts: &[&HostFiles]) -> Result<
 
 /// Writes a file through a temporary file and a rename, so nginx never reads half of it.
 pub(crate) async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NginxError> {
+    write_atomic_mode(path, contents, 0o644).await
+}
+
+/// [`write_atomic`] with the file's permission bits (set before any byte is written).
+async fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<(), NginxError> {
+    use tokio::io::AsyncWriteExt as _;
+
     if let Some(parent) = path.parent() {
         create_dir(parent).await?;
     }
     let tmp = path.with_extension("infrapilot-tmp");
-    tokio::fs::write(&tmp, contents)
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
         .await
         .map_err(|source| io("writing", &tmp, source))?;
+    file.write_all(contents)
+        .await
+        .map_err(|source| io("writing", &tmp, source))?;
+    file.sync_all()
+        .await
+        .map_err(|source| io("writing", &tmp, source))?;
+    drop(file);
     rename(&tmp, path).await
 }
 

@@ -53,6 +53,7 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/policies".to_owned(),
         "/api/v1/policy-violations".to_owned(),
         "/api/v1/proxy-hosts".to_owned(),
+        "/api/v1/certificates".to_owned(),
         format!("/api/v1/users/{carol}"),
         "/api/v1/audit?limit=200".to_owned(),
     ] {
@@ -188,6 +189,23 @@ async fn check_cross_tenant(state: AppState) {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let proxy_host = r.body["id"].as_str().unwrap().to_owned();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let pem = rcgen::CertificateParams::new(vec!["beta-tls.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/certificates",
+        Some(&b.token),
+        None,
+        Some(json!({"name": "beta-cert", "certificate": pem, "private_key": key.serialize_pem()})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let certificate = r.body["id"].as_str().unwrap().to_owned();
 
     // A's credentials: a session and an owner-level API token.
     let r = call(
@@ -223,6 +241,9 @@ async fn check_cross_tenant(state: AppState) {
         "beta-policy",
         "beta-secret-container",
         "beta-secret.example",
+        "beta-tls.example",
+        "beta-cert",
+        certificate.as_str(),
         "beta-upstream",
         proxy_host.as_str(),
         b_container.name.as_str(),
@@ -244,6 +265,10 @@ async fn check_cross_tenant(state: AppState) {
             .replace("/agents/{id}", &format!("/agents/{agent}"))
             .replace("/policies/{id}", &format!("/policies/{policy}"))
             .replace("/proxy-hosts/{id}", &format!("/proxy-hosts/{proxy_host}"))
+            .replace(
+                "/certificates/{id}",
+                &format!("/certificates/{certificate}"),
+            )
             .replace(
                 "/policy-violations/{id}",
                 &format!("/policy-violations/{violation}"),

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod certificates;
 #[cfg(test)]
 mod cross_tenant;
 pub mod docker;
@@ -151,6 +152,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(policies::routes())
         .merge(docker::routes())
         .merge(proxy::routes())
+        .merge(certificates::routes())
         .merge(install::routes())
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use infrapilot_core::desired::{ApplyReport, DesiredState};
+use infrapilot_core::desired::{ApplyReport, CertificateFiles, DesiredState};
 use infrapilot_core::ids::{AgentId, OrgId, ProxyHostId};
 use infrapilot_core::nginx::{
     HostKind, Layout, ProxyHost, RedirectionHost, Site, render_proxy_host, render_redirection_host,
@@ -162,6 +162,8 @@ fn view(r: ProxyHostRecord, warnings: Vec<PolicyNotice>) -> ProxyHostView {
 struct Checked {
     document: Value,
     domains: Vec<String>,
+    /// The certificate an HTTPS host names.
+    certificate: Option<infrapilot_core::ids::CertificateId>,
     /// The attributes the policy engine reads (`ssl.certificate_id`, `ssl.force`, …).
     resource: Value,
 }
@@ -227,8 +229,14 @@ fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checke
     Ok(Checked {
         document,
         domains,
+        certificate: ssl.map(|(cert, _)| cert),
         resource,
     })
+}
+
+/// Whether a host document's TLS uses an uploaded certificate (`"mode": "custom"`).
+fn kind_uses_uploaded(document: &Value) -> bool {
+    document["ssl"]["mode"] == "custom"
 }
 
 /// Which hosts to list.
@@ -303,6 +311,30 @@ async fn save(
         }
         other => other.into(),
     })?;
+    if let Some(cert) = checked.certificate
+        && kind_uses_uploaded(&checked.document)
+    {
+        let record = tx.certificate(cert).await.map_err(|e| match e {
+            crate::store::StoreError::NotFound { .. } => AppError::field(
+                "host.ssl.certificate",
+                "names no certificate of this organization; upload it first (POST /api/v1/certificates)",
+            ),
+            other => other.into(),
+        })?;
+        if let Some(uncovered) = checked
+            .domains
+            .iter()
+            .find(|d| !super::certificates::covers(&record.domains, d))
+        {
+            return Err(AppError::field(
+                "host.ssl.certificate",
+                format!(
+                    "does not cover {uncovered} (it certifies {})",
+                    record.domains.join(", ")
+                ),
+            ));
+        }
+    }
     tx.commit().await?;
     let (operation, action) = if existing.is_some() {
         (ActionKind::UpdateProxy, "proxy_host.update")
@@ -666,9 +698,36 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
         };
         parsed.map_err(|e| internal(&e))?;
     }
+    let mut certificates = Vec::new();
+    let wanted: std::collections::BTreeSet<_> = hosts
+        .iter()
+        .filter(|h| h.enabled && kind_uses_uploaded(&h.document))
+        .filter_map(|h| h.document["ssl"]["certificate"].as_str())
+        .filter_map(|c| c.parse::<infrapilot_core::ids::CertificateId>().ok())
+        .collect();
+    for id in wanted {
+        let record = async {
+            let mut tx = state.store().org_read(&scope).await?;
+            let record = tx.certificate(id).await?;
+            tx.commit().await?;
+            Ok::<_, crate::store::StoreError>(record)
+        }
+        .await
+        .map_err(|e| internal(&e))?;
+        let key = state
+            .keys()
+            .unseal(&record.key_sealed)
+            .map_err(|e| internal(&e))?;
+        certificates.push(CertificateFiles {
+            id,
+            fullchain: record.fullchain,
+            privkey: String::from_utf8_lossy(&key).into_owned(),
+        });
+    }
     let desired = DesiredState {
         revision: u64::try_from(revision).unwrap_or(0),
         proxy: site,
+        certificates,
     };
     let state_json = serde_json::to_vec(&desired).map_err(|e| internal(&e))?;
     let sent = send_command(

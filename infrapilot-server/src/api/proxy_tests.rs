@@ -196,27 +196,25 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
         (200, "upstream two".to_owned())
     );
 
-    // A host whose certificate nginx cannot load is quarantined with nginx's message; the
-    // others keep answering.
-    let cert = uuid::Uuid::new_v4();
-    let paths = env
-        .layout
-        .certificate_paths(infrapilot_core::ids::CertificateId::from_uuid(cert));
-    std::fs::create_dir_all(Path::new(&paths.fullchain).parent().unwrap()).unwrap();
-    std::fs::write(&paths.fullchain, "garbage\n").unwrap();
-    std::fs::write(&paths.privkey, "garbage\n").unwrap();
+    // A host whose certificate is not there yet (Let's Encrypt has not issued it) is
+    // quarantined with the reason; the others keep answering. (A certificate file nginx
+    // cannot load is quarantined with nginx's own message: the agent library's nginx tests.)
     let r = env
         .create(json!({
             "domains": ["broken.test"],
             "upstream": format!("http://127.0.0.1:{one}"),
-            "ssl": {"mode": "custom", "certificate": cert, "force_https": false, "http2": false},
+            "ssl": {"mode": "lets_encrypt", "certificate": uuid::Uuid::new_v4(),
+                    "force_https": false, "http2": false},
         }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(r.body["status"], "quarantined", "{r:?}");
     assert!(
-        r.body["status_error"].as_str().unwrap().contains("[emerg]"),
-        "nginx's own message: {r:?}"
+        r.body["status_error"]
+            .as_str()
+            .unwrap()
+            .contains("is missing"),
+        "{r:?}"
     );
     assert_eq!(
         get(port, "one.test").await,
@@ -363,4 +361,122 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
     ] {
         assert!(audit.contains(action), "{action} is audited");
     }
+}
+
+/// A TLS client that trusts only `ca_pem`; `GET /` over HTTPS with SNI `host`.
+async fn get_tls(port: u16, host: &str, ca_pem: &str) -> (u16, String) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from(host.to_owned()).unwrap(), tcp)
+        .await
+        .expect("the TLS handshake with nginx succeeds");
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_certificate_is_served_over_https() {
+    let env = Env::new().await;
+    let one = upstream("one").await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["secure.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+
+    // Uploads are checked: the key must be the certificate's.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/certificates",
+            Some(json!({"name": "bad", "certificate": cert.pem(), "private_key": other.serialize_pem()})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "private_key", "{r:?}");
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/certificates",
+            Some(json!({"name": "secure", "certificate": cert.pem(), "private_key": key.serialize_pem()})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["domains"], json!(["secure.test"]), "{r:?}");
+    assert_eq!(r.body["private_key"], "set");
+    assert_eq!(r.body["health"], "ok", "{r:?}");
+    assert!(
+        !r.body.to_string().contains("PRIVATE KEY"),
+        "the key is never returned"
+    );
+    let cert_id = r.body["id"].as_str().unwrap().to_owned();
+    let tls = |domain: &str| {
+        json!({
+            "domains": [domain], "upstream": format!("http://127.0.0.1:{one}"),
+            "ssl": {"mode": "custom", "certificate": cert_id, "force_https": true, "http2": false},
+        })
+    };
+
+    // A host the certificate does not cover is refused; one it covers is served over HTTPS,
+    // and plain HTTP redirects to it.
+    let r = env.create(tls("other.test")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(
+        r.body["errors"][0]["field"], "host.ssl.certificate",
+        "{r:?}"
+    );
+    let r = env.create(tls("secure.test")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    assert_eq!(
+        get_tls(env.layout.https_port, "secure.test", &cert.pem()).await,
+        (200, "upstream one".to_owned())
+    );
+    let (code, _) = get(env.layout.http_port, "secure.test").await;
+    assert_eq!(code, 301, "HTTP is redirected to HTTPS");
+    let key_file = env
+        .layout
+        .certificate_paths(cert_id.parse().unwrap())
+        .privkey;
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the agent keeps the key private"
+    );
+
+    // A certificate in use cannot be deleted.
+    let r = env
+        .api("DELETE", &format!("/api/v1/certificates/{cert_id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
 }

@@ -22,6 +22,7 @@
 
 mod agents;
 mod audit;
+mod certificates;
 mod enrollment;
 mod global;
 mod org;
@@ -41,6 +42,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use agents::AgentRecord;
 pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
+pub use certificates::CertificateRecord;
 pub use enrollment::StoredEnrollmentToken;
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
 pub use org::OrgTx;
