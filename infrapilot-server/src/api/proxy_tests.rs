@@ -74,28 +74,33 @@ async fn get(port: u16, host: &str) -> (u16, String) {
     (code, body)
 }
 
-/// Polls until `host` answers `body` (a reload lets old workers finish first).
+/// Polls until `host` answers `body` five times in a row: a reload starts new workers before
+/// the old ones stop accepting, so one answer from a new worker does not mean the old are gone.
 async fn until_body(port: u16, host: &str, body: &str) -> String {
     let mut last = String::new();
-    for _ in 0..50 {
+    let mut streak = 0;
+    for _ in 0..100 {
         last = get(port, host).await.1;
-        if last == body {
+        streak = if last == body { streak + 1 } else { 0 };
+        if streak == 5 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     last
 }
 
-/// Polls until `host` answers `code` (a reload lets old workers finish first).
+/// Polls until `host` answers `code` five times in a row (see [`until_body`]).
 async fn until_code(port: u16, host: &str, code: u16) -> (u16, String) {
     let mut last = (0, String::new());
-    for _ in 0..50 {
+    let mut streak = 0;
+    for _ in 0..100 {
         last = get(port, host).await;
-        if last.0 == code {
+        streak = if last.0 == code { streak + 1 } else { 0 };
+        if streak == 5 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     last
 }
@@ -381,10 +386,13 @@ async fn get_tls(port: u16, host: &str, ca_pem: &str) -> (u16, String) {
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut tls = connector
+    let Ok(mut tls) = connector
         .connect(ServerName::try_from(host.to_owned()).unwrap(), tcp)
         .await
-        .expect("the TLS handshake with nginx succeeds");
+    else {
+        // The default server refuses handshakes for names no host serves.
+        return (0, "handshake refused".to_owned());
+    };
     let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
@@ -457,11 +465,24 @@ async fn an_uploaded_certificate_is_served_over_https() {
     let r = env.create(tls("secure.test")).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(r.body["status"], "applied", "{r:?}");
-    assert_eq!(
-        get_tls(env.layout.https_port, "secure.test", &cert.pem()).await,
-        (200, "upstream one".to_owned())
-    );
-    let (code, _) = get(env.layout.http_port, "secure.test").await;
+    // A reload starts new workers before the old ones stop accepting: wait for five answers
+    // in a row from the new configuration.
+    let mut streak = 0;
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = get_tls(env.layout.https_port, "secure.test", &cert.pem()).await;
+        streak = if last == (200, "upstream one".to_owned()) {
+            streak + 1
+        } else {
+            0
+        };
+        if streak == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(streak, 5, "HTTPS with the uploaded certificate: {last:?}");
+    let (code, _) = until_code(env.layout.http_port, "secure.test", 301).await;
     assert_eq!(code, 301, "HTTP is redirected to HTTPS");
     let key_file = env
         .layout
