@@ -108,6 +108,13 @@ export class Client {
   addMember(email: string, role: string): Promise<Obj>;
   updateMember(userId: string, role: string): Promise<Obj>;
   removeMember(userId: string): Promise<void>;
+  listAgents(options?: PageOptions | null): Promise<Page>;
+  listContainers(agentId: string): Promise<Obj[]>;
+  containerAction(agentId: string, container: string, action: 'start' | 'stop' | 'restart'): Promise<Obj>;
+  listProxyHosts(options?: PageOptions | null): Promise<Page>;
+  createProxyHost(agentId: string, host: Obj): Promise<Obj>;
+  deleteProxyHost(id: string): Promise<void>;
+  createPolicyFromTemplate(template: Obj): Promise<Obj>;
   listApiTokens(options?: PageOptions | null, all?: boolean | null): Promise<Page>;
   createApiToken(name: string, role?: string | null, expiresInDays?: number | null): Promise<Obj>;
   revokeApiToken(id: string): Promise<void>;

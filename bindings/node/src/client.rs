@@ -182,6 +182,64 @@ impl Client {
         self.inner.remove_member(&user_id).await.map_err(to_napi)
     }
 
+    /// The organization's agents with status and host metrics.
+    #[napi]
+    pub async fn list_agents(&self, options: Option<PageOptions>) -> Result<Value> {
+        let q = page(options);
+        self.inner.list_agents(&q).await.map_err(to_napi)
+    }
+
+    /// The containers of an agent's Docker engine.
+    #[napi]
+    pub async fn list_containers(&self, agent_id: String) -> Result<Value> {
+        self.inner.list_containers(&agent_id).await.map_err(to_napi)
+    }
+
+    /// Starts, stops or restarts a container, after the organization's policies.
+    #[napi]
+    pub async fn container_action(
+        &self,
+        agent_id: String,
+        container: String,
+        action: String,
+    ) -> Result<Value> {
+        self.inner
+            .container_action(&agent_id, &container, &action)
+            .await
+            .map_err(to_napi)
+    }
+
+    /// Proxy and redirection hosts with their apply status.
+    #[napi]
+    pub async fn list_proxy_hosts(&self, options: Option<PageOptions>) -> Result<Value> {
+        let q = page(options);
+        self.inner.list_proxy_hosts(&q).await.map_err(to_napi)
+    }
+
+    /// Creates a proxy host on an agent from a host document.
+    #[napi]
+    pub async fn create_proxy_host(&self, agent_id: String, host: Value) -> Result<Value> {
+        self.inner
+            .create_proxy_host(&agent_id, &host)
+            .await
+            .map_err(to_napi)
+    }
+
+    /// Deletes a proxy host.
+    #[napi]
+    pub async fn delete_proxy_host(&self, id: String) -> Result<()> {
+        self.inner.delete_proxy_host(&id).await.map_err(to_napi)
+    }
+
+    /// Creates a policy from a template reference.
+    #[napi]
+    pub async fn create_policy_from_template(&self, template: Value) -> Result<Value> {
+        self.inner
+            .create_policy_from_template(&template)
+            .await
+            .map_err(to_napi)
+    }
+
     /// The caller's API tokens (`all`: every member's, for admins).
     #[napi]
     pub async fn list_api_tokens(

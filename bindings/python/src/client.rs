@@ -13,7 +13,7 @@ use infrapilot_sdk::client::{self as api, AuditQuery, ListQuery};
 use pyo3::prelude::*;
 use serde::Serialize;
 
-use crate::convert::to_py;
+use crate::convert::{from_py, to_py};
 use crate::errors::to_pyerr;
 use crate::json;
 
@@ -212,6 +212,75 @@ impl Client {
     /// Removes a member.
     fn remove_member<'py>(&self, py: Python<'py>, user_id: &str) -> PyResult<Bound<'py, PyAny>> {
         self.call(py, self.inner.remove_member(user_id))
+    }
+
+    /// The organization's agents with status and host metrics: `{items, next_cursor}`.
+    #[pyo3(signature = (limit = None, cursor = None))]
+    fn list_agents<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_agents(&q))
+    }
+
+    /// The containers of an agent's Docker engine.
+    fn list_containers<'py>(&self, py: Python<'py>, agent_id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.list_containers(agent_id))
+    }
+
+    /// Starts, stops or restarts a container (`action`: `start`, `stop`, `restart`), after
+    /// the organization's policies: `{result, warnings}`.
+    fn container_action<'py>(
+        &self,
+        py: Python<'py>,
+        agent_id: &str,
+        container: &str,
+        action: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.container_action(agent_id, container, action))
+    }
+
+    /// Proxy and redirection hosts with their apply status: `{items, next_cursor}`.
+    #[pyo3(signature = (limit = None, cursor = None))]
+    fn list_proxy_hosts<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_proxy_hosts(&q))
+    }
+
+    /// Creates a proxy host on an agent from a host document (`{"domains": [...],
+    /// "upstream": "http://web:8080"}`); the answer's `status` says whether nginx serves it.
+    fn create_proxy_host<'py>(
+        &self,
+        py: Python<'py>,
+        agent_id: &str,
+        host: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let host = from_py(host)?;
+        self.call(py, self.inner.create_proxy_host(agent_id, &host))
+    }
+
+    /// Deletes a proxy host.
+    fn delete_proxy_host<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.delete_proxy_host(id))
+    }
+
+    /// Creates a policy from a template reference (`{"template": "no_exec_production",
+    /// "environments": ["production"]}`).
+    fn create_policy_from_template<'py>(
+        &self,
+        py: Python<'py>,
+        template: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let template = from_py(template)?;
+        self.call(py, self.inner.create_policy_from_template(&template))
     }
 
     /// The caller's API tokens (`all`: every member's, for admins).

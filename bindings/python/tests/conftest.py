@@ -57,12 +57,20 @@ def server():
         s.bind(("127.0.0.1", 0))
         agent_port = s.getsockname()[1]
     data_dir = tempfile.mkdtemp(prefix="infrapilot-py-")
+    # The built-in agent drives the host's nginx for proxy hosts: on ports of its own.
+    nginx_ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            nginx_ports.append(s.getsockname()[1])
     env = {
         "PATH": os.environ.get("PATH", ""),
         "INFRAPILOT_BIND": f"127.0.0.1:{port}",
         "INFRAPILOT_AGENT_BIND": f"127.0.0.1:{agent_port}",
         "INFRAPILOT_DATA_DIR": data_dir,
         "INFRAPILOT_LOG_FORMAT": "json",
+        "INFRAPILOT_NGINX_HTTP_PORT": str(nginx_ports[0]),
+        "INFRAPILOT_NGINX_HTTPS_PORT": str(nginx_ports[1]),
         "RUST_LOG": "info",
     }
     proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.PIPE, text=True)
@@ -88,7 +96,12 @@ def server():
         password=ADMIN_PASSWORD,
         organization_name="Acme",
     )
+    os.environ["INFRAPILOT_TEST_NGINX_PORT"] = str(nginx_ports[0])
     yield base_url
+    # nginx outlives the server by design; a test's nginx must not.
+    conf = pathlib.Path(data_dir) / "nginx" / "conf" / "nginx.conf"
+    if conf.exists():
+        subprocess.run(["/usr/sbin/nginx", "-q", "-c", str(conf), "-s", "stop"], check=False)
     proc.terminate()
     try:
         proc.wait(timeout=10)

@@ -274,6 +274,72 @@ impl Client {
         self.send_empty(Method::DELETE, &path).await
     }
 
+    /// A page of the organization's agents with their status and last host metrics (the
+    /// API's JSON).
+    pub async fn list_agents(&self, query: &ListQuery) -> Result<Value, SdkError> {
+        self.get("api/v1/agents", query).await
+    }
+
+    /// The containers of an agent's Docker engine with CPU, memory, restarts and health.
+    pub async fn list_containers(&self, agent_id: &str) -> Result<Value, SdkError> {
+        let path = format!(
+            "api/v1/agents/{}/containers",
+            segment(agent_id, "agent_id")?
+        );
+        self.get(&path, &()).await
+    }
+
+    /// Starts, stops or restarts a container (`action`: `start`, `stop`, `restart`), after
+    /// the organization's policies; the answer has the result and any policy warnings. A
+    /// blocking policy is an [`SdkError::Api`] with status 403.
+    pub async fn container_action(
+        &self,
+        agent_id: &str,
+        container: &str,
+        action: &str,
+    ) -> Result<Value, SdkError> {
+        if !matches!(action, "start" | "stop" | "restart") {
+            return Err(SdkError::input(
+                "action",
+                format!("{action:?} is not start, stop or restart"),
+            ));
+        }
+        let path = format!(
+            "api/v1/agents/{}/containers/{}/{action}",
+            segment(agent_id, "agent_id")?,
+            segment(container, "container")?
+        );
+        self.send::<(), _>(Method::POST, &path, None).await
+    }
+
+    /// A page of proxy and redirection hosts with their apply status.
+    pub async fn list_proxy_hosts(&self, query: &ListQuery) -> Result<Value, SdkError> {
+        self.get("api/v1/proxy-hosts", query).await
+    }
+
+    /// Creates a proxy host on an agent; `host` is the host document (`{"domains": [...],
+    /// "upstream": "http://web:8080", …}`). The answer says whether nginx serves it
+    /// (`status`: `applied`, `quarantined` with nginx's message, `pending`, …).
+    pub async fn create_proxy_host(&self, agent_id: &str, host: &Value) -> Result<Value, SdkError> {
+        let body = serde_json::json!({"agent_id": agent_id, "host": host});
+        self.send(Method::POST, "api/v1/proxy-hosts", Some(&body))
+            .await
+    }
+
+    /// Deletes a proxy host; its agent stops serving it.
+    pub async fn delete_proxy_host(&self, id: &str) -> Result<(), SdkError> {
+        let path = format!("api/v1/proxy-hosts/{}", segment(id, "id")?);
+        self.send_empty(Method::DELETE, &path).await
+    }
+
+    /// Creates a policy from a template reference (`{"template": "no_exec_production",
+    /// "environments": ["production"]}`).
+    pub async fn create_policy_from_template(&self, template: &Value) -> Result<Value, SdkError> {
+        let body = serde_json::json!({"template": template});
+        self.send(Method::POST, "api/v1/policies/from-template", Some(&body))
+            .await
+    }
+
     /// A page of the audit log, newest first.
     pub async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditItem>, SdkError> {
         self.get("api/v1/audit", query).await

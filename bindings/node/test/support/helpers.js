@@ -61,6 +61,9 @@ async function startServer(ip) {
   // The agent endpoint needs a port of its own: tests start servers side by side.
   const agentPort = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'infrapilot-node-'));
+  // The built-in agent drives the host's nginx for proxy hosts: on ports of its own.
+  const nginxPort = await freePort();
+  const nginxTlsPort = await freePort();
   const child = spawn(binary, [], {
     env: {
       PATH: process.env.PATH,
@@ -68,6 +71,8 @@ async function startServer(ip) {
       INFRAPILOT_AGENT_BIND: `127.0.0.1:${agentPort}`,
       INFRAPILOT_DATA_DIR: dataDir,
       INFRAPILOT_LOG_FORMAT: 'json',
+      INFRAPILOT_NGINX_HTTP_PORT: String(nginxPort),
+      INFRAPILOT_NGINX_HTTPS_PORT: String(nginxTlsPort),
       RUST_LOG: 'info',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -104,9 +109,14 @@ async function startServer(ip) {
   const stop = () => {
     child.removeAllListeners('exit');
     child.kill('SIGTERM');
+    // nginx outlives the server by design; a test's nginx must not.
+    const conf = path.join(dataDir, 'nginx', 'conf', 'nginx.conf');
+    if (fs.existsSync(conf)) {
+      require('node:child_process').spawnSync('/usr/sbin/nginx', ['-q', '-c', conf, '-s', 'stop']);
+    }
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  return { baseUrl, stop };
+  return { baseUrl, stop, nginxPort };
 }
 
 module.exports = { ADMIN, REPO, fixtures, summary, startServer };
