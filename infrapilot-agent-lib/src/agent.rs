@@ -233,6 +233,7 @@ impl Agent {
             probe: self.probe.clone(),
             handler: self.handler.clone(),
             shutdown: session_token,
+            reports: None,
         };
         let result = grpc_session(channel, &ctx).await;
         renewal.abort();

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{Stream, StreamExt};
+use infrapilot_core::desired::ApplyReport;
 use infrapilot_proto::PROTOCOL_VERSION;
+use infrapilot_proto::v1::Report;
 use infrapilot_proto::v1::{
     AgentMessage, Command, CommandInput, Done, Error as ErrorReply, Heartbeat, Hello,
     ServerMessage, agent_message, command_reply, server_message,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +58,9 @@ pub struct SessionContext {
     pub handler: Arc<dyn CommandHandler>,
     /// Cancelled to end the session gracefully.
     pub shutdown: CancellationToken,
+    /// Apply reports to tell the server of (the proxy's own applies): the current one after
+    /// `Welcome`, then each new one.
+    pub reports: Option<watch::Receiver<Option<Arc<ApplyReport>>>>,
 }
 
 impl SessionContext {
@@ -72,6 +77,7 @@ impl SessionContext {
             probe,
             handler,
             shutdown: CancellationToken::new(),
+            reports: None,
         }
     }
 }
@@ -208,6 +214,28 @@ where
         outgoing.clone(),
     ));
     let _stop_heartbeats = AbortOnDrop(heartbeats);
+    let reporting = ctx.reports.clone().map(|mut reports| {
+        let outgoing = outgoing.clone();
+        tokio::spawn(async move {
+            // The current report first (what happened while disconnected), then each new one.
+            reports.mark_changed();
+            while reports.changed().await.is_ok() {
+                let Some(report) = reports.borrow_and_update().clone() else {
+                    continue;
+                };
+                let Ok(json) = serde_json::to_vec(&*report) else {
+                    continue;
+                };
+                let body = agent_message::Body::Report(Report {
+                    apply_report_json: json,
+                });
+                if send(&outgoing, body).await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
+    let _stop_reporting = reporting.map(AbortOnDrop);
     let mut commands = Commands::default();
 
     let reason = loop {

@@ -9,125 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use infrapilot_agent_lib::nginx::{HostState, NginxController, NginxRunner};
-use infrapilot_core::ids::{CertificateId, ProxyHostId};
-use infrapilot_core::nginx::{
-    ConfPath, DomainList, Layout, Locations, ProxyHost, ProxyOptions, Resolver, Resolvers,
-    SecurityHeaders, Site, SslMode, Tls,
-};
-use infrapilot_core::values::{Domain, Upstream};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use infrapilot_core::ids::CertificateId;
+use infrapilot_core::nginx::{Site, SslMode};
 
-const NGINX: &str = "/usr/sbin/nginx";
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn layout(root: &Path) -> Layout {
-    let p = |s: &str| ConfPath::parse(&format!("{}{s}", root.display())).unwrap();
-    Layout {
-        conf_dir: p("/conf"),
-        cert_dir: p("/certs"),
-        htpasswd_dir: p("/htpasswd"),
-        log_dir: p("/logs"),
-        temp_dir: p("/tmp"),
-        acme_webroot: p("/acme"),
-        pid_file: p("/nginx.pid"),
-        resolvers: Resolvers::new(vec![Resolver::parse("127.0.0.1").unwrap()]).unwrap(),
-        ipv6: false,
-        http_port: free_port(),
-        https_port: free_port(),
-    }
-}
-
-fn host(n: u128, domain: &str, upstream_port: u16, ssl: SslMode) -> ProxyHost {
-    ProxyHost {
-        id: ProxyHostId::from_uuid(uuid::Uuid::from_u128(n)),
-        domains: DomainList::new(vec![Domain::parse(domain).unwrap()]).unwrap(),
-        upstream: Upstream::parse(&format!("http://127.0.0.1:{upstream_port}")).unwrap(),
-        ssl,
-        headers: SecurityHeaders::default(),
-        proxy: ProxyOptions::default(),
-        rate_limit: None,
-        locations: Locations::default(),
-        access_list: None,
-    }
-}
-
-fn custom_tls(n: u128) -> SslMode {
-    SslMode::Custom(Tls {
-        certificate: CertificateId::from_uuid(uuid::Uuid::from_u128(n)),
-        force_https: false,
-        http2: false,
-        hsts: None,
-    })
-}
-
-/// An HTTP upstream on loopback that answers every request with `upstream <name>`.
-async fn upstream(name: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = socket.read(&mut buf).await;
-                let body = format!("upstream {name}");
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    port
-}
-
-/// `GET /` with `Host: host` through nginx; the status line's code and the body.
-async fn get(port: u16, host: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .expect("nginx answers within 10 s")
-    .unwrap();
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
-}
-
-/// Stops nginx when the test ends, passing or not.
-struct Stop<'a>(&'a NginxController);
-
-impl Drop for Stop<'_> {
-    fn drop(&mut self) {
-        let main = self.0.layout().main_conf_path();
-        let _ = std::process::Command::new(NGINX)
-            .args(["-q", "-c", &main, "-s", "stop"])
-            .output();
-    }
-}
+use common::*;
 
 #[tokio::test]
 async fn hosts_are_served_a_broken_one_is_quarantined_and_the_rest_keep_answering() {

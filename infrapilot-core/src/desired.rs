@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::acme::{AcmeSettings, CertificateRecord};
 use crate::ids::{CertificateId, ProxyHostId};
 use crate::nginx::{HostKind, Site};
 
@@ -21,6 +22,10 @@ pub struct DesiredState {
     /// the hosts.
     #[serde(default)]
     pub certificates: Vec<CertificateFiles>,
+    /// Where the agent obtains the certificates of `lets_encrypt` hosts; `None` leaves such
+    /// hosts quarantined until it is configured.
+    #[serde(default)]
+    pub acme: Option<AcmeSettings>,
 }
 
 /// One certificate's files, as the agent writes them (`<cert_dir>/<id>/fullchain.pem` and
@@ -59,6 +64,20 @@ pub struct ApplyReport {
     /// failed, nginx is not installed): nginx's own words. The last good configuration keeps
     /// being served.
     pub error: Option<String>,
+    /// The Let's Encrypt certificates the agent manages for these hosts.
+    #[serde(default)]
+    pub certificates: Vec<ManagedCertificateStatus>,
+}
+
+/// One Let's Encrypt certificate as the agent holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedCertificateStatus {
+    /// The id its hosts name.
+    pub id: CertificateId,
+    /// The names it must cover.
+    pub domains: Vec<String>,
+    /// What the agent has: the stored certificate, the failures since, the next attempt.
+    pub record: CertificateRecord,
 }
 
 impl ApplyReport {

@@ -21,6 +21,7 @@
 //! - [`logs`] — log line parsing: levels, timestamps, nginx access and error logs.
 //! - [`policy`] — the policy engine: JSON conditions compiled once, decisions with diagnostics.
 
+pub mod acme;
 pub mod alerts;
 pub mod audit;
 pub mod desired;

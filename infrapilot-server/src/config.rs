@@ -24,6 +24,8 @@
 //! | `INFRAPILOT_AGENT_HOSTNAMES` | `agent_hostnames` | `localhost,127.0.0.1` plus the hosts of both URLs |
 //! | `INFRAPILOT_HEARTBEAT_SECS` | `heartbeat_secs` | `30` |
 //! | `INFRAPILOT_AGENT_CERT_DAYS` | `agent_cert_days` | `7` |
+//! | `INFRAPILOT_ACME_DIRECTORY_URL` | `acme_directory_url` | Let's Encrypt's production directory |
+//! | `INFRAPILOT_ACME_EMAIL` | `acme_email` | none: the ACME account's contact address |
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,6 +92,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// How long an agent's client certificate is valid (renewed at two thirds).
     pub agent_cert_lifetime: Duration,
+    /// Where agents obtain the certificates of `lets_encrypt` hosts.
+    pub acme: infrapilot_core::acme::AcmeSettings,
 }
 
 /// A setting that could not be used.
@@ -131,6 +135,8 @@ struct FileConfig {
     agent_hostnames: Option<Vec<String>>,
     heartbeat_secs: Option<u64>,
     agent_cert_days: Option<u64>,
+    acme_directory_url: Option<String>,
+    acme_email: Option<String>,
 }
 
 impl Config {
@@ -342,7 +348,26 @@ impl Config {
         if !(1..=365).contains(&cert_days) {
             return Err(bad("INFRAPILOT_AGENT_CERT_DAYS", "must be from 1 to 365"));
         }
+        let acme_directory_url = get("INFRAPILOT_ACME_DIRECTORY_URL", file.acme_directory_url)
+            .unwrap_or_else(|| infrapilot_core::acme::LETS_ENCRYPT_PRODUCTION.to_owned());
+        if !acme_directory_url.starts_with("https://") {
+            return Err(bad(
+                "INFRAPILOT_ACME_DIRECTORY_URL",
+                "must start with https:// (ACME is only spoken over TLS)",
+            ));
+        }
+        let acme_email = get("INFRAPILOT_ACME_EMAIL", file.acme_email)
+            .map(|e| {
+                infrapilot_core::values::Email::parse(&e)
+                    .map(|e| e.as_str().to_owned())
+                    .map_err(|err| bad("INFRAPILOT_ACME_EMAIL", err.to_string()))
+            })
+            .transpose()?;
         Ok(Config {
+            acme: infrapilot_core::acme::AcmeSettings {
+                directory_url: acme_directory_url,
+                contact_email: acme_email,
+            },
             agent_bind,
             agent_url,
             agent_hostnames,

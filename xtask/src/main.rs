@@ -27,6 +27,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("docker-compose", "/usr/bin/docker-compose"),
     // The load generator of the reload-under-load test.
     ("wrk", "/usr/bin/wrk"),
+    // Let's Encrypt's ACME test server (and its DNS companion) for the certificate tests.
+    ("pebble", "/usr/bin/pebble"),
 ];
 
 /// The port of the throwaway PostgreSQL cluster the tests use.

@@ -1,24 +1,45 @@
-//! The desired-state command: persist, apply through the [`NginxController`], report.
+//! The desired-state command: persist, apply through the [`NginxController`], report; and the
+//! agent's own Let's Encrypt work, which re-applies the persisted state when a certificate
+//! is issued or renewed — with or without the control plane.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use infrapilot_core::desired::{ApplyReport, DesiredState, HostState, HostStatus};
-use infrapilot_core::nginx::render_site;
+use infrapilot_core::acme::{Due, managed_certificates};
+use infrapilot_core::desired::{
+    ApplyReport, DesiredState, HostState, HostStatus, ManagedCertificateStatus,
+};
+use infrapilot_core::nginx::{SslMode, render_site};
 use infrapilot_proto::v1::command::Kind;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
+use super::acme::AcmeManager;
 use super::{NginxController, write_atomic};
 use crate::command::{CommandError, CommandHandler, ErrorCode, HandlerFuture, Replies};
+
+/// The longest the certificate loop sleeps between checks.
+const ACME_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Answers `ApplyDesiredState`: writes the state to `state_file` first (so it survives a
 /// restart and keeps being applied with the server away), then applies it. Other commands
 /// are [`ErrorCode::Unsupported`], so this chains after the other handlers. A state older than
 /// the persisted one is refused with [`ErrorCode::Conflict`] (two pushes crossed).
+///
+/// With an [`AcmeManager`] ([`with_acme`](Self::with_acme)), [`run_acme`](Self::run_acme)
+/// obtains and renews the certificates of `lets_encrypt` hosts. Every apply's report, whoever
+/// caused it, is published on [`reports`](Self::reports) so the session can tell the server.
 #[derive(Debug)]
 pub struct ProxyCommands {
     controller: NginxController,
     state_file: PathBuf,
     /// One apply at a time, so the revision check and the write go together.
     applying: tokio::sync::Mutex<()>,
+    acme: Option<AcmeManager>,
+    /// Wakes the certificate loop after an apply (a new host may need a certificate).
+    wake: Notify,
+    reports: watch::Sender<Option<Arc<ApplyReport>>>,
 }
 
 impl ProxyCommands {
@@ -29,7 +50,28 @@ impl ProxyCommands {
             controller,
             state_file,
             applying: tokio::sync::Mutex::new(()),
+            acme: None,
+            wake: Notify::new(),
+            reports: watch::channel(None).0,
         }
+    }
+
+    /// Obtains the certificates of `lets_encrypt` hosts with `acme` (see
+    /// [`run_acme`](Self::run_acme)).
+    #[must_use]
+    pub fn with_acme(mut self, acme: AcmeManager) -> Self {
+        self.acme = Some(acme);
+        self
+    }
+
+    /// The certificate store, when Let's Encrypt is set up.
+    pub fn acme(&self) -> Option<&AcmeManager> {
+        self.acme.as_ref()
+    }
+
+    /// The latest apply report (`None` before the first apply); changes on every apply.
+    pub fn reports(&self) -> watch::Receiver<Option<Arc<ApplyReport>>> {
+        self.reports.subscribe()
     }
 
     /// The persisted state, if any (an unreadable file counts as none, and says so).
@@ -47,6 +89,7 @@ impl ProxyCommands {
     /// Applies the persisted state again (at start, before the server is reachable): nginx
     /// serves the last known configuration even after a host reboot with the server gone.
     pub async fn restore(&self) -> Option<ApplyReport> {
+        let _guard = self.applying.lock().await;
         let state = self.persisted().await?;
         let report = self.apply_only(&state).await;
         tracing::info!(revision = state.revision, error = ?report.error, "re-applied the last known desired state");
@@ -76,16 +119,35 @@ impl ProxyCommands {
         Ok(self.apply_only(state).await)
     }
 
+    /// Applies `state` (the caller holds `applying`), with the Let's Encrypt certificates the
+    /// agent holds beside the uploaded ones, and publishes the report.
     async fn apply_only(&self, state: &DesiredState) -> ApplyReport {
-        let written = self
-            .controller
-            .write_certificates(&state.certificates)
-            .await;
+        let now = unix_now();
+        let managed = managed_certificates(&state.proxy);
+        let mut files = state.certificates.clone();
+        let mut statuses = Vec::new();
+        for wanted in &managed {
+            let record = match &self.acme {
+                Some(acme) => {
+                    if let Some(f) = acme.files(wanted.id, now).await {
+                        files.push(f);
+                    }
+                    acme.record(wanted.id).await.unwrap_or_default()
+                }
+                None => Default::default(),
+            };
+            statuses.push(ManagedCertificateStatus {
+                id: wanted.id,
+                domains: wanted.domains.clone(),
+                record,
+            });
+        }
+        let written = self.controller.write_certificates(&files).await;
         let applied = match written {
             Ok(changed) => self.controller.apply_reloading(&state.proxy, changed).await,
             Err(e) => Err(e),
         };
-        match applied {
+        let mut report = match applied {
             Ok(mut report) => {
                 report.revision = state.revision;
                 report
@@ -106,10 +168,133 @@ impl ProxyCommands {
                     hosts,
                     reloaded: false,
                     error: Some(e.to_string()),
+                    certificates: Vec::new(),
                 }
+            }
+        };
+        self.explain_waiting_hosts(state, &statuses, now, &mut report);
+        report.certificates = statuses;
+        self.reports.send_replace(Some(Arc::new(report.clone())));
+        self.wake.notify_one();
+        report
+    }
+
+    /// A `lets_encrypt` host quarantined because its certificate is not there yet says so
+    /// (and why the last attempt failed) instead of naming a missing file.
+    fn explain_waiting_hosts(
+        &self,
+        state: &DesiredState,
+        statuses: &[ManagedCertificateStatus],
+        now: i64,
+        report: &mut ApplyReport,
+    ) {
+        let certificate_of = |id| {
+            let proxies = state.proxy.proxy_hosts.iter().map(|h| (h.id, &h.ssl));
+            let redirections = state.proxy.redirection_hosts.iter().map(|h| (h.id, &h.ssl));
+            proxies
+                .chain(redirections)
+                .find(|(host, _)| *host == id)
+                .and_then(|(_, ssl)| match ssl {
+                    SslMode::LetsEncrypt(tls) => Some(tls.certificate),
+                    _ => None,
+                })
+        };
+        for host in &mut report.hosts {
+            if host.state != HostState::Quarantined {
+                continue;
+            }
+            let Some(cert) = certificate_of(host.id) else {
+                continue;
+            };
+            let Some(status) = statuses.iter().find(|s| s.id == cert) else {
+                continue;
+            };
+            if status.record.has_certificate(now) {
+                continue;
+            }
+            let mut message = if self.acme.is_none() || state.acme.is_none() {
+                "waiting for its Let's Encrypt certificate: Let's Encrypt is not set up for this agent".to_owned()
+            } else {
+                "waiting for its Let's Encrypt certificate".to_owned()
+            };
+            if let Some(error) = &status.record.last_error {
+                message.push_str(&format!(" (the last attempt failed: {error})"));
+            }
+            host.error = Some(message);
+        }
+    }
+
+    /// One pass of the certificate loop at `now`: obtains every certificate that is due (none
+    /// stored, other names, within 30 days of expiry, and not backing off after a failure),
+    /// then re-applies the persisted state if any was issued. Returns that apply's report
+    /// (`None`: nothing was issued) and when the next pass is due.
+    pub async fn acme_pass(&self, now: i64) -> (Option<ApplyReport>, Option<i64>) {
+        let Some(acme) = &self.acme else {
+            return (None, None);
+        };
+        let Some(state) = self.persisted().await else {
+            return (None, None);
+        };
+        let Some(settings) = &state.acme else {
+            return (None, None);
+        };
+        let mut next: Option<i64> = None;
+        let mut issued = false;
+        for wanted in managed_certificates(&state.proxy) {
+            let record = acme.record(wanted.id).await;
+            let wait = match infrapilot_core::acme::due(&wanted, record.as_ref(), now) {
+                Due::Issue | Due::Renew => {
+                    let record = acme.obtain(settings, &wanted, now).await;
+                    if record.failures == 0 {
+                        issued = true;
+                    }
+                    match infrapilot_core::acme::due(&wanted, Some(&record), now) {
+                        Due::Wait(at) => at,
+                        Due::Issue | Due::Renew => now + 60,
+                    }
+                }
+                Due::Wait(at) => at,
+            };
+            next = Some(next.map_or(wait, |n| n.min(wait)));
+        }
+        if !issued {
+            return (None, next);
+        }
+        let _guard = self.applying.lock().await;
+        // The server may have pushed a newer state meanwhile: apply what is persisted now.
+        let Some(state) = self.persisted().await else {
+            return (None, next);
+        };
+        (Some(self.apply_only(&state).await), next)
+    }
+
+    /// Obtains and renews certificates until `shutdown`: a pass after every apply, when the
+    /// next certificate falls due or a retry is allowed, and at least hourly. Runs from the
+    /// agent's own state, so renewals happen while the control plane is away.
+    pub async fn run_acme(self: Arc<Self>, shutdown: CancellationToken) {
+        if self.acme.is_none() {
+            return;
+        }
+        loop {
+            let now = unix_now();
+            let (_, next) = self.acme_pass(now).await;
+            let wait = next
+                .map(|at| Duration::from_secs(u64::try_from(at - now).unwrap_or(0).max(1)))
+                .unwrap_or(ACME_CHECK_INTERVAL)
+                .min(ACME_CHECK_INTERVAL);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl CommandHandler for ProxyCommands {

@@ -22,6 +22,7 @@
 //! One host that cannot load never takes the others down, and a failure is never silent: the
 //! [`ApplyReport`] says which hosts are served and why the others are not.
 
+pub mod acme;
 mod commands;
 mod runner;
 
@@ -161,6 +162,7 @@ impl NginxController {
             hosts,
             reloaded,
             error: None,
+            certificates: Vec::new(),
         })
     }
 
@@ -404,7 +406,11 @@ pub(crate) async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Ngi
 }
 
 /// [`write_atomic`] with the file's permission bits (set before any byte is written).
-async fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<(), NginxError> {
+pub(crate) async fn write_atomic_mode(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> Result<(), NginxError> {
     use tokio::io::AsyncWriteExt as _;
 
     if let Some(parent) = path.parent() {

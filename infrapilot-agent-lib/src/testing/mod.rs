@@ -22,6 +22,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod http;
+pub mod pebble;
 mod tar;
 
 use std::collections::HashMap;

@@ -422,6 +422,17 @@ where
                     }
                 }
                 Some(agent_message::Body::Reply(reply)) => session.deliver(reply).await,
+                Some(agent_message::Body::Report(report)) => {
+                    match serde_json::from_slice(&report.apply_report_json) {
+                        Ok(report) => {
+                            crate::api::proxy::record_report(&state, id.org, id.agent, &report)
+                                .await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(agent = %id.agent, error = %e, "ignoring a report this server does not understand")
+                        }
+                    }
+                }
                 Some(agent_message::Body::Hello(_)) | None => {}
             }
         }

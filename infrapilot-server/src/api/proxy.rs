@@ -182,6 +182,14 @@ fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checke
         ));
     }
     object.insert("id".to_owned(), json!(id));
+    // A Let's Encrypt host gets its own certificate, named by the host's id, unless it names
+    // one to share with other hosts of the agent (one certificate covering all their names).
+    if let Some(ssl) = object.get_mut("ssl").and_then(Value::as_object_mut)
+        && ssl.get("mode") == Some(&json!("lets_encrypt"))
+        && ssl.get("certificate").is_none_or(Value::is_null)
+    {
+        ssl.insert("certificate".to_owned(), json!(id));
+    }
     let field_error = |e: serde_path_to_error::Error<serde_json::Error>| {
         let path = e.path().to_string();
         let field = if path == "." {
@@ -191,7 +199,7 @@ fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checke
         };
         AppError::field(field, e.inner().to_string())
     };
-    let (document, domains, ssl) = match kind {
+    let (document, domains, ssl): (_, Vec<String>, _) = match kind {
         HostKind::Proxy => {
             let h: ProxyHost = serde_path_to_error::deserialize(&host).map_err(field_error)?;
             let domains = h
@@ -217,6 +225,16 @@ fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checke
         }
     };
     let document = document.map_err(AppError::internal)?;
+    if document["ssl"]["mode"] == "lets_encrypt"
+        && let Some(wildcard) = domains.iter().find(|d: &&String| d.starts_with("*."))
+    {
+        return Err(AppError::field(
+            "host.domains",
+            format!(
+                "{wildcard}: Let's Encrypt validates names over HTTP-01, which cannot certify a wildcard; upload a wildcard certificate (\"mode\": \"custom\") instead"
+            ),
+        ));
+    }
     let resource = json!({
         "kind": HostKindDto::from(kind),
         "domains": domains,
@@ -728,6 +746,7 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
         revision: u64::try_from(revision).unwrap_or(0),
         proxy: site,
         certificates,
+        acme: Some(state.config().acme.clone()),
     };
     let state_json = serde_json::to_vec(&desired).map_err(|e| internal(&e))?;
     let sent = send_command(
@@ -760,15 +779,37 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
         }
         Err(e) => return Err(e),
     };
+    store_report(state, &scope, agent, &report)
+        .await
+        .map_err(|e| internal(&e))
+}
+
+/// Records a report the agent sent on its own (a certificate issued or renewed, the state
+/// restored at its start): the hosts' statuses and the Let's Encrypt certificates it holds.
+pub async fn record_report(state: &AppState, org: OrgId, agent: AgentId, report: &ApplyReport) {
+    if let Err(e) = store_report(state, &system_scope(org), agent, report).await {
+        tracing::warn!(%agent, error = %e, "recording the agent's apply report failed");
+    }
+}
+
+/// Stores an apply report: the applied revision, each host's status, the certificates.
+async fn store_report(
+    state: &AppState,
+    scope: &OrgScope,
+    agent: AgentId,
+    report: &ApplyReport,
+) -> Result<(), crate::store::StoreError> {
     let statuses: Vec<_> = report
         .hosts
         .iter()
         .map(|h| (h.id, h.state.as_str(), h.error.as_deref()))
         .collect();
     let revision = i64::try_from(report.revision).unwrap_or(i64::MAX);
-    record(state, &scope, agent, revision, &statuses, true)
-        .await
-        .map_err(|e| internal(&e))
+    let certificates = serde_json::to_string(&report.certificates).unwrap_or_else(|_| "[]".into());
+    let mut tx = state.store().org(scope).await?;
+    tx.record_apply(agent, revision, &statuses).await?;
+    tx.set_agent_certificates(agent, &certificates).await?;
+    tx.commit().await
 }
 
 async fn record(

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
+use infrapilot_agent_lib::testing::http;
 use infrapilot_core::nginx::Layout;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::http_tests_support::{Reply, bootstrap, call};
 use crate::AppState;
@@ -28,81 +27,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An HTTP upstream on loopback answering `upstream <name>`.
 async fn upstream(name: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = socket.read(&mut buf).await;
-                let body = format!("upstream {name}");
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    port
+    http::upstream(name).await.unwrap()
 }
 
-/// `GET /` through nginx with `Host: host`: the status code and the body.
 async fn get(port: u16, host: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .expect("nginx answers")
-    .unwrap();
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
+    http::get(port, host).await.unwrap()
 }
 
-/// Polls until `host` answers `body` five times in a row: a reload starts new workers before
-/// the old ones stop accepting, so one answer from a new worker does not mean the old are gone.
+/// Waits for five answers in a row with `body` from the reloaded configuration.
 async fn until_body(port: u16, host: &str, body: &str) -> String {
-    let mut last = String::new();
-    let mut streak = 0;
-    for _ in 0..100 {
-        last = get(port, host).await.1;
-        streak = if last == body { streak + 1 } else { 0 };
-        if streak == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    last
+    http::until(port, host, |r| r.1 == body).await.unwrap().1
 }
 
-/// Polls until `host` answers `code` five times in a row (see [`until_body`]).
+/// Waits for five answers in a row with `code` from the reloaded configuration.
 async fn until_code(port: u16, host: &str, code: u16) -> (u16, String) {
-    let mut last = (0, String::new());
-    let mut streak = 0;
-    for _ in 0..100 {
-        last = get(port, host).await;
-        streak = if last.0 == code { streak + 1 } else { 0 };
-        if streak == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    last
+    http::until(port, host, |r| r.0 == code).await.unwrap()
 }
 
 struct Env {
@@ -368,46 +308,9 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
     }
 }
 
-/// A TLS client that trusts only `ca_pem`; `GET /` over HTTPS with SNI `host`.
+/// `GET /` over HTTPS through nginx, trusting only `ca_pem`.
 async fn get_tls(port: u16, host: &str, ca_pem: &str) -> (u16, String) {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, ServerName};
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let Ok(mut tls) = connector
-        .connect(ServerName::try_from(host.to_owned()).unwrap(), tcp)
-        .await
-    else {
-        // The default server refuses handshakes for names no host serves.
-        return (0, "handshake refused".to_owned());
-    };
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response)).await;
-    let response = String::from_utf8_lossy(&response);
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
+    http::get_tls(port, host, "/", ca_pem).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,4 +292,33 @@ impl OrgTx {
         .await?;
         self.record_host_statuses(revision, statuses).await
     }
+
+    /// Stores the Let's Encrypt certificates the agent reported holding (the JSON of
+    /// `Vec<ManagedCertificateStatus>`).
+    pub async fn set_agent_certificates(
+        &mut self,
+        agent: AgentId,
+        certificates_json: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET acme_certificates = $3 WHERE org_id = $1 AND id = $2")
+            .bind(self.org().to_string())
+            .bind(agent.to_string())
+            .bind(certificates_json)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The Let's Encrypt certificates the agent last reported (JSON); not found for an agent
+    /// of another organization.
+    pub async fn agent_certificates(&mut self, agent: AgentId) -> Result<String, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT acme_certificates FROM agents WHERE org_id = $1 AND id = $2")
+                .bind(self.org().to_string())
+                .bind(agent.to_string())
+                .fetch_optional(self.conn())
+                .await?;
+        row.map(|r| r.0)
+            .ok_or(StoreError::NotFound { what: "agent" })
+    }
 }

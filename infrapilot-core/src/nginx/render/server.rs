@@ -128,7 +128,7 @@ fn tls_directives(w: &mut Writer, layout: &Layout, tls: &Tls) {
     }
 }
 
-fn acme_location(w: &mut Writer, layout: &Layout) {
+pub(super) fn acme_location(w: &mut Writer, layout: &Layout) {
     w.block(&format!("location ^~ {ACME_PREFIX}"), |w| {
         w.directive("root", &[layout.acme_webroot.as_str()]);
         w.directive("default_type", &["text/plain"]);

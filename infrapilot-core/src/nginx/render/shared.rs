@@ -155,6 +155,9 @@ fn default_server_block(layout: &Layout) -> String {
             "include",
             &[&layout.conf_dir.join("server/error_pages.conf")],
         );
+        // A host waiting for its first Let's Encrypt certificate is not served yet, so its
+        // HTTP-01 challenges arrive here.
+        super::server::acme_location(w, layout);
         w.block("location /", |w| w.directive("return", &["404"]));
     });
     w.finish()
