@@ -123,10 +123,22 @@ pub async fn app_state_on(
     config: &DatabaseConfig,
     edition: crate::config::Edition,
 ) -> crate::AppState {
+    app_state_with(config, edition, &[]).await
+}
+
+/// [`app_state_on`] with further configuration variables (`INFRAPILOT_…`).
+pub async fn app_state_with(
+    config: &DatabaseConfig,
+    edition: crate::config::Edition,
+    extra: &[(&str, &str)],
+) -> crate::AppState {
     use std::collections::HashMap;
 
     let store = Store::connect(config).await.expect("connect test store");
-    let mut vars = HashMap::new();
+    let mut vars: HashMap<String, String> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     vars.insert("INFRAPILOT_HEARTBEAT_SECS".to_owned(), "1".to_owned());
     vars.insert(
         "INFRAPILOT_EDITION".to_owned(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
+use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
 use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
@@ -43,6 +44,12 @@ pub async fn run_with_proxy(
 ) {
     if let Some(proxy) = &proxy {
         proxy.restore().await;
+        // Certificates are obtained and renewed from the agent's own state, server or not.
+        tokio::spawn(
+            proxy
+                .clone()
+                .run_acme(tokio_util::sync::CancellationToken::new()),
+        );
     }
     let id = loop {
         match ensure_agent(&state).await {
@@ -107,6 +114,7 @@ pub async fn serve_with_proxy(
         let mut ctx = SessionContext::new(info.clone(), probe.clone(), handler.clone());
         if let Some(proxy) = &proxy {
             ctx.applied_revision = proxy.persisted().await.map_or(0, |s| s.revision);
+            ctx.reports = Some(proxy.reports());
         }
         match run_session(server_stream, agent_tx, &ctx).await {
             Ok(end) => tracing::debug!(?end, "built-in agent session ended"),
@@ -119,7 +127,10 @@ pub async fn serve_with_proxy(
 /// The built-in agent's nginx: the host's nginx (`INFRAPILOT_NGINX_BINARY`, default
 /// `/usr/sbin/nginx`) with its files under `<data_dir>/nginx`, serving on
 /// `INFRAPILOT_NGINX_HTTP_PORT` (80) and `INFRAPILOT_NGINX_HTTPS_PORT` (443). `None` (and a log
-/// line saying why) when nginx is not installed; an error names a bad setting.
+/// line saying why) when nginx is not installed; an error names a bad setting. Let's Encrypt
+/// certificates are kept under `<data_dir>/nginx/acme`; `INFRAPILOT_ACME_CA_ROOT` names a PEM
+/// file to trust for the ACME server's own TLS instead of the system's roots (a private ACME
+/// server).
 pub fn host_nginx(data_dir: &Path) -> Result<Option<Arc<ProxyCommands>>, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let binary = PathBuf::from(
@@ -152,10 +163,18 @@ pub fn host_nginx(data_dir: &Path) -> Result<Option<Arc<ProxyCommands>>, String>
         )
     })?;
     tracing::info!(binary = %binary.display(), http, https, "the built-in agent manages the host's nginx");
-    Ok(Some(Arc::new(ProxyCommands::new(
-        NginxController::new(layout, NginxRunner::host(binary)),
-        root.join("desired-state.json"),
-    ))))
+    let acme = AcmeManager::new(
+        root.join("acme"),
+        Box::new(Http01Webroot::new(layout.acme_webroot.as_str())),
+        var("INFRAPILOT_ACME_CA_ROOT").map(PathBuf::from),
+    );
+    Ok(Some(Arc::new(
+        ProxyCommands::new(
+            NginxController::new(layout, NginxRunner::host(binary)),
+            root.join("desired-state.json"),
+        )
+        .with_acme(acme),
+    )))
 }
 
 /// The built-in agent's identity, creating it in the single organization the first time;

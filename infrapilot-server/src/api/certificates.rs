@@ -71,9 +71,12 @@ pub struct CertificateView {
     pub created_at: String,
 }
 
-fn view(c: CertificateRecord, used_by: Vec<String>, now_secs: i64) -> CertificateView {
-    let days = (c.not_after - now_secs).div_euclid(86_400);
-    let health = if c.not_after <= now_secs {
+/// TLS health of a certificate expiring at `not_after` (Unix seconds): whole days left,
+/// `ok` / `expiring` (30 days or fewer) / `expired`, and a score from 100 (60 days or more)
+/// down to 0 at expiry.
+pub(crate) fn tls_health(not_after: i64, now_secs: i64) -> (i64, &'static str, u8) {
+    let days = (not_after - now_secs).div_euclid(86_400);
+    let health = if not_after <= now_secs {
         "expired"
     } else if days <= 30 {
         "expiring"
@@ -81,6 +84,11 @@ fn view(c: CertificateRecord, used_by: Vec<String>, now_secs: i64) -> Certificat
         "ok"
     };
     let score = u8::try_from((days.clamp(0, 60) * 100) / 60).unwrap_or(0);
+    (days, health, score)
+}
+
+fn view(c: CertificateRecord, used_by: Vec<String>, now_secs: i64) -> CertificateView {
+    let (days, health, score) = tls_health(c.not_after, now_secs);
     CertificateView {
         id: c.id,
         name: c.name,

@@ -599,6 +599,68 @@ pub struct AgentProxyStatus {
     pub in_sync: bool,
     /// The agent's hosts with their status.
     pub hosts: Vec<ProxyHostView>,
+    /// The Let's Encrypt certificates the agent obtains and renews for its hosts, as it last
+    /// reported them.
+    pub certificates: Vec<ManagedCertificateView>,
+}
+
+/// A Let's Encrypt certificate an agent manages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManagedCertificateView {
+    /// The id its hosts name in `ssl.certificate`.
+    pub id: infrapilot_core::ids::CertificateId,
+    /// The names it covers (or must cover once issued).
+    pub domains: Vec<String>,
+    /// `valid` (served), `pending` (not issued yet), `failing` (the last attempt failed; a
+    /// valid certificate may still be served), `expired`.
+    pub status: String,
+    /// Its issuer, once issued.
+    pub issuer: Option<String>,
+    /// Valid until (RFC 3339), once issued.
+    pub not_after: Option<String>,
+    /// Whole days until it expires, once issued.
+    pub days_until_expiry: Option<i64>,
+    /// `ok`, `expiring` (30 days or fewer: renewal is due), `expired`.
+    pub health: Option<String>,
+    /// 0–100: 100 with 60 or more days left, falling to 0 at expiry.
+    pub score: Option<u8>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// The last failure, verbatim from the ACME server or the agent.
+    pub last_error: Option<String>,
+    /// When the agent tries again after a failure (RFC 3339).
+    pub next_attempt: Option<String>,
+}
+
+fn managed_view(
+    c: infrapilot_core::desired::ManagedCertificateStatus,
+    now_secs: i64,
+) -> ManagedCertificateView {
+    let r = c.record;
+    let issued = r.not_after > 0;
+    let health = issued.then(|| super::certificates::tls_health(r.not_after, now_secs));
+    let status = if r.failures > 0 {
+        "failing"
+    } else if !issued {
+        "pending"
+    } else if r.not_after <= now_secs {
+        "expired"
+    } else {
+        "valid"
+    };
+    ManagedCertificateView {
+        id: c.id,
+        domains: c.domains,
+        status: status.to_owned(),
+        issuer: issued.then_some(r.issuer),
+        not_after: issued.then(|| rfc3339(r.not_after * 1_000_000)),
+        days_until_expiry: health.map(|h| h.0),
+        health: health.map(|h| h.1.to_owned()),
+        score: health.map(|h| h.2),
+        failures: r.failures,
+        last_error: r.last_error,
+        next_attempt: (r.failures > 0).then(|| rfc3339(r.next_attempt * 1_000_000)),
+    }
 }
 
 async fn proxy_status(
@@ -609,12 +671,20 @@ async fn proxy_status(
     let mut tx = state.store().org_read(scope).await?;
     let (desired, applied) = tx.desired_revisions(id).await?;
     let hosts = tx.agent_proxy_hosts(id).await?;
+    let certificates = tx.agent_certificates(id).await?;
     tx.commit().await?;
+    let certificates: Vec<infrapilot_core::desired::ManagedCertificateStatus> =
+        serde_json::from_str(&certificates).map_err(AppError::internal)?;
+    let now_secs = now_micros() / 1_000_000;
     Ok(AgentProxyStatus {
         desired_revision: desired,
         applied_revision: applied,
         in_sync: applied >= desired,
         hosts: hosts.into_iter().map(|h| view(h, Vec::new())).collect(),
+        certificates: certificates
+            .into_iter()
+            .map(|c| managed_view(c, now_secs))
+            .collect(),
     })
 }
 

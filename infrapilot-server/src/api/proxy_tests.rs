@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
 use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
 use infrapilot_agent_lib::testing::http;
+use infrapilot_agent_lib::testing::pebble::Pebble;
 use infrapilot_core::nginx::Layout;
 use serde_json::{Value, json};
 
@@ -63,17 +65,37 @@ impl Drop for Env {
 
 impl Env {
     async fn new() -> Env {
+        Self::start(None).await
+    }
+
+    /// The built-in agent with nginx and, given `pebble`, Let's Encrypt from it.
+    async fn start(pebble: Option<(&Pebble, u16)>) -> Env {
         assert!(
             Path::new(NGINX).exists(),
             "these tests need nginx at {NGINX} (cargo xtask provision installs it)"
         );
         let root = tempfile::tempdir().unwrap();
-        let layout = host_layout(root.path(), free_port(), free_port()).unwrap();
-        let proxy = Arc::new(ProxyCommands::new(
+        let http_port = pebble.map_or_else(free_port, |(_, port)| port);
+        let layout = host_layout(root.path(), http_port, free_port()).unwrap();
+        let mut proxy = ProxyCommands::new(
             NginxController::new(layout.clone(), NginxRunner::host(NGINX)),
             root.path().join("desired-state.json"),
-        ));
-        let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+        );
+        let mut vars = Vec::new();
+        let directory;
+        if let Some((pebble, _)) = pebble {
+            proxy = proxy.with_acme(AcmeManager::new(
+                root.path().join("acme"),
+                Box::new(Http01Webroot::new(layout.acme_webroot.as_str())),
+                Some(pebble.listener_ca_file()),
+            ));
+            directory = pebble.directory_url();
+            vars.push(("INFRAPILOT_ACME_DIRECTORY_URL", directory.as_str()));
+            vars.push(("INFRAPILOT_ACME_EMAIL", "ops@infrapilot.test"));
+        }
+        let proxy = Arc::new(proxy);
+        let db = testing::database(Kind::Sqlite).await;
+        let state = testing::app_state_with(&db, Edition::Community, &vars).await;
         let (admin, _) = bootstrap(&state).await;
         tokio::spawn(crate::agents::builtin::run_with_proxy(
             state.clone(),
@@ -141,7 +163,7 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
         (200, "upstream two".to_owned())
     );
 
-    // A host whose certificate is not there yet (Let's Encrypt has not issued it) is
+    // A host whose certificate is not there yet (this agent has no Let's Encrypt set up) is
     // quarantined with the reason; the others keep answering. (A certificate file nginx
     // cannot load is quarantined with nginx's own message: the agent library's nginx tests.)
     let r = env
@@ -158,7 +180,7 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
         r.body["status_error"]
             .as_str()
             .unwrap()
-            .contains("is missing"),
+            .contains("waiting for its Let's Encrypt certificate: Let's Encrypt is not set up"),
         "{r:?}"
     );
     assert_eq!(
@@ -403,4 +425,74 @@ async fn an_uploaded_certificate_is_served_over_https() {
         .api("DELETE", &format!("/api/v1/certificates/{cert_id}"), None)
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lets_encrypt_host_gets_a_real_certificate_and_the_server_learns_of_it() {
+    let http_port = free_port();
+    let pebble = Pebble::start(http_port).await.unwrap();
+    let env = Env::start(Some((&pebble, http_port))).await;
+    let shop = upstream("shop").await;
+    let host = |domains: Value| {
+        json!({
+            "domains": domains, "upstream": format!("http://127.0.0.1:{shop}"),
+            "ssl": {"mode": "lets_encrypt", "force_https": true, "http2": true},
+        })
+    };
+
+    // HTTP-01 cannot prove a wildcard: refused, naming the field.
+    let r = env.create(host(json!(["*.shop.test"]))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "host.domains", "{r:?}");
+
+    // The host gets its own certificate id; it waits for the certificate, then the agent's
+    // own report (no API call) tells the server it is applied.
+    let r = env.create(host(json!(["shop.infrapilot.test"]))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["host"]["ssl"]["certificate"], json!(id), "{r:?}");
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = env
+            .api("GET", &format!("/api/v1/agents/{}/proxy", env.agent), None)
+            .await
+            .body;
+        if status["hosts"][0]["status"] == "applied"
+            && status["certificates"][0]["status"] == "valid"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status["hosts"][0]["status"],
+        "applied",
+        "{status}\n{}",
+        pebble.log()
+    );
+    let cert = &status["certificates"][0];
+    assert_eq!(cert["id"], json!(id), "{status}");
+    assert_eq!(cert["domains"], json!(["shop.infrapilot.test"]));
+    assert_eq!(cert["status"], "valid", "{status}");
+    assert_eq!(cert["health"], "ok", "{status}");
+    assert!(
+        cert["issuer"].as_str().unwrap().contains("Pebble"),
+        "{status}"
+    );
+    assert!(cert["days_until_expiry"].as_i64().unwrap() > 30, "{status}");
+
+    // nginx serves the certificate Pebble issued; plain HTTP redirects to HTTPS.
+    let root = pebble.issuing_root().await.unwrap();
+    let answer = http::until_tls(env.layout.https_port, "shop.infrapilot.test", &root, |r| {
+        r.0 == 200
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, (200, "upstream shop".to_owned()));
+    assert_eq!(
+        until_code(env.layout.http_port, "shop.infrapilot.test", 301)
+            .await
+            .0,
+        301
+    );
 }
