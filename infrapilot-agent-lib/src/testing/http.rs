@@ -124,7 +124,10 @@ pub async fn get_tls(port: u16, host: &str, path: &str, ca_pem: &str) -> io::Res
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let name = ServerName::try_from(host.to_owned()).map_err(|e| invalid(&e))?;
-    let mut tls = match connector.connect(name, tcp).await {
+    let handshake = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake within 10 s"))?;
+    let mut tls = match handshake {
         Ok(tls) => tls,
         Err(e) => {
             tracing::debug!(error = %e, "TLS handshake failed");

@@ -37,8 +37,20 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 
 impl Pebble {
     /// Starts Pebble validating HTTP-01 challenges on `127.0.0.1:http_port`; waits until its
-    /// directory answers.
+    /// directory answers. A port taken by another test between choosing and binding it makes
+    /// Pebble exit: it is started again on other ports, up to three times.
     pub async fn start(http_port: u16) -> io::Result<Self> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once(http_port).await {
+                Ok(pebble) => return Ok(pebble),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| other("pebble did not start")))
+    }
+
+    async fn start_once(http_port: u16) -> io::Result<Self> {
         for binary in [PEBBLE, CHALLTESTSRV] {
             if !Path::new(binary).exists() {
                 return Err(io::Error::new(
@@ -112,18 +124,22 @@ impl Pebble {
             ca_pem: ca.pem(),
             children,
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let answer =
                 super::http::get_tls(this.acme_port, "127.0.0.1", "/dir", &this.ca_pem).await;
             if matches!(answer, Ok((200, _))) {
                 return Ok(this);
             }
-            if tokio::time::Instant::now() > deadline {
+            let exited = this
+                .children
+                .iter_mut()
+                .any(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || tokio::time::Instant::now() > deadline {
                 let log = this.log();
                 this.stop();
                 return Err(other(format!(
-                    "pebble did not answer within 20 s ({answer:?}); its log:\n{log}"
+                    "pebble did not answer (exited: {exited}; last answer {answer:?}); its log:\n{log}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
