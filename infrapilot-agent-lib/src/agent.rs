@@ -18,6 +18,7 @@ use crate::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
 use crate::docker::DockerCommands;
 use crate::endpoint::AgentEndpoint;
 use crate::error::AgentError;
+use crate::nginx::ProxyCommands;
 use crate::probe::{DEFAULT_DOCKER_SOCKET, HostProbe};
 use crate::renew::{Validity, renew};
 use crate::session::{DEFAULT_HEARTBEAT_INTERVAL, EndReason, SessionContext, run_session};
@@ -44,6 +45,9 @@ pub struct AgentConfig {
     pub drain_timeout: Duration,
     /// The Docker socket; `None` to never look for Docker.
     pub docker_socket: Option<PathBuf>,
+    /// The proxy (nginx and its Let's Encrypt certificates) the agent drives, if any; its
+    /// state file must be the state directory's `desired-state.json`.
+    pub proxy: Option<Arc<ProxyCommands>>,
 }
 
 impl AgentConfig {
@@ -57,6 +61,7 @@ impl AgentConfig {
             welcome_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             docker_socket: Some(PathBuf::from(DEFAULT_DOCKER_SOCKET)),
+            proxy: None,
         }
     }
 }
@@ -111,13 +116,20 @@ impl Agent {
             config.docker_socket.clone(),
         ));
         let builtin = BuiltinCommands::new(info.clone(), probe.clone());
-        let handler: Arc<dyn CommandHandler> = if config.docker_socket.is_some() {
+        let base: Arc<dyn CommandHandler> = if config.docker_socket.is_some() {
             Arc::new(Chain {
                 first: builtin,
                 second: DockerCommands::new(probe.clone()),
             })
         } else {
             Arc::new(builtin)
+        };
+        let handler: Arc<dyn CommandHandler> = match &config.proxy {
+            Some(proxy) => Arc::new(Chain {
+                first: base,
+                second: proxy.clone(),
+            }),
+            None => base,
         };
         Self {
             config,
@@ -140,7 +152,20 @@ impl Agent {
     /// exponential backoff and full jitter; a session the server welcomed resets the
     /// schedule. Errors are those retrying cannot fix: a missing or broken state directory,
     /// an invalid endpoint, a protocol version mismatch.
+    ///
+    /// With a proxy, the last known desired state is applied first (nginx serves before the
+    /// server is reachable), and its certificates are obtained and renewed alongside, with or
+    /// without the server.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<StopReason, AgentError> {
+        let _acme = match &self.config.proxy {
+            Some(proxy) => {
+                proxy.restore().await;
+                Some(AbortOnDrop(tokio::spawn(
+                    proxy.clone().run_acme(shutdown.child_token()),
+                )))
+            }
+            None => None,
+        };
         let mut backoff = Backoff::new(self.config.backoff);
         loop {
             if shutdown.is_cancelled() {
@@ -233,7 +258,7 @@ impl Agent {
             probe: self.probe.clone(),
             handler: self.handler.clone(),
             shutdown: session_token,
-            reports: None,
+            reports: self.config.proxy.as_ref().map(|p| p.reports()),
         };
         let result = grpc_session(channel, &ctx).await;
         renewal.abort();
@@ -319,4 +344,13 @@ fn is_fatal(e: &AgentError) -> bool {
 
 fn unix_now() -> i64 {
     crate::session::now_unix_ms() / 1000
+}
+
+/// Aborts a background task when the agent stops running.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -31,7 +31,19 @@ pub struct Settings {
     /// The Docker socket (`docker_socket`, `INFRAPILOT_DOCKER_SOCKET`); default
     /// `/var/run/docker.sock`.
     pub docker_socket: Option<PathBuf>,
+    /// The nginx the agent drives (`nginx_binary`, `INFRAPILOT_NGINX_BINARY`); default
+    /// `/usr/sbin/nginx` when it exists, else no proxy. An empty value turns the proxy off.
+    pub nginx_binary: Option<PathBuf>,
+    /// The ports nginx serves plain HTTP (and ACME HTTP-01) and HTTPS on (`nginx_http_port`,
+    /// `INFRAPILOT_NGINX_HTTP_PORT`: 80; `nginx_https_port`, `INFRAPILOT_NGINX_HTTPS_PORT`: 443).
+    pub nginx_ports: (u16, u16),
+    /// A PEM file trusted for a private ACME server's TLS instead of the system's roots
+    /// (`acme_ca_root`, `INFRAPILOT_ACME_CA_ROOT`).
+    pub acme_ca_root: Option<PathBuf>,
 }
+
+/// Where nginx is looked for when no setting names it.
+pub const DEFAULT_NGINX_BINARY: &str = "/usr/sbin/nginx";
 
 /// Why the settings could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +84,10 @@ struct FileSettings {
     heartbeat_secs: Option<u64>,
     log_format: Option<LogFormat>,
     docker_socket: Option<PathBuf>,
+    nginx_binary: Option<PathBuf>,
+    nginx_http_port: Option<u16>,
+    nginx_https_port: Option<u16>,
+    acme_ca_root: Option<PathBuf>,
 }
 
 impl Settings {
@@ -103,6 +119,15 @@ impl Settings {
                 .transpose()?,
             log_format: file.log_format.unwrap_or_default(),
             docker_socket: file.docker_socket,
+            nginx_binary: file.nginx_binary.or_else(|| {
+                let default = PathBuf::from(DEFAULT_NGINX_BINARY);
+                default.exists().then_some(default)
+            }),
+            nginx_ports: (
+                file.nginx_http_port.unwrap_or(80),
+                file.nginx_https_port.unwrap_or(443),
+            ),
+            acme_ca_root: file.acme_ca_root,
         };
         for (name, value) in env {
             match name.as_str() {
@@ -122,6 +147,14 @@ impl Settings {
                     }
                 }
                 "INFRAPILOT_DOCKER_SOCKET" => settings.docker_socket = Some(PathBuf::from(value)),
+                "INFRAPILOT_NGINX_BINARY" => {
+                    settings.nginx_binary = (!value.is_empty()).then(|| PathBuf::from(value));
+                }
+                "INFRAPILOT_NGINX_HTTP_PORT" => settings.nginx_ports.0 = port(&name, &value)?,
+                "INFRAPILOT_NGINX_HTTPS_PORT" => settings.nginx_ports.1 = port(&name, &value)?,
+                "INFRAPILOT_ACME_CA_ROOT" => {
+                    settings.acme_ca_root = (!value.is_empty()).then(|| PathBuf::from(value));
+                }
                 _ => {}
             }
         }
@@ -135,6 +168,17 @@ fn endpoint(setting: &str, value: &str) -> Result<AgentEndpoint, SettingsError> 
         value: value.to_owned(),
         reason: e.to_string(),
     })
+}
+
+fn port(setting: &str, value: &str) -> Result<u16, SettingsError> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(SettingsError::Invalid {
+            setting: setting.to_owned(),
+            value: value.to_owned(),
+            reason: "must be a port (1-65535)".to_owned(),
+        }),
+    }
 }
 
 fn heartbeat(setting: &str, value: &str) -> Result<Duration, SettingsError> {
@@ -173,6 +217,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.endpoint.unwrap().host(), "b.example");
+        std::fs::write(
+            tmp.path().join("agent.toml"),
+            "nginx_binary = \"/opt/nginx\"\nnginx_http_port = 8080\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            tmp.path(),
+            [("INFRAPILOT_NGINX_HTTPS_PORT".to_owned(), "8443".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(s.nginx_binary, Some(PathBuf::from("/opt/nginx")));
+        assert_eq!(s.nginx_ports, (8080, 8443));
+        let s = Settings::load(
+            tmp.path(),
+            [("INFRAPILOT_NGINX_BINARY".to_owned(), String::new())],
+        )
+        .unwrap();
+        assert_eq!(s.nginx_binary, None, "an empty value turns the proxy off");
     }
 
     #[test]
@@ -188,6 +250,13 @@ mod tests {
             e.contains("INFRAPILOT_HEARTBEAT_SECS") && e.contains("\"0\""),
             "{e}"
         );
+        let e = Settings::load(
+            tmp.path(),
+            [("INFRAPILOT_NGINX_HTTP_PORT".to_owned(), "80;".to_owned())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("INFRAPILOT_NGINX_HTTP_PORT"), "{e}");
         std::fs::write(tmp.path().join("agent.toml"), "heartbeat = 5\n").unwrap();
         let e = Settings::load(tmp.path(), []).unwrap_err().to_string();
         assert!(e.contains("heartbeat"), "{e}");

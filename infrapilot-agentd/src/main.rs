@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use infrapilot_agent_lib::config::{LogFormat, Settings};
+use infrapilot_agent_lib::config::{DEFAULT_NGINX_BINARY, LogFormat, Settings};
+use infrapilot_agent_lib::nginx::host_proxy;
 use infrapilot_agent_lib::renew::Validity;
 use infrapilot_agent_lib::state::DEFAULT_STATE_DIR;
 use infrapilot_agent_lib::{
@@ -121,6 +122,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.heartbeat_override = settings.heartbeat;
             if let Some(socket) = settings.docker_socket {
                 config.docker_socket = Some(socket);
+            }
+            match settings.nginx_binary {
+                Some(binary) => {
+                    let proxy = host_proxy(
+                        &state_dir.join("nginx"),
+                        binary.clone(),
+                        settings.nginx_ports,
+                        state_dir.join("desired-state.json"),
+                        state_dir.join("acme"),
+                        settings.acme_ca_root,
+                    )
+                    .with_context(|| {
+                        format!(
+                            "setting up nginx under {}",
+                            state_dir.join("nginx").display()
+                        )
+                    })?;
+                    tracing::info!(binary = %binary.display(), http = settings.nginx_ports.0, https = settings.nginx_ports.1, "driving the host's nginx");
+                    config.proxy = Some(std::sync::Arc::new(proxy));
+                }
+                None => tracing::info!(
+                    "no nginx at {DEFAULT_NGINX_BINARY} and none configured (INFRAPILOT_NGINX_BINARY): proxy hosts stay pending on this agent"
+                ),
             }
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -310,6 +310,35 @@ impl NginxController {
     }
 }
 
+/// The proxy of an agent driving the host's nginx at `binary`: its files under `nginx_root`
+/// ([`host_layout`]) serving on `ports` (HTTP, HTTPS), the desired state persisted to
+/// `state_file`, Let's Encrypt certificates kept in `acme_dir` (HTTP-01 through the layout's
+/// webroot), trusting `acme_ca_root` instead of the system's roots when given.
+pub fn host_proxy(
+    nginx_root: &Path,
+    binary: PathBuf,
+    ports: (u16, u16),
+    state_file: PathBuf,
+    acme_dir: PathBuf,
+    acme_ca_root: Option<PathBuf>,
+) -> Result<ProxyCommands, NginxError> {
+    std::fs::create_dir_all(nginx_root).map_err(|source| io("creating", nginx_root, source))?;
+    let root = nginx_root
+        .canonicalize()
+        .map_err(|source| io("resolving", nginx_root, source))?;
+    let layout = host_layout(&root, ports.0, ports.1)?;
+    let acme = acme::AcmeManager::new(
+        acme_dir,
+        Box::new(acme::Http01Webroot::new(layout.acme_webroot.as_str())),
+        acme_ca_root,
+    );
+    Ok(ProxyCommands::new(
+        NginxController::new(layout, NginxRunner::host(binary)),
+        state_file,
+    )
+    .with_acme(acme))
+}
+
 /// A layout with every directory under `root` (`conf`, `certs`, `htpasswd`, `logs`, `tmp`,
 /// `acme`, `nginx.pid`), serving on `http_port` and `https_port`, resolving upstream names
 /// with the host's resolvers (`/etc/resolv.conf`; `127.0.0.1` when it names none).

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
-use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
-use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
+use infrapilot_agent_lib::nginx::{ProxyCommands, host_proxy};
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
 use infrapilot_core::rbac::{Effective, OrgRole};
@@ -150,31 +149,23 @@ pub fn host_nginx(data_dir: &Path) -> Result<Option<Arc<ProxyCommands>>, String>
     };
     let http = port("INFRAPILOT_NGINX_HTTP_PORT", 80)?;
     let https = port("INFRAPILOT_NGINX_HTTPS_PORT", 443)?;
-    std::fs::create_dir_all(data_dir.join("nginx"))
-        .map_err(|e| format!("creating {}: {e}", data_dir.join("nginx").display()))?;
-    let root = data_dir
-        .join("nginx")
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let layout = host_layout(&root, http, https).map_err(|e| {
+    let root = data_dir.join("nginx");
+    let proxy = host_proxy(
+        &root,
+        binary.clone(),
+        (http, https),
+        root.join("desired-state.json"),
+        root.join("acme"),
+        var("INFRAPILOT_ACME_CA_ROOT").map(PathBuf::from),
+    )
+    .map_err(|e| {
         format!(
             "INFRAPILOT_DATA_DIR: nginx cannot use {}: {e}",
             root.display()
         )
     })?;
     tracing::info!(binary = %binary.display(), http, https, "the built-in agent manages the host's nginx");
-    let acme = AcmeManager::new(
-        root.join("acme"),
-        Box::new(Http01Webroot::new(layout.acme_webroot.as_str())),
-        var("INFRAPILOT_ACME_CA_ROOT").map(PathBuf::from),
-    );
-    Ok(Some(Arc::new(
-        ProxyCommands::new(
-            NginxController::new(layout, NginxRunner::host(binary)),
-            root.join("desired-state.json"),
-        )
-        .with_acme(acme),
-    )))
+    Ok(Some(Arc::new(proxy)))
 }
 
 /// The built-in agent's identity, creating it in the single organization the first time;

@@ -95,6 +95,16 @@ impl Env {
         r.body
     }
 
+    /// An admin's API call.
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> crate::api::http_tests_support::Reply {
+        call(&self.state, method, path, Some(&self.admin), None, body).await
+    }
+
     /// Pings the agent through the API.
     pub(super) async fn ping(&self, id: &str) -> crate::api::http_tests_support::Reply {
         call(
@@ -792,4 +802,89 @@ async fn the_community_built_in_agent_registers_itself_and_answers() {
     )
     .await;
     assert_eq!(info.body["docker"]["available"], true, "{info:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_agent_drives_its_hosts_nginx_and_keeps_serving_after_a_restart() {
+    use infrapilot_agent_lib::testing::http;
+
+    const NGINX: &str = "/usr/sbin/nginx";
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let env = env(Kind::Sqlite).await;
+    let token = env.token(json!({"name": "edge"})).await;
+    let (dir, id) = enrolled(&env, &token, &[]).await;
+    let ports = (free_port(), free_port());
+    let start = || {
+        let proxy = infrapilot_agent_lib::nginx::host_proxy(
+            &dir.path().join("nginx"),
+            NGINX.into(),
+            ports,
+            dir.path().join("desired-state.json"),
+            dir.path().join("acme"),
+            None,
+        )
+        .unwrap();
+        let mut config = AgentConfig::new(dir.path());
+        config.heartbeat_override = Some(Duration::from_millis(500));
+        config.docker_socket = None;
+        config.proxy = Some(std::sync::Arc::new(proxy));
+        let cancel = CancellationToken::new();
+        let agent = Agent::new(config);
+        let token = cancel.clone();
+        (cancel, tokio::spawn(async move { agent.run(token).await }))
+    };
+    struct StopNginx(std::path::PathBuf);
+    impl Drop for StopNginx {
+        fn drop(&mut self) {
+            let conf = self.0.join("nginx/conf/nginx.conf");
+            let _ = std::process::Command::new("/usr/sbin/nginx")
+                .args(["-q", "-c"])
+                .arg(conf)
+                .args(["-s", "stop"])
+                .output();
+        }
+    }
+    let _stop = StopNginx(dir.path().canonicalize().unwrap());
+    let (cancel, running) = start();
+    env.wait_status(&id, "online").await;
+
+    // A host created through the API reaches the remote agent over mTLS and nginx serves it.
+    let upstream = http::upstream("edge").await.unwrap();
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/proxy-hosts",
+            Some(json!({"agent_id": id, "host": {
+            "domains": ["edge.test"], "upstream": format!("http://127.0.0.1:{upstream}")}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let served = |_: ()| http::until(ports.0, "edge.test", |r| r.1 == "upstream edge");
+    assert_eq!(served(()).await.unwrap().1, "upstream edge");
+
+    // The agent stops (nginx keeps serving) and starts again with the server still there:
+    // it re-applies its own state and tells the server, which stays in sync.
+    cancel.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        http::get(ports.0, "edge.test").await.unwrap().1,
+        "upstream edge"
+    );
+    let (cancel, running) = start();
+    env.wait_status(&id, "online").await;
+    let status = env
+        .api("GET", &format!("/api/v1/agents/{id}/proxy"), None)
+        .await;
+    assert_eq!(status.body["in_sync"], true, "{status:?}");
+    assert_eq!(status.body["hosts"][0]["status"], "applied", "{status:?}");
+    assert_eq!(served(()).await.unwrap().1, "upstream edge");
+    cancel.cancel();
+    running.await.unwrap().unwrap();
 }
