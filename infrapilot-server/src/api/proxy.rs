@@ -17,7 +17,8 @@ use axum::http::StatusCode;
 use infrapilot_core::desired::{ApplyReport, CertificateFiles, DesiredState};
 use infrapilot_core::ids::{AgentId, OrgId, ProxyHostId};
 use infrapilot_core::nginx::{
-    HostKind, Layout, ProxyHost, RedirectionHost, Site, render_proxy_host, render_redirection_host,
+    DefaultServer, HostKind, Layout, ProxyHost, RedirectionHost, Site, render_proxy_host,
+    render_redirection_host,
 };
 use infrapilot_core::policy::ActionKind;
 use infrapilot_core::rbac::{Action, Effective, OrgRole, Resource};
@@ -54,6 +55,90 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(preview_proxy_host))
         .routes(routes!(agent_proxy_status))
         .routes(routes!(apply_agent_proxy))
+        .routes(routes!(get_default_server, put_default_server))
+}
+
+/// An agent's default server: what nginx answers for names no host claims (404, with this
+/// page) and the error pages every host shows.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DefaultServerDocument {
+    /// `{"not_found_page": "<html>…" | null, "bad_gateway_page": "<html>…" | null}`: HTML of
+    /// 1 byte to 64 KiB each; nginx's own pages when null.
+    #[schema(value_type = Object)]
+    pub default_server: Value,
+}
+
+/// The agent's default server.
+#[utoipa::path(get, path = "/api/v1/agents/{id}/default-server", tag = "proxy", security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent's id")), responses(
+    (status = 200, body = DefaultServerDocument),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn get_default_server(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<AgentId>,
+) -> Result<axum::Json<DefaultServerDocument>, AppError> {
+    let scope = scoped.require(Action::View, Resource::ProxyHost)?;
+    let mut tx = state.store().org_read(scope).await?;
+    let document = tx.agent_default_server(id).await?;
+    tx.commit().await?;
+    let parsed: DefaultServer = serde_json::from_str(&document).map_err(AppError::internal)?;
+    Ok(axum::Json(DefaultServerDocument {
+        default_server: serde_json::to_value(parsed).map_err(AppError::internal)?,
+    }))
+}
+
+/// Replaces the agent's default server (audited) and applies it.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/default-server", tag = "proxy", security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent's id")), request_body = DefaultServerDocument, responses(
+    (status = 200, body = DefaultServerDocument),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn put_default_server(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<AgentId>,
+    ApiJson(input): ApiJson<DefaultServerDocument>,
+) -> Result<axum::Json<DefaultServerDocument>, AppError> {
+    let scope = scoped.require(Action::Update, Resource::ProxyHost)?;
+    let parsed: DefaultServer =
+        serde_path_to_error::deserialize(&input.default_server).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "default_server".to_owned()
+            } else {
+                format!("default_server.{path}")
+            };
+            AppError::field(field, e.inner().to_string())
+        })?;
+    let document = serde_json::to_value(&parsed).map_err(AppError::internal)?;
+    let mut tx = state.store().org(scope).await?;
+    tx.agent_default_server(id).await?;
+    tx.bump_desired_revision(id).await?;
+    tx.set_agent_default_server(id, &document.to_string())
+        .await?;
+    audit(
+        &state,
+        &mut tx,
+        ip,
+        "proxy_default_server.update",
+        "agent",
+        id,
+        json!({
+            "not_found_page": parsed.not_found_page.is_some(),
+            "bad_gateway_page": parsed.bad_gateway_page.is_some(),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    push(&state, scope.org(), id).await;
+    Ok(axum::Json(DefaultServerDocument {
+        default_server: document,
+    }))
 }
 
 /// Proxy host or redirection host.
@@ -168,6 +253,17 @@ struct Checked {
     resource: Value,
 }
 
+/// A document's deserialization error as a field error under `prefix` (`host.domains[0]`).
+fn field_error(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    let path = e.path().to_string();
+    let field = if path == "." {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}.{path}")
+    };
+    AppError::field(field, e.inner().to_string())
+}
+
 /// Validates `host` as a document of `kind` with id `id`; errors name the field under `host`.
 fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checked, AppError> {
     let Some(object) = host.as_object_mut() else {
@@ -190,15 +286,7 @@ fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checke
     {
         ssl.insert("certificate".to_owned(), json!(id));
     }
-    let field_error = |e: serde_path_to_error::Error<serde_json::Error>| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "host".to_owned()
-        } else {
-            format!("host.{path}")
-        };
-        AppError::field(field, e.inner().to_string())
-    };
+    let field_error = |e| field_error("host", e);
     let (document, domains, ssl): (_, Vec<String>, _) = match kind {
         HostKind::Proxy => {
             let h: ProxyHost = serde_path_to_error::deserialize(&host).map_err(field_error)?;
@@ -765,16 +853,20 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
         code: "internal".to_owned(),
         message: e.to_string(),
     };
-    let (revision, hosts) = async {
+    let (revision, hosts, default_server) = async {
         let mut tx = state.store().org_read(&scope).await?;
         let (desired, _) = tx.desired_revisions(agent).await?;
         let hosts = tx.agent_proxy_hosts(agent).await?;
+        let default_server = tx.agent_default_server(agent).await?;
         tx.commit().await?;
-        Ok::<_, crate::store::StoreError>((desired, hosts))
+        Ok::<_, crate::store::StoreError>((desired, hosts, default_server))
     }
     .await
     .map_err(|e| internal(&e))?;
-    let mut site = Site::default();
+    let mut site = Site {
+        default_server: serde_json::from_str(&default_server).map_err(|e| internal(&e))?,
+        ..Site::default()
+    };
     for h in hosts.iter().filter(|h| h.enabled) {
         let parsed = match h.kind {
             HostKind::Proxy => {

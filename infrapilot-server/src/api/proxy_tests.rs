@@ -496,3 +496,63 @@ async fn a_lets_encrypt_host_gets_a_real_certificate_and_the_server_learns_of_it
         301
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_server_answers_unclaimed_names_and_upstream_errors_with_its_pages() {
+    let env = Env::new().await;
+    let path = format!("/api/v1/agents/{}/default-server", env.agent);
+    let r = env.api("GET", &path, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(
+        r.body["default_server"],
+        json!({"not_found_page": null, "bad_gateway_page": null})
+    );
+
+    // A page that could not be served is refused, naming the field; nothing changes.
+    let r = env
+        .api(
+            "PUT",
+            &path,
+            Some(json!({"default_server": {"not_found_page": "a\u{0}b"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(
+        r.body["errors"][0]["field"], "default_server.not_found_page",
+        "{r:?}"
+    );
+
+    let pages = json!({"default_server": {
+        "not_found_page": "<h1>Nothing here</h1>",
+        "bad_gateway_page": "<h1>Be right back</h1>",
+    }});
+    let r = env.api("PUT", &path, Some(pages.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body, pages);
+    assert_eq!(env.api("GET", &path, None).await.body, pages);
+
+    // A name no host claims gets the 404 page; a host whose upstream is down, the 502 page.
+    let port = env.layout.http_port;
+    let (code, body) = http::until(port, "nobody.test", |r| r.1.contains("Nothing here"))
+        .await
+        .unwrap();
+    assert_eq!(code, 404, "{body}");
+    let down = free_port();
+    let r = env
+        .create(json!({"domains": ["down.test"], "upstream": format!("http://127.0.0.1:{down}")}))
+        .await;
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let (code, body) = http::until(port, "down.test", |r| r.1.contains("Be right back"))
+        .await
+        .unwrap();
+    assert_eq!(code, 502, "{body}");
+
+    let audit = env.api("GET", "/api/v1/audit", None).await;
+    assert!(
+        audit
+            .body
+            .to_string()
+            .contains("proxy_default_server.update"),
+        "the change is audited"
+    );
+}

@@ -300,25 +300,85 @@ impl OrgTx {
         agent: AgentId,
         certificates_json: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE agents SET acme_certificates = $3 WHERE org_id = $1 AND id = $2")
-            .bind(self.org().to_string())
-            .bind(agent.to_string())
-            .bind(certificates_json)
-            .execute(self.conn())
-            .await?;
-        Ok(())
+        self.set_agent_document(agent, AgentDocument::Certificates, certificates_json)
+            .await
     }
 
     /// The Let's Encrypt certificates the agent last reported (JSON); not found for an agent
     /// of another organization.
     pub async fn agent_certificates(&mut self, agent: AgentId) -> Result<String, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT acme_certificates FROM agents WHERE org_id = $1 AND id = $2")
-                .bind(self.org().to_string())
-                .bind(agent.to_string())
-                .fetch_optional(self.conn())
-                .await?;
+        self.agent_document(agent, AgentDocument::Certificates)
+            .await
+    }
+
+    /// The agent's default server (JSON of the core's `DefaultServer`); not found for an
+    /// agent of another organization.
+    pub async fn agent_default_server(&mut self, agent: AgentId) -> Result<String, StoreError> {
+        self.agent_document(agent, AgentDocument::DefaultServer)
+            .await
+    }
+
+    /// Replaces the agent's default server.
+    pub async fn set_agent_default_server(
+        &mut self,
+        agent: AgentId,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.set_agent_document(agent, AgentDocument::DefaultServer, document)
+            .await
+    }
+
+    async fn agent_document(
+        &mut self,
+        agent: AgentId,
+        which: AgentDocument,
+    ) -> Result<String, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM agents WHERE org_id = $1 AND id = $2",
+            which.column()
+        );
+        let row: Option<(String,)> = sqlx::query_as(&sql)
+            .bind(self.org().to_string())
+            .bind(agent.to_string())
+            .fetch_optional(self.conn())
+            .await?;
         row.map(|r| r.0)
             .ok_or(StoreError::NotFound { what: "agent" })
+    }
+
+    async fn set_agent_document(
+        &mut self,
+        agent: AgentId,
+        which: AgentDocument,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE agents SET {} = $3 WHERE org_id = $1 AND id = $2",
+            which.column()
+        );
+        sqlx::query(&sql)
+            .bind(self.org().to_string())
+            .bind(agent.to_string())
+            .bind(document)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The JSON documents kept on an agent's row.
+#[derive(Debug, Clone, Copy)]
+enum AgentDocument {
+    Certificates,
+    DefaultServer,
+}
+
+impl AgentDocument {
+    /// The column: a fixed name, never input.
+    fn column(self) -> &'static str {
+        match self {
+            AgentDocument::Certificates => "acme_certificates",
+            AgentDocument::DefaultServer => "default_server",
+        }
     }
 }
