@@ -280,6 +280,7 @@ impl CommandHandler for BuiltinCommands {
                 Kind::Inspect(_) => self.inspect().await,
                 Kind::Docker(_) => Err(CommandError::unsupported("docker")),
                 Kind::ApplyDesired(_) => Err(CommandError::unsupported("apply_desired")),
+                Kind::CheckHost(_) => Err(CommandError::unsupported("check_host")),
             }
         })
     }
@@ -321,5 +322,6 @@ pub fn kind_name(kind: &Kind) -> &'static str {
         Kind::Inspect(_) => "inspect",
         Kind::Docker(_) => "docker",
         Kind::ApplyDesired(_) => "apply_desired",
+        Kind::CheckHost(_) => "check_host",
     }
 }

@@ -124,3 +124,83 @@ impl HostState {
         }
     }
 }
+
+/// One request the agent sends through its own nginx to check a host (`GET path` with
+/// `Host: domain`, over HTTPS when `https`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCheck {
+    /// The host's name, sent as `Host` (and SNI).
+    pub domain: String,
+    /// Whether the request goes to nginx's HTTPS port.
+    pub https: bool,
+    /// The path requested: starts with `/`, visible ASCII only, at most 1,024 bytes.
+    pub path: String,
+}
+
+impl HostCheck {
+    /// Why the check cannot be sent as an HTTP request line, if it cannot: the field and the
+    /// reason (nothing reaches the request unescaped).
+    pub fn invalid(&self) -> Option<(&'static str, &'static str)> {
+        let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+        if !self.path.starts_with('/') || self.path.len() > 1024 || !visible(&self.path) {
+            return Some((
+                "path",
+                "must start with / and hold at most 1024 visible ASCII characters",
+            ));
+        }
+        if self.domain.is_empty() || self.domain.len() > 253 || !visible(&self.domain) {
+            return Some(("domain", "must be a host name"));
+        }
+        None
+    }
+}
+
+/// What the agent saw when it checked a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCheckResult {
+    /// The HTTP status nginx answered with, if it answered.
+    pub status: Option<u16>,
+    /// From connecting to the end of the answer, in milliseconds.
+    pub latency_ms: u64,
+    /// The `Location` header of a redirect.
+    pub location: Option<String>,
+    /// The certificate nginx presented (HTTPS), as read by the agent.
+    pub certificate: Option<ServedCertificate>,
+    /// Why there is no answer (connection refused, handshake failed, timeout).
+    pub error: Option<String>,
+}
+
+/// A certificate as served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedCertificate {
+    /// Its DNS names.
+    pub names: Vec<String>,
+    /// Its issuer's distinguished name.
+    pub issuer: String,
+    /// When it expires (Unix seconds).
+    pub not_after: i64,
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::HostCheck;
+
+    #[test]
+    fn nothing_can_break_out_of_the_request_line() {
+        let check = |domain: &str, path: &str| {
+            HostCheck {
+                domain: domain.into(),
+                https: false,
+                path: path.into(),
+            }
+            .invalid()
+            .map(|(field, _)| field)
+        };
+        assert_eq!(check("app.example.com", "/health?x=1"), None);
+        assert_eq!(check("app.example.com", "/a b"), Some("path"));
+        assert_eq!(check("app.example.com", "/a\r\nHost: evil"), Some("path"));
+        assert_eq!(check("app.example.com", "health"), Some("path"));
+        assert_eq!(check("app.example.com\r\nX: y", "/"), Some("domain"));
+        assert_eq!(check("", "/"), Some("domain"));
+    }
+}

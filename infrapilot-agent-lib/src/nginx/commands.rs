@@ -300,8 +300,21 @@ fn unix_now() -> i64 {
 impl CommandHandler for ProxyCommands {
     fn handle<'a>(&'a self, kind: &'a Kind, _replies: &'a Replies) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let Kind::ApplyDesired(apply) = kind else {
-                return Err(CommandError::unsupported(crate::command::kind_name(kind)));
+            let apply = match kind {
+                Kind::ApplyDesired(apply) => apply,
+                Kind::CheckHost(check) => {
+                    let check: infrapilot_core::desired::HostCheck =
+                        serde_json::from_slice(&check.check_json).map_err(|e| {
+                            CommandError::new(
+                                ErrorCode::Invalid,
+                                format!("the check is not what this agent understands: {e}"),
+                            )
+                        })?;
+                    let result = super::check_host(self.controller.layout(), &check).await;
+                    return serde_json::to_vec(&result)
+                        .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()));
+                }
+                other => return Err(CommandError::unsupported(crate::command::kind_name(other))),
             };
             let state: DesiredState = serde_json::from_slice(&apply.state_json).map_err(|e| {
                 CommandError::new(

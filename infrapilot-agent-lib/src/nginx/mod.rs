@@ -23,6 +23,7 @@
 //! [`ApplyReport`] says which hosts are served and why the others are not.
 
 pub mod acme;
+mod check;
 mod commands;
 mod runner;
 
@@ -36,6 +37,7 @@ use infrapilot_core::nginx::{
 };
 use tokio::sync::Mutex;
 
+pub use check::check_host;
 pub use commands::ProxyCommands;
 pub use runner::{NginxRunner, RunOutput};
 

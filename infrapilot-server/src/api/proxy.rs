@@ -53,6 +53,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
             delete_proxy_host
         ))
         .routes(routes!(preview_proxy_host))
+        .routes(routes!(test_proxy_host))
         .routes(routes!(agent_proxy_status))
         .routes(routes!(apply_agent_proxy))
         .routes(routes!(get_default_server, put_default_server))
@@ -633,6 +634,110 @@ fn preview_layout() -> Result<Layout, AppError> {
         "ipv6": false
     }))
     .map_err(AppError::internal)
+}
+
+/// What to request when testing a host.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostTestInput {
+    /// The path requested (default `/`): starts with `/`, visible ASCII, at most 1,024 bytes.
+    pub path: Option<String>,
+    /// Whether to test over HTTPS (default: when the host has TLS).
+    pub https: Option<bool>,
+}
+
+/// What the agent saw when it requested the host through its own nginx.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostTestView {
+    /// The request sent: `GET <path>` with the host's first domain, over HTTP or HTTPS.
+    pub url: String,
+    /// nginx's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// From connecting to the end of the answer, in milliseconds.
+    pub latency_ms: u64,
+    /// A redirect's target.
+    pub location: Option<String>,
+    /// The certificate nginx presented (HTTPS): its names, issuer and expiry (RFC 3339).
+    pub certificate: Option<ServedCertificateView>,
+    /// Why there is no answer, in the agent's words.
+    pub error: Option<String>,
+}
+
+/// A certificate as nginx served it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServedCertificateView {
+    /// Its DNS names.
+    pub names: Vec<String>,
+    /// Its issuer.
+    pub issuer: String,
+    /// Valid until (RFC 3339).
+    pub not_after: String,
+    /// Whether it covers the name requested.
+    pub covers_domain: bool,
+}
+
+/// Tests a host: the agent sends one `GET` through its own nginx with the host's name and
+/// reports what came back (status, latency, redirect, certificate).
+#[utoipa::path(post, path = "/api/v1/proxy-hosts/{id}/test", tag = "proxy", security(("bearer" = [])),
+    params(("id" = ProxyHostId, Path, description = "The host's id")), request_body = HostTestInput, responses(
+    (status = 200, body = HostTestView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 503, body = Problem, content_type = "application/problem+json", description = "The agent is offline"),
+))]
+pub async fn test_proxy_host(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<ProxyHostId>,
+    ApiJson(input): ApiJson<HostTestInput>,
+) -> Result<axum::Json<HostTestView>, AppError> {
+    let scope = scoped.require(Action::Update, Resource::ProxyHost)?;
+    let mut tx = state.store().org_read(scope).await?;
+    let record = tx.proxy_host(id).await?;
+    tx.commit().await?;
+    let domain = record.domains.first().cloned().unwrap_or_default();
+    let https = input
+        .https
+        .unwrap_or(record.document["ssl"]["mode"] != "none" && !record.document["ssl"].is_null());
+    let check = infrapilot_core::desired::HostCheck {
+        domain,
+        https,
+        path: input.path.unwrap_or_else(|| "/".to_owned()),
+    };
+    if let Some((field, reason)) = check.invalid() {
+        return Err(AppError::field(field, reason));
+    }
+    let check_json = serde_json::to_vec(&check).map_err(AppError::internal)?;
+    let reply = send_command(
+        &state,
+        scope.org(),
+        record.agent_id,
+        Kind::CheckHost(infrapilot_proto::v1::CheckHost { check_json }),
+        Duration::from_secs(20),
+    )
+    .await
+    .map_err(command_error)?;
+    let result: infrapilot_core::desired::HostCheckResult =
+        serde_json::from_slice(&reply).map_err(AppError::internal)?;
+    let covers = |names: &[String]| super::certificates::covers(names, &check.domain);
+    Ok(axum::Json(HostTestView {
+        url: format!(
+            "{}://{}{}",
+            if https { "https" } else { "http" },
+            check.domain,
+            check.path
+        ),
+        status: result.status,
+        latency_ms: result.latency_ms,
+        location: result.location,
+        certificate: result.certificate.map(|c| ServedCertificateView {
+            covers_domain: covers(&c.names),
+            names: c.names,
+            issuer: c.issuer,
+            not_after: rfc3339(c.not_after * 1_000_000),
+        }),
+        error: result.error,
+    }))
 }
 
 /// The rendered nginx config of a host (what `nginx -t` would be given).

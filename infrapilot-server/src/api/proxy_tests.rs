@@ -390,6 +390,7 @@ async fn an_uploaded_certificate_is_served_over_https() {
     let r = env.create(tls("secure.test")).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(r.body["status"], "applied", "{r:?}");
+    let host_id = r.body["id"].as_str().unwrap().to_owned();
     // A reload starts new workers before the old ones stop accepting: wait for five answers
     // in a row from the new configuration.
     let mut streak = 0;
@@ -419,6 +420,35 @@ async fn an_uploaded_certificate_is_served_over_https() {
         0o600,
         "the agent keeps the key private"
     );
+
+    // The test endpoint: the agent requests the host through its nginx and says what it saw.
+    let test = format!("/api/v1/proxy-hosts/{host_id}/test");
+    let r = env.api("POST", &test, Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["url"], "https://secure.test/", "{r:?}");
+    assert_eq!(r.body["status"], 200, "{r:?}");
+    assert_eq!(
+        r.body["certificate"]["names"],
+        json!(["secure.test"]),
+        "{r:?}"
+    );
+    assert_eq!(r.body["certificate"]["covers_domain"], true, "{r:?}");
+    let r = env
+        .api(
+            "POST",
+            &test,
+            Some(json!({"https": false, "path": "/x?y=1"})),
+        )
+        .await;
+    assert_eq!(r.body["status"], 301, "{r:?}");
+    assert_eq!(r.body["location"], "https://secure.test/x?y=1", "{r:?}");
+    assert!(r.body["certificate"].is_null(), "{r:?}");
+    // A path that would break the request line is refused before anything is sent.
+    let r = env
+        .api("POST", &test, Some(json!({"path": "/a\r\nHost: evil"})))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "path", "{r:?}");
 
     // A certificate in use cannot be deleted.
     let r = env
