@@ -180,9 +180,14 @@ impl AcmeManager {
             .map_err(|e| e.to_string())
     }
 
-    /// The stored certificate's files, if one is stored and not expired at `now`.
-    pub async fn files(&self, id: CertificateId, now: i64) -> Option<CertificateFiles> {
-        let record = self.record(id).await?;
+    /// The stored certificate's files, if `record` (its [`record`](Self::record)) says one
+    /// is stored and not expired at `now`.
+    pub async fn files(
+        &self,
+        id: CertificateId,
+        record: &CertificateRecord,
+        now: i64,
+    ) -> Option<CertificateFiles> {
         if !record.has_certificate(now) {
             return None;
         }

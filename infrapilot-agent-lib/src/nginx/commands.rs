@@ -129,10 +129,11 @@ impl ProxyCommands {
         for wanted in &managed {
             let record = match &self.acme {
                 Some(acme) => {
-                    if let Some(f) = acme.files(wanted.id, now).await {
+                    let record = acme.record(wanted.id).await.unwrap_or_default();
+                    if let Some(f) = acme.files(wanted.id, &record, now).await {
                         files.push(f);
                     }
-                    acme.record(wanted.id).await.unwrap_or_default()
+                    record
                 }
                 None => Default::default(),
             };

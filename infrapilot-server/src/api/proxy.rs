@@ -1039,7 +1039,7 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
                 .filter(|h| h.enabled)
                 .map(|h| (h.id, "failed", Some(text.as_str())))
                 .collect();
-            record(state, &scope, agent, revision, &statuses, false)
+            record_statuses(state, &scope, revision, &statuses)
                 .await
                 .map_err(|e| internal(&e))?;
             return Err(CommandError::Agent { code, message });
@@ -1079,20 +1079,16 @@ async fn store_report(
     tx.commit().await
 }
 
-async fn record(
+/// Records the hosts' statuses without raising the agent's applied revision (it applied
+/// nothing).
+async fn record_statuses(
     state: &AppState,
     scope: &OrgScope,
-    agent: AgentId,
     revision: i64,
     statuses: &[(ProxyHostId, &str, Option<&str>)],
-    applied: bool,
 ) -> Result<(), crate::store::StoreError> {
     let mut tx = state.store().org(scope).await?;
-    if applied {
-        tx.record_apply(agent, revision, statuses).await?;
-    } else {
-        tx.record_host_statuses(revision, statuses).await?;
-    }
+    tx.record_host_statuses(revision, statuses).await?;
     tx.commit().await
 }
 
