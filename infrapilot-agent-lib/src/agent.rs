@@ -18,6 +18,7 @@ use crate::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
 use crate::docker::DockerCommands;
 use crate::endpoint::AgentEndpoint;
 use crate::error::AgentError;
+use crate::logs::{LogConfig, LogPipeline};
 use crate::nginx::ProxyCommands;
 use crate::probe::{DEFAULT_DOCKER_SOCKET, HostProbe};
 use crate::renew::{Validity, renew};
@@ -48,6 +49,8 @@ pub struct AgentConfig {
     /// The proxy (nginx and its Let's Encrypt certificates) the agent drives, if any; its
     /// state file must be the state directory's `desired-state.json`.
     pub proxy: Option<Arc<ProxyCommands>>,
+    /// Log collection and shipping; `None` collects nothing.
+    pub logs: Option<LogConfig>,
 }
 
 impl AgentConfig {
@@ -62,6 +65,7 @@ impl AgentConfig {
             drain_timeout: Duration::from_secs(10),
             docker_socket: Some(PathBuf::from(DEFAULT_DOCKER_SOCKET)),
             proxy: None,
+            logs: None,
         }
     }
 }
@@ -166,12 +170,27 @@ impl Agent {
             }
             None => None,
         };
+        // Logs are collected into the buffer whether or not the server is reachable.
+        let logs = match &self.config.logs {
+            Some(config) => Some(LogPipeline::open(config.clone())?),
+            None => None,
+        };
+        let _collectors = match (&logs, &self.config.docker_socket) {
+            (Some(pipeline), Some(_)) => Some(AbortOnDrop(tokio::spawn(
+                crate::logs::collect::run_with_probe(
+                    pipeline.clone(),
+                    self.probe.clone(),
+                    shutdown.child_token(),
+                ),
+            ))),
+            _ => None,
+        };
         let mut backoff = Backoff::new(self.config.backoff);
         loop {
             if shutdown.is_cancelled() {
                 return Ok(StopReason::Shutdown);
             }
-            match self.attempt(&shutdown).await {
+            match self.attempt(&shutdown, logs.as_ref()).await {
                 Ok(Attempt::Renewed) => {
                     tracing::info!("certificate renewed; reconnecting with it");
                     continue;
@@ -214,7 +233,11 @@ impl Agent {
     }
 
     /// One connection: renew first if due, else run a session (renewing during it when due).
-    async fn attempt(&self, shutdown: &CancellationToken) -> Result<Attempt, AgentError> {
+    async fn attempt(
+        &self,
+        shutdown: &CancellationToken,
+        logs: Option<&LogPipeline>,
+    ) -> Result<Attempt, AgentError> {
         let record = self.state.read_record()?;
         let endpoint = match &self.config.endpoint_override {
             Some(endpoint) => endpoint.clone(),
@@ -259,6 +282,7 @@ impl Agent {
             handler: self.handler.clone(),
             shutdown: session_token,
             reports: self.config.proxy.as_ref().map(|p| p.reports()),
+            logs: logs.cloned(),
         };
         let result = grpc_session(channel, &ctx).await;
         renewal.abort();

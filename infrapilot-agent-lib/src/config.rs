@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::endpoint::{AgentEndpoint, EndpointError};
+use crate::logs::buffer::ParseFullPolicyError;
+use crate::logs::{FullPolicy, LogConfig, Selection, SelectionError};
 
 /// The log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -40,6 +42,85 @@ pub struct Settings {
     /// A PEM file trusted for a private ACME server's TLS instead of the system's roots
     /// (`acme_ca_root`, `INFRAPILOT_ACME_CA_ROOT`).
     pub acme_ca_root: Option<PathBuf>,
+    /// Log collection (`logs`, `log_buffer_mb`, `log_buffer_full` and their
+    /// `INFRAPILOT_…` variables).
+    pub logs: LogSettings,
+}
+
+/// Which logs the agent collects and how much it buffers while the server is away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Which containers' output (`logs`, `INFRAPILOT_LOGS`: `all`, the default,
+    /// `label:KEY`, `label:KEY=VALUE`, or `off`); `None` when off.
+    pub selection: Option<Selection>,
+    /// The buffer's bound in MiB (`log_buffer_mb`, `INFRAPILOT_LOG_BUFFER_MB`: 256).
+    pub buffer_mb: u64,
+    /// What happens when the buffer is full (`log_buffer_full`, `INFRAPILOT_LOG_BUFFER_FULL`:
+    /// `drop_oldest`, the default, or `drop_newest`).
+    pub when_full: FullPolicy,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            selection: Some(Selection::All),
+            buffer_mb: 256,
+            when_full: FullPolicy::DropOldest,
+        }
+    }
+}
+
+impl LogSettings {
+    /// Applies one setting by name (a TOML key or its environment variable); answers whether
+    /// the name was a log setting.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<bool, SettingsError> {
+        let invalid = |reason: String| SettingsError::Invalid {
+            setting: name.to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        match name {
+            "logs" | "INFRAPILOT_LOGS" => {
+                self.selection = match value {
+                    "off" => None,
+                    _ => Some(
+                        value
+                            .parse()
+                            .map_err(|e: SelectionError| invalid(e.to_string()))?,
+                    ),
+                };
+            }
+            "log_buffer_mb" | "INFRAPILOT_LOG_BUFFER_MB" => {
+                self.buffer_mb = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|mb| (1..=1_048_576).contains(mb))
+                    .ok_or_else(|| invalid("must be a size in MiB from 1 to 1048576".to_owned()))?;
+            }
+            "log_buffer_full" | "INFRAPILOT_LOG_BUFFER_FULL" => {
+                self.when_full = value
+                    .parse()
+                    .map_err(|e: ParseFullPolicyError| invalid(e.to_string()))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The log configuration with the buffer in `buffer_dir`; `None` when logs are off.
+    pub fn config(&self, buffer_dir: impl Into<PathBuf>) -> Option<LogConfig> {
+        let selection = self.selection.clone()?;
+        let mut config = LogConfig::new(buffer_dir);
+        config.selection = selection;
+        config.buffer.max_bytes = self.buffer_mb * 1024 * 1024;
+        config.buffer.segment_bytes = config
+            .buffer
+            .segment_bytes
+            .min(config.buffer.max_bytes / 4)
+            .max(4096);
+        config.buffer.when_full = self.when_full;
+        Some(config)
+    }
 }
 
 /// Where nginx is looked for when no setting names it.
@@ -88,6 +169,9 @@ struct FileSettings {
     nginx_http_port: Option<u16>,
     nginx_https_port: Option<u16>,
     acme_ca_root: Option<PathBuf>,
+    logs: Option<String>,
+    log_buffer_mb: Option<u64>,
+    log_buffer_full: Option<String>,
 }
 
 impl Settings {
@@ -128,7 +212,17 @@ impl Settings {
                 file.nginx_https_port.unwrap_or(443),
             ),
             acme_ca_root: file.acme_ca_root,
+            logs: LogSettings::default(),
         };
+        for (key, value) in [
+            ("logs", file.logs),
+            ("log_buffer_mb", file.log_buffer_mb.map(|m| m.to_string())),
+            ("log_buffer_full", file.log_buffer_full),
+        ] {
+            if let Some(value) = value {
+                settings.logs.apply(key, &value)?;
+            }
+        }
         for (name, value) in env {
             match name.as_str() {
                 "INFRAPILOT_ENDPOINT" => settings.endpoint = Some(endpoint(&name, &value)?),
@@ -155,7 +249,9 @@ impl Settings {
                 "INFRAPILOT_ACME_CA_ROOT" => {
                     settings.acme_ca_root = (!value.is_empty()).then(|| PathBuf::from(value));
                 }
-                _ => {}
+                _ => {
+                    settings.logs.apply(&name, &value)?;
+                }
             }
         }
         Ok(settings)

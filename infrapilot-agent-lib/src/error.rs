@@ -76,6 +76,9 @@ pub enum AgentError {
     /// The state directory could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The log buffer could not be opened.
+    #[error("cannot open the log buffer: {0}")]
+    Logs(#[from] crate::logs::BufferError),
     /// The TLS configuration could not be built from the stored key and certificates.
     #[error(transparent)]
     Tls(#[from] TlsError),

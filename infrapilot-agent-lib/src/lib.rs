@@ -19,6 +19,7 @@ pub mod docker;
 pub mod endpoint;
 pub mod enroll;
 pub mod error;
+pub mod logs;
 pub mod nginx;
 pub mod probe;
 pub mod renew;

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::{AgentInfo, CommandError, CommandHandler, ErrorCode, Input, Replies};
 use crate::error::AgentError;
+use crate::logs::LogPipeline;
 use crate::probe::HostProbe;
 
 /// The default heartbeat interval, used until the server's `Welcome` names one.
@@ -61,6 +62,8 @@ pub struct SessionContext {
     /// Apply reports to tell the server of (the proxy's own applies): the current one after
     /// `Welcome`, then each new one.
     pub reports: Option<watch::Receiver<Option<Arc<ApplyReport>>>>,
+    /// The log buffer to ship from while the session is open, if the agent collects logs.
+    pub logs: Option<LogPipeline>,
 }
 
 impl SessionContext {
@@ -78,6 +81,7 @@ impl SessionContext {
             handler,
             shutdown: CancellationToken::new(),
             reports: None,
+            logs: None,
         }
     }
 }
@@ -236,6 +240,20 @@ where
         })
     });
     let _stop_reporting = reporting.map(AbortOnDrop);
+    // Log acknowledgements go to the shipper, which sends the buffer's unacknowledged records.
+    let (log_acks, shipping) = match &ctx.logs {
+        Some(pipeline) => {
+            let (acks_tx, acks_rx) = mpsc::channel(1024);
+            let task = tokio::spawn(crate::logs::ship::run(
+                pipeline.clone(),
+                outgoing.clone(),
+                acks_rx,
+            ));
+            (Some(acks_tx), Some(AbortOnDrop(task)))
+        }
+        None => (None, None),
+    };
+    let _stop_shipping = shipping;
     let mut commands = Commands::default();
 
     let reason = loop {
@@ -265,6 +283,14 @@ where
                         }
                     }
                     Some(server_message::Body::Input(input)) => commands.input(input),
+                    Some(server_message::Body::LogAck(ack)) => {
+                        if let Some(acks) = &log_acks
+                            && acks.try_send(ack).is_err()
+                        {
+                            // The batch is sent again after its timeout; nothing is lost.
+                            tracing::debug!("dropping a log acknowledgement the shipper cannot take");
+                        }
+                    }
                     Some(server_message::Body::Goodbye(goodbye)) => {
                         break EndReason::Goodbye {
                             reason: goodbye.reason,
@@ -458,6 +484,7 @@ fn body_name(body: Option<&server_message::Body>) -> &'static str {
         Some(server_message::Body::Cancel(_)) => "Cancel",
         Some(server_message::Body::Goodbye(_)) => "Goodbye",
         Some(server_message::Body::Input(_)) => "CommandInput",
+        Some(server_message::Body::LogAck(_)) => "LogAck",
         None => "a message of an unknown kind",
     }
 }

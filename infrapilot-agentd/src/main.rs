@@ -146,6 +146,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "no nginx at {DEFAULT_NGINX_BINARY} and none configured (INFRAPILOT_NGINX_BINARY): proxy hosts stay pending on this agent"
                 ),
             }
+            config.logs = settings.logs.config(state_dir.join("logs"));
+            match &config.logs {
+                Some(logs) => {
+                    tracing::info!(selection = %logs.selection, buffer_mib = settings.logs.buffer_mb, "collecting container logs")
+                }
+                None => tracing::info!("log collection is off (INFRAPILOT_LOGS=off)"),
+            }
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             match Agent::new(config).run(shutdown).await? {

@@ -12,6 +12,7 @@
 //! - [`docker`] — Docker operations as data: requests to an agent, its replies, stack grouping,
 //!   network rules, and a container's attributes for the policy engine.
 //! - [`enrollment`] — agent enrollment tokens: the printable token, stored record, redemption.
+//! - [`events`] — the event inventory's kinds, and Docker's container events as the agent ships them.
 //! - [`ids`] — typed identifiers (organization, user, agent, …).
 //! - [`values`] — validated user input: domains, upstreams, e-mail addresses, labels, CIDRs.
 //! - [`rbac`] — organization and platform roles, and the permission matrix.
@@ -27,6 +28,7 @@ pub mod audit;
 pub mod desired;
 pub mod docker;
 pub mod enrollment;
+pub mod events;
 pub mod identity;
 pub mod ids;
 pub mod logs;

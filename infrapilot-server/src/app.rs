@@ -51,6 +51,7 @@ struct Inner {
     password_params: PasswordParams,
     refresh: RefreshPolicy,
     metrics: Metrics,
+    log_tail: crate::logs::LogTail,
     started: Instant,
 }
 
@@ -84,6 +85,7 @@ impl AppState {
             password_params,
             refresh,
             metrics: Metrics::default(),
+            log_tail: crate::logs::LogTail::default(),
             started: Instant::now(),
         })))
     }
@@ -138,6 +140,11 @@ impl AppState {
         &self.0.metrics
     }
 
+    /// The live-tail fan-out of the lines this replica ingests.
+    pub fn log_tail(&self) -> &crate::logs::LogTail {
+        &self.0.log_tail
+    }
+
     /// How long the server has run.
     pub fn uptime(&self) -> Duration {
         self.0.started.elapsed()
@@ -165,6 +172,8 @@ impl AppState {
         (name = "docker", description = "Containers, logs, exec, stacks, networks, images and volumes on an agent's Docker engine"),
         (name = "proxy", description = "Proxy and redirection hosts, served by an agent's nginx, with their apply status"),
         (name = "policies", description = "Policies, templates and recorded violations"),
+        (name = "logs", description = "Central logs from every agent: query, live tail, export, retention and usage"),
+        (name = "events", description = "The event inventory: container lifecycle, agents, proxy applies, violations, alerts"),
     )
 )]
 pub struct ApiDoc;

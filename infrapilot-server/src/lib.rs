@@ -12,6 +12,7 @@ pub mod ca;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod logs;
 pub mod metrics;
 pub mod store;
 pub mod util;

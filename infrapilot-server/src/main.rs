@@ -61,15 +61,18 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(socket = %docker_socket.display(), "Docker found: running the built-in agent");
         let proxy = infrapilot_server::agents::builtin::host_nginx(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        tokio::spawn(infrapilot_server::agents::builtin::run_with_proxy(
+        let logs = infrapilot_server::agents::builtin::host_logs(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokio::spawn(infrapilot_server::agents::builtin::run_with(
             state.clone(),
             docker_socket,
-            proxy,
+            infrapilot_server::agents::builtin::BuiltinOptions { proxy, logs },
         ));
     }
     if state.store().backend() == infrapilot_server::store::Backend::Postgres {
         tokio::spawn(infrapilot_server::agents::listen_for_relays(state.clone()));
     }
+    tokio::spawn(infrapilot_server::logs::run_retention(state.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agents = tokio::spawn(infrapilot_server::agents::serve(
         state.clone(),

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
+use infrapilot_agent_lib::config::LogSettings;
+use infrapilot_agent_lib::logs::{LogPipeline, collect};
 use infrapilot_agent_lib::nginx::{ProxyCommands, host_proxy};
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
@@ -41,7 +43,22 @@ pub async fn run_with_proxy(
     docker_socket: PathBuf,
     proxy: Option<Arc<ProxyCommands>>,
 ) {
-    if let Some(proxy) = &proxy {
+    run_with(state, docker_socket, BuiltinOptions { proxy, logs: None }).await;
+}
+
+/// What the built-in agent does besides Docker commands.
+#[derive(Debug, Default, Clone)]
+pub struct BuiltinOptions {
+    /// The proxy it drives, if any.
+    pub proxy: Option<Arc<ProxyCommands>>,
+    /// The log buffer its collectors fill and its session ships from, if any.
+    pub logs: Option<LogPipeline>,
+}
+
+/// [`run`] with `options`: the proxy's last state is applied and its certificates renewed,
+/// and logs are collected, from the start, before the agent is even registered.
+pub async fn run_with(state: AppState, docker_socket: PathBuf, options: BuiltinOptions) {
+    if let Some(proxy) = &options.proxy {
         proxy.restore().await;
         // Certificates are obtained and renewed from the agent's own state, server or not.
         tokio::spawn(
@@ -59,7 +76,7 @@ pub async fn run_with_proxy(
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     tracing::info!(agent = %id.agent, "built-in agent registered");
-    serve_with_proxy(state, id.org, id.agent, docker_socket, proxy).await;
+    serve_with(state, id.org, id.agent, docker_socket, options).await;
 }
 
 /// Runs the agent library's session in-process for the existing agent `agent` of `org`, with
@@ -78,8 +95,29 @@ pub async fn serve_with_proxy(
     docker_socket: PathBuf,
     proxy: Option<Arc<ProxyCommands>>,
 ) {
+    let options = BuiltinOptions { proxy, logs: None };
+    serve_with(state, org, agent, docker_socket, options).await;
+}
+
+/// [`serve`] with `options`: a proxy answering the desired-state commands, and logs
+/// collected from the Docker engine and shipped over the session.
+pub async fn serve_with(
+    state: AppState,
+    org: OrgId,
+    agent: AgentId,
+    docker_socket: PathBuf,
+    options: BuiltinOptions,
+) {
+    let BuiltinOptions { proxy, logs } = options;
     let id = AgentIdentity { agent, org };
     let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
+    let _collectors = logs.as_ref().map(|pipeline| {
+        AbortOnDrop(tokio::spawn(collect::run_with_probe(
+            pipeline.clone(),
+            probe.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        )))
+    });
     let info = AgentInfo::of_this_host();
     let base = Chain {
         first: BuiltinCommands::new(info.clone(), probe.clone()),
@@ -111,6 +149,7 @@ pub async fn serve_with_proxy(
             }
         });
         let mut ctx = SessionContext::new(info.clone(), probe.clone(), handler.clone());
+        ctx.logs = logs.clone();
         if let Some(proxy) = &proxy {
             ctx.applied_revision = proxy.persisted().await.map_or(0, |s| s.revision);
             ctx.reports = Some(proxy.reports());
@@ -168,6 +207,24 @@ pub fn host_nginx(data_dir: &Path) -> Result<Option<Arc<ProxyCommands>>, String>
     Ok(Some(Arc::new(proxy)))
 }
 
+/// The built-in agent's log collection: every container's output (or `INFRAPILOT_LOGS`:
+/// `all`, `label:KEY`, `label:KEY=VALUE`, `off`) buffered under `<data_dir>/agent-logs`, at
+/// most `INFRAPILOT_LOG_BUFFER_MB` (256) MiB, dropping the oldest records when full (or
+/// `INFRAPILOT_LOG_BUFFER_FULL=drop_newest`). `None` when turned off; an error names a bad
+/// setting.
+pub fn host_logs(data_dir: &Path) -> Result<Option<LogPipeline>, String> {
+    let mut settings = LogSettings::default();
+    for (name, value) in std::env::vars() {
+        settings.apply(&name, &value).map_err(|e| e.to_string())?;
+    }
+    let Some(config) = settings.config(data_dir.join("agent-logs")) else {
+        return Ok(None);
+    };
+    LogPipeline::open(config)
+        .map(Some)
+        .map_err(|e| format!("INFRAPILOT_DATA_DIR: {e}"))
+}
+
 /// The built-in agent's identity, creating it in the single organization the first time;
 /// `None` until setup created that organization.
 async fn ensure_agent(state: &AppState) -> Result<Option<AgentIdentity>, StoreError> {
@@ -210,4 +267,13 @@ async fn ensure_agent(state: &AppState) -> Result<Option<AgentIdentity>, StoreEr
     };
     tx.commit().await?;
     Ok(Some(AgentIdentity { agent, org }))
+}
+
+/// Aborts the log collectors when the built-in agent stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

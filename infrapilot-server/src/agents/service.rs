@@ -4,14 +4,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use infrapilot_core::enrollment::{self, EnrollmentToken, RedeemError};
+use infrapilot_core::events::{EventKind, Severity};
 use infrapilot_core::ids::AgentId;
 use infrapilot_core::rbac::{Effective, OrgRole};
 use infrapilot_core::values::{LabelKey, LabelValue, Labels};
 use infrapilot_proto::PROTOCOL_VERSION;
 use infrapilot_proto::v1::agent_service_server::AgentService;
 use infrapilot_proto::v1::{
-    AgentMessage, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse, ServerMessage,
-    Welcome, agent_message, server_message,
+    AgentMessage, EnrollRequest, EnrollResponse, LogAck, RenewRequest, RenewResponse,
+    ServerMessage, Welcome, agent_message, server_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -378,6 +379,20 @@ where
     )
     .await
     .map_err(internal)?;
+    crate::logs::record_event_in(
+        &mut tx,
+        crate::logs::ServerEvent {
+            kind: EventKind::AgentOnline,
+            severity: Severity::Info,
+            agent: Some(id.agent),
+            summary: format!("agent {} connected", hello.hostname),
+            details: serde_json::json!({
+                "hostname": hello.hostname, "version": hello.agent_version, "replica": hub.replica(),
+            }),
+        },
+    )
+    .await
+    .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     tracing::info!(agent = %id.agent, hostname = %hello.hostname, "agent connected");
     // An agent behind the desired state gets it now (it is not queued while offline).
@@ -433,6 +448,23 @@ where
                         }
                     }
                 }
+                Some(agent_message::Body::Logs(batch)) => {
+                    let stream = batch.stream.clone();
+                    match crate::logs::ingest(&state, id.org, id.agent, batch).await {
+                        Ok(seq) => {
+                            let ack = ServerMessage {
+                                body: Some(server_message::Body::LogAck(LogAck { stream, seq })),
+                            };
+                            if session.outgoing.send(Ok(ack)).await.is_err() {
+                                break;
+                            }
+                        }
+                        // No acknowledgement: the agent keeps the records and sends them again.
+                        Err(e) => {
+                            tracing::warn!(agent = %id.agent, %stream, error = %e, "storing a log batch failed")
+                        }
+                    }
+                }
                 Some(agent_message::Body::Hello(_)) | None => {}
             }
         }
@@ -443,6 +475,17 @@ where
                 // -1: keep the revision the agent last reported applying.
                 tx.set_agent_connection(id.agent, None, "", "", -1, now_micros())
                     .await?;
+                crate::logs::record_event_in(
+                    &mut tx,
+                    crate::logs::ServerEvent {
+                        kind: EventKind::AgentOffline,
+                        severity: Severity::Warning,
+                        agent: Some(id.agent),
+                        summary: "agent disconnected".to_owned(),
+                        details: serde_json::json!({}),
+                    },
+                )
+                .await?;
                 tx.commit().await
             }
             .await;

@@ -11,11 +11,13 @@ pub mod docker;
 #[cfg(test)]
 mod docker_tests;
 pub mod enrollment;
+pub mod events;
 #[cfg(test)]
 mod http_tests;
 #[cfg(any(test, feature = "test-support"))]
 pub mod http_tests_support;
 pub mod install;
+pub mod logs;
 pub mod members;
 pub mod orgs;
 pub mod policies;
@@ -154,6 +156,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(proxy::routes())
         .merge(certificates::routes())
         .merge(install::routes())
+        .merge(logs::routes())
+        .merge(events::routes())
 }
 
 /// The most items one page may hold.

@@ -24,7 +24,9 @@ mod agents;
 mod audit;
 mod certificates;
 mod enrollment;
+mod events;
 mod global;
+mod logs;
 mod org;
 mod policies;
 mod postgres;
@@ -44,7 +46,12 @@ pub use agents::AgentRecord;
 pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
 pub use certificates::CertificateRecord;
 pub use enrollment::StoredEnrollmentToken;
+pub use events::{EventFilter, EventRecord};
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
+pub use logs::{
+    DEFAULT_RETENTION_DAYS, IngestOutcome, LogBatchRecord, LogCursor, LogFilter, LogLineRecord,
+    LogStreamRecord, UsageRecord,
+};
 pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
 pub use policies::{PolicyRecord, ViolationCounts, ViolationFilter, ViolationRecord};

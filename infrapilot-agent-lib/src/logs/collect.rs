@@ -1,0 +1,460 @@
+//! Collectors: containers' stdout and stderr, and the engine's container events, appended to
+//! the buffer.
+//!
+//! Each record carries a cursor, the Docker timestamp of the line or event in unix
+//! nanoseconds. A collector that starts again (the container restarted, the agent restarted)
+//! asks Docker for what came since the second of the last buffered record and skips every
+//! record at or before it, so no line is buffered twice and none is missed.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::EventMessage;
+use bollard::query_parameters::{EventsOptions, ListContainersOptions, LogsOptions};
+use futures_util::StreamExt;
+use infrapilot_core::events::{DockerEvent, EventKind};
+use infrapilot_core::logs::parse_rfc3339;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::LogPipeline;
+use super::buffer::{NewRecord, StreamMeta};
+
+/// The stream Docker's container events are buffered on.
+pub const EVENTS_STREAM: &str = "docker:events";
+
+/// How often the running containers are listed to find new ones (a `start` event finds them
+/// sooner).
+const RESCAN: Duration = Duration::from_secs(2);
+
+/// The longest line kept, in bytes; Docker itself splits lines at 16 KiB.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Which containers' output is collected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every container.
+    All,
+    /// Containers with this label (with this value, when given).
+    Label {
+        /// The label's key.
+        key: String,
+        /// The value it must have; any value when `None`.
+        value: Option<String>,
+    },
+}
+
+/// A selection that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a log selection: use `all`, `label:KEY` or `label:KEY=VALUE`")]
+pub struct SelectionError {
+    /// What was given.
+    pub input: String,
+}
+
+impl FromStr for Selection {
+    type Err = SelectionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || SelectionError {
+            input: s.to_owned(),
+        };
+        if s == "all" {
+            return Ok(Selection::All);
+        }
+        let label = s.strip_prefix("label:").ok_or_else(bad)?;
+        let (key, value) = match label.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (label, None),
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        Ok(Selection::Label {
+            key: key.to_owned(),
+            value,
+        })
+    }
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selection::All => f.write_str("all"),
+            Selection::Label { key, value: None } => write!(f, "label:{key}"),
+            Selection::Label {
+                key,
+                value: Some(v),
+            } => write!(f, "label:{key}={v}"),
+        }
+    }
+}
+
+impl Selection {
+    /// Docker's `label` filter for the selection.
+    fn filters(&self) -> HashMap<String, Vec<String>> {
+        let mut filters = HashMap::new();
+        filters.insert("status".to_owned(), vec!["running".to_owned()]);
+        if let Selection::Label { key, value } = self {
+            let label = match value {
+                Some(v) => format!("{key}={v}"),
+                None => key.clone(),
+            };
+            filters.insert("label".to_owned(), vec![label]);
+        }
+        filters
+    }
+}
+
+/// The buffer stream of a container.
+pub fn container_stream(id: &str) -> String {
+    format!("container:{id}")
+}
+
+/// Waits for the Docker engine behind `probe` (looking again every few seconds), then
+/// collects as [`run`] does until `shutdown` is cancelled.
+pub async fn run_with_probe(
+    pipeline: LogPipeline,
+    probe: Arc<crate::probe::HostProbe>,
+    shutdown: CancellationToken,
+) {
+    let docker = loop {
+        match probe.docker_client().await {
+            Ok(docker) => break docker,
+            Err(reason) => tracing::debug!(%reason, "no Docker engine to collect logs from yet"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    };
+    run(pipeline, docker, shutdown).await;
+}
+
+/// Collects the selected containers' output and the engine's events into `pipeline` until
+/// `shutdown` is cancelled.
+pub async fn run(pipeline: LogPipeline, docker: Docker, shutdown: CancellationToken) {
+    let started = Arc::new(Notify::new());
+    let events = tokio::spawn(collect_events(
+        pipeline.clone(),
+        docker.clone(),
+        started.clone(),
+        shutdown.clone(),
+    ));
+    let mut following: HashSet<String> = HashSet::new();
+    let mut followers: JoinSet<String> = JoinSet::new();
+    let filters = pipeline.config().selection.filters();
+    loop {
+        let options = ListContainersOptions {
+            all: false,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        };
+        match docker.list_containers(Some(options)).await {
+            Ok(list) => {
+                for c in list {
+                    let Some(id) = c.id else { continue };
+                    if following.contains(&id) {
+                        continue;
+                    }
+                    let name = c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_owned())
+                        .unwrap_or_default();
+                    following.insert(id.clone());
+                    followers.spawn(follow_container(
+                        pipeline.clone(),
+                        docker.clone(),
+                        id,
+                        name,
+                        shutdown.clone(),
+                    ));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot list containers to collect logs"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = started.notified() => {}
+            () = tokio::time::sleep(RESCAN) => {}
+            Some(Ok(id)) = followers.join_next(), if !followers.is_empty() => {
+                following.remove(&id);
+            }
+        }
+        while let Some(Ok(id)) = followers.try_join_next() {
+            following.remove(&id);
+        }
+    }
+    followers.abort_all();
+    events.abort();
+}
+
+/// The cursor (unix nanoseconds) of a stream's last buffered record.
+fn last_cursor(pipeline: &LogPipeline, stream: &str) -> Option<i64> {
+    let cursor = pipeline.buffer().last_cursor(stream)?;
+    std::str::from_utf8(&cursor).ok()?.parse().ok()
+}
+
+/// Follows one container's output until it stops (or `shutdown`); returns its id.
+async fn follow_container(
+    pipeline: LogPipeline,
+    docker: Docker,
+    id: String,
+    name: String,
+    shutdown: CancellationToken,
+) -> String {
+    let stream = container_stream(&id);
+    let meta = StreamMeta {
+        kind: "container".to_owned(),
+        container_id: Some(id.clone()),
+        container_name: Some(name.clone()),
+    };
+    let cursor = last_cursor(&pipeline, &stream);
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        // Docker takes whole seconds: ask from the second of the cursor, skip up to it.
+        since: cursor.map_or(0, |c| {
+            i32::try_from(c.div_euclid(1_000_000_000)).unwrap_or(0)
+        }),
+        until: 0,
+        timestamps: true,
+        tail: match cursor {
+            Some(_) => "all".to_owned(),
+            None => pipeline.config().backfill_lines.to_string(),
+        },
+    };
+    tracing::debug!(container = %name, ?cursor, "collecting logs");
+    let mut cursor = cursor.unwrap_or(i64::MIN);
+    let outputs = docker.logs(&id, Some(options));
+    let mut chunks = std::pin::pin!(outputs.ready_chunks(256));
+    loop {
+        let chunk = tokio::select! {
+            () = shutdown.cancelled() => break,
+            chunk = chunks.next() => match chunk {
+                Some(chunk) => chunk,
+                None => break,
+            },
+        };
+        let mut appended = false;
+        {
+            let mut buffer = pipeline.buffer();
+            for output in chunk {
+                let output = match output {
+                    Ok(output) => output,
+                    Err(e) => {
+                        tracing::debug!(container = %name, error = %e, "log stream ended");
+                        break;
+                    }
+                };
+                let Some((time, source, line)) = split_output(&output) else {
+                    continue;
+                };
+                if time <= cursor {
+                    continue;
+                }
+                let cursor_text = time.to_string();
+                let record = NewRecord {
+                    time_unix_nanos: time,
+                    source,
+                    cursor: cursor_text.as_bytes(),
+                    line: &line[..line.len().min(MAX_LINE)],
+                };
+                match buffer.append(&stream, &meta, record) {
+                    Ok(_) => {
+                        cursor = time;
+                        appended = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %name, error = %e, "cannot buffer a log line");
+                    }
+                }
+            }
+        }
+        if appended {
+            pipeline.notify_appended();
+        }
+    }
+    id
+}
+
+/// A Docker log frame's timestamp (unix nanoseconds), source and line without its newline.
+fn split_output(output: &LogOutput) -> Option<(i64, &'static str, &[u8])> {
+    let (source, message) = match output {
+        LogOutput::StdErr { message } => ("stderr", message),
+        LogOutput::StdOut { message } | LogOutput::Console { message } => ("stdout", message),
+        LogOutput::StdIn { .. } => return None,
+    };
+    let bytes: &[u8] = message;
+    let space = bytes.iter().position(|b| *b == b' ')?;
+    let time = parse_docker_time(std::str::from_utf8(&bytes[..space]).ok()?)?;
+    let line = &bytes[space + 1..];
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Some((time, source, line))
+}
+
+/// Docker's RFC 3339 timestamp with up to nine fraction digits, in unix nanoseconds.
+pub fn parse_docker_time(text: &str) -> Option<i64> {
+    let millis = parse_rfc3339(text)?;
+    // The core reads milliseconds; the digits after the third are added back.
+    let fraction = text
+        .split_once('.')
+        .map(|(_, f)| {
+            f.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let sub_milli: i64 = if fraction.len() > 3 {
+        let digits: String = fraction.chars().skip(3).take(6).collect();
+        let scale = 10_i64.pow(6 - u32::try_from(digits.len()).unwrap_or(6));
+        digits.parse::<i64>().ok()? * scale
+    } else {
+        0
+    };
+    millis.checked_mul(1_000_000)?.checked_add(sub_milli)
+}
+
+/// Buffers the engine's container events (the kinds the inventory keeps) until `shutdown`,
+/// waking the container scan on every `start`.
+async fn collect_events(
+    pipeline: LogPipeline,
+    docker: Docker,
+    started: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let meta = StreamMeta {
+        kind: "docker_events".to_owned(),
+        container_id: None,
+        container_name: None,
+    };
+    loop {
+        let cursor = last_cursor(&pipeline, EVENTS_STREAM);
+        let mut filters = HashMap::new();
+        filters.insert("type".to_owned(), vec!["container".to_owned()]);
+        let options = EventsOptions {
+            // The first time, from now on; later, from the last event buffered.
+            since: cursor.map(|c| c.div_euclid(1_000_000_000).to_string()),
+            until: None,
+            filters: Some(filters),
+        };
+        let mut last = cursor.unwrap_or(i64::MIN);
+        let mut events = std::pin::pin!(docker.events(Some(options)));
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = events.next() => event,
+            };
+            let Some(Ok(event)) = event else { break };
+            let Some(event) = docker_event(&event) else {
+                continue;
+            };
+            if event.time_unix_nanos <= last {
+                continue;
+            }
+            if event.kind() == Some(EventKind::ContainerStart) {
+                started.notify_one();
+            }
+            let Ok(line) = serde_json::to_vec(&event) else {
+                continue;
+            };
+            let cursor_text = event.time_unix_nanos.to_string();
+            let record = NewRecord {
+                time_unix_nanos: event.time_unix_nanos,
+                source: "event",
+                cursor: cursor_text.as_bytes(),
+                line: &line,
+            };
+            let appended = pipeline.buffer().append(EVENTS_STREAM, &meta, record);
+            match appended {
+                Ok(_) => {
+                    last = event.time_unix_nanos;
+                    pipeline.notify_appended();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot buffer a Docker event"),
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// A container event the inventory keeps, as the core's [`DockerEvent`].
+fn docker_event(message: &EventMessage) -> Option<DockerEvent> {
+    let action = message.action.clone()?;
+    EventKind::from_docker_action(&action)?;
+    let actor = message.actor.as_ref()?;
+    let attributes = actor.attributes.clone().unwrap_or_default();
+    let time = message
+        .time_nano
+        .or_else(|| message.time.map(|t| t.saturating_mul(1_000_000_000)))?;
+    Some(DockerEvent {
+        action,
+        container_id: actor.id.clone()?,
+        container_name: attributes.get("name").cloned().unwrap_or_default(),
+        image: attributes.get("image").cloned().unwrap_or_default(),
+        exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+        time_unix_nanos: time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_times_keep_their_nanoseconds() {
+        assert_eq!(
+            parse_docker_time("1970-01-01T00:00:01.123456789Z"),
+            Some(1_123_456_789)
+        );
+        assert_eq!(
+            parse_docker_time("1970-01-01T00:00:01.5Z"),
+            Some(1_500_000_000)
+        );
+        assert_eq!(
+            parse_docker_time("1970-01-01T00:00:01.1234Z"),
+            Some(1_123_400_000)
+        );
+        assert_eq!(
+            parse_docker_time("1970-01-01T00:00:02Z"),
+            Some(2_000_000_000)
+        );
+        assert_eq!(parse_docker_time("yesterday"), None);
+    }
+
+    #[test]
+    fn selections_parse_and_print() {
+        for text in ["all", "label:app", "label:logs=on"] {
+            assert_eq!(
+                text.parse::<Selection>().map(|s| s.to_string()),
+                Ok(text.to_owned())
+            );
+        }
+        for bad in ["", "some", "label:", "label: x"] {
+            assert!(bad.parse::<Selection>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_split_into_time_source_and_line() {
+        let frame = LogOutput::StdErr {
+            message: "1970-01-01T00:00:01.000000002Z oops\r\n".into(),
+        };
+        assert_eq!(
+            split_output(&frame),
+            Some((1_000_000_002, "stderr", &b"oops"[..]))
+        );
+    }
+}
