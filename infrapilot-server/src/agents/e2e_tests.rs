@@ -23,11 +23,11 @@ pub(super) struct Env {
     pub(super) state: AppState,
     pub(super) port: u16,
     pub(super) admin: String,
-    stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    pub(super) stop: watch::Sender<bool>,
+    pub(super) server: tokio::task::JoinHandle<()>,
 }
 
-async fn start_endpoint(
+pub(super) async fn start_endpoint(
     state: &AppState,
     listener: TcpListener,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
@@ -63,7 +63,7 @@ pub(super) async fn env(kind: Kind) -> Env {
 }
 
 impl Env {
-    fn endpoint(&self) -> AgentEndpoint {
+    pub(super) fn endpoint(&self) -> AgentEndpoint {
         AgentEndpoint::parse(&format!("https://127.0.0.1:{}", self.port)).unwrap()
     }
 
@@ -96,7 +96,7 @@ impl Env {
     }
 
     /// An admin's API call.
-    async fn api(
+    pub(super) async fn api(
         &self,
         method: &str,
         path: &str,
@@ -130,7 +130,7 @@ impl Env {
     }
 }
 
-fn state_dir() -> StateDir {
+pub(super) fn state_dir() -> StateDir {
     StateDir::new(std::env::temp_dir().join(format!(
         "infrapilot-agent-{}",
         uuid::Uuid::new_v4().simple()

@@ -26,6 +26,8 @@ pub use tls::serve;
 mod e2e_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod logs_tests;
 
 /// Whether an agent counts as online: a replica holds its stream and it was heard from within
 /// two heartbeat intervals plus ten seconds.

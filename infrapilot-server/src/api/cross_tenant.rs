@@ -56,6 +56,10 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/certificates".to_owned(),
         format!("/api/v1/users/{carol}"),
         "/api/v1/audit?limit=200".to_owned(),
+        "/api/v1/logs?order=oldest".to_owned(),
+        "/api/v1/logs/streams".to_owned(),
+        "/api/v1/logs/settings".to_owned(),
+        "/api/v1/events?type=container.die".to_owned(),
     ] {
         let r = call(state, "GET", &uri, Some(&b.token), None, None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {r:?}");
@@ -157,6 +161,8 @@ async fn check_cross_tenant(state: AppState) {
         "/var/run/docker.sock".into(),
     ));
     wait_online(&state, &b.token, &agent).await;
+    // B's logs and events, as B's agent ships them: a container's line and a Docker event.
+    seed_logs(&state, b.org.parse().unwrap(), agent_id).await;
     let r = call(
         &state,
         "POST",
@@ -248,6 +254,8 @@ async fn check_cross_tenant(state: AppState) {
         proxy_host.as_str(),
         b_container.name.as_str(),
         b_container.id.as_str(),
+        "beta-secret-log-line",
+        "beta-secret-crash",
     ];
 
     let doc: Value = serde_json::from_str(&crate::openapi().to_json().unwrap()).unwrap();
@@ -366,6 +374,54 @@ async fn check_cross_tenant(state: AppState) {
         b_container.started_at(),
         b_container.started,
         "B's container was not stopped, restarted or removed"
+    );
+}
+
+/// Stores a container line and a Docker event for `agent` of `org`, as shipped.
+async fn seed_logs(
+    state: &AppState,
+    org: infrapilot_core::ids::OrgId,
+    agent: infrapilot_core::ids::AgentId,
+) {
+    use infrapilot_proto::v1::{LogBatch, LogRecord};
+    let now = crate::util::now_micros() * 1000;
+    let lines = LogBatch {
+        stream: "container:beta".into(),
+        kind: "container".into(),
+        container_id: "beta".into(),
+        container_name: "beta-secret-container".into(),
+        records: vec![LogRecord {
+            seq: 1,
+            time_unix_nanos: now,
+            source: "stdout".into(),
+            line: b"ERROR beta-secret-log-line".to_vec(),
+        }],
+        dropped: 0,
+    };
+    assert_eq!(
+        crate::logs::ingest(state, org, agent, lines).await.unwrap(),
+        1
+    );
+    let event = json!({
+        "action": "die", "container_id": "beta", "container_name": "beta-secret-crash",
+        "image": "busybox", "exit_code": 3, "time_unix_nanos": now,
+    });
+    let events = LogBatch {
+        stream: "docker:events".into(),
+        kind: "docker_events".into(),
+        records: vec![LogRecord {
+            seq: 1,
+            time_unix_nanos: now,
+            source: "event".into(),
+            line: event.to_string().into_bytes(),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        crate::logs::ingest(state, org, agent, events)
+            .await
+            .unwrap(),
+        1
     );
 }
 

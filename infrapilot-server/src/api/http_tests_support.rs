@@ -50,7 +50,12 @@ pub async fn call(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let bytes = if content_type.starts_with("text/event-stream") {
+        // An event stream never ends: what it sent in its first moments is the answer.
+        read_for(res.into_body(), std::time::Duration::from_millis(1500)).await
+    } else {
+        res.into_body().collect().await.unwrap().to_bytes().to_vec()
+    };
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     Reply {
@@ -58,6 +63,18 @@ pub async fn call(
         content_type,
         body,
     }
+}
+
+/// The bytes a body sends within `window` (or until it ends).
+pub async fn read_for(mut body: Body, window: std::time::Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        if let Some(data) = frame.data_ref() {
+            out.extend_from_slice(data);
+        }
+    }
+    out
 }
 
 /// Runs setup and signs in as the super admin; returns (access token, org id).

@@ -466,7 +466,7 @@ pub async fn export_logs(
         ip,
         "logs.export",
         "logs",
-        "",
+        scope.org(),
         json!({
             "format": if csv { "csv" } else { "ndjson" },
             "max_lines": max,
@@ -696,7 +696,7 @@ pub async fn update_settings(
         ip,
         "logs.settings.update",
         "logs",
-        "",
+        scope.org(),
         json!({ "retention_days": { "from": before, "to": days } }),
     )
     .await?;
