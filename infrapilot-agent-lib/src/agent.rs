@@ -185,6 +185,16 @@ impl Agent {
             ))),
             _ => None,
         };
+        let _nginx_logs = match (&logs, &self.config.proxy) {
+            (Some(pipeline), Some(proxy)) => {
+                Some(AbortOnDrop(tokio::spawn(crate::logs::files::run_nginx(
+                    pipeline.clone(),
+                    proxy.log_dir(),
+                    shutdown.child_token(),
+                ))))
+            }
+            _ => None,
+        };
         let mut backoff = Backoff::new(self.config.backoff);
         loop {
             if shutdown.is_cancelled() {

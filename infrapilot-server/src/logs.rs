@@ -90,6 +90,9 @@ pub async fn ingest(
             }
             continue;
         }
+        let access = (batch.kind == "nginx_access")
+            .then(|| parse_access_line(&record.line).ok())
+            .flatten();
         lines.push(LogLineRecord {
             agent_id: agent,
             stream: batch.stream.clone(),
@@ -100,6 +103,17 @@ pub async fn ingest(
             source: record.source.clone(),
             level: line_level(&batch.kind, &record.line).as_str().to_owned(),
             line: line_text(&record.line),
+            http_status: access.as_ref().map(|a| i32::from(a.status)),
+            upstream_ms: access.as_ref().and_then(|a| {
+                let times: Vec<u64> = a
+                    .upstream_response_millis
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect();
+                (!times.is_empty())
+                    .then(|| i64::try_from(times.iter().sum::<u64>()).unwrap_or(i64::MAX))
+            }),
         });
     }
     let record = LogBatchRecord {

@@ -18,7 +18,8 @@ CREATE TABLE log_streams (
 CREATE INDEX log_streams_org ON log_streams (org_id, agent_id);
 
 -- `ts` is when the line was written (unix microseconds); `level` is what the core's
--- `analyze_line` told.
+-- `analyze_line` told. Access log lines also keep their status and upstream time, for the
+-- proxy hosts' request metrics.
 CREATE TABLE log_lines (
     org_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     agent_id TEXT NOT NULL,
@@ -30,6 +31,8 @@ CREATE TABLE log_lines (
     source TEXT NOT NULL,
     level TEXT NOT NULL,
     line TEXT NOT NULL,
+    http_status INTEGER,
+    upstream_ms BIGINT,
     PRIMARY KEY (agent_id, stream, seq)
 );
 CREATE INDEX log_lines_org_ts ON log_lines (org_id, ts);

@@ -5,6 +5,7 @@
 //! - [`collect`] — collectors that append to it: every selected container's stdout and
 //!   stderr (resuming after the last line buffered, so a restart buffers no line twice) and
 //!   the engine's container events.
+//! - [`files`] — nginx's access and error logs, tailed from the proxy's log directory.
 //! - [`ship`] — the shipper that runs inside a session: sends each stream's unacknowledged
 //!   records as `LogBatch`es, one batch in flight per stream, and deletes records only once
 //!   the server acknowledged them.
@@ -15,6 +16,7 @@
 
 pub mod buffer;
 pub mod collect;
+pub mod files;
 pub mod ship;
 
 use std::path::PathBuf;

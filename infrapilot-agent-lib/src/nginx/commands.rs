@@ -64,6 +64,11 @@ impl ProxyCommands {
         self
     }
 
+    /// The directory nginx writes its access and error logs to.
+    pub fn log_dir(&self) -> PathBuf {
+        PathBuf::from(self.controller.layout().log_dir.as_str())
+    }
+
     /// The certificate store, when Let's Encrypt is set up.
     pub fn acme(&self) -> Option<&AcmeManager> {
         self.acme.as_ref()

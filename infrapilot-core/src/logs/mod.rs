@@ -4,13 +4,15 @@
 //! is replaced, not refused) and never panics, whatever it is given. Level and timestamp
 //! detection ([`analyze_line`]) always answers, with [`Level::Unknown`] when it cannot
 //! tell; the nginx parsers answer a structured entry or a [`LogParseError`] saying what was
-//! missing. [`NGINX_JSON_LOG_FORMAT`] is the access log format the agent configures nginx
+//! missing. [`summarize`] adds a host's requests up into [`AccessMetrics`].
+//! [`NGINX_JSON_LOG_FORMAT`] is the access log format the agent configures nginx
 //! with, and [`parse_json_access`] reads exactly that.
 
 mod cursor;
 mod error;
 mod level;
 mod line;
+mod metrics;
 mod nginx_access;
 mod nginx_error;
 mod timestamp;
@@ -18,6 +20,7 @@ mod timestamp;
 pub use error::LogParseError;
 pub use level::Level;
 pub use line::{LineInfo, analyze_line, detect_level};
+pub use metrics::{AccessMetrics, RequestSample, summarize};
 pub use nginx_access::{
     AccessLogEntry, NGINX_JSON_LOG_FORMAT, NGINX_JSON_LOG_FORMAT_NAME, PROXY_HOST_ID_VARIABLE,
     parse_access_line, parse_combined, parse_json_access,

@@ -178,16 +178,21 @@ pub fn parse_json_access(line: &[u8]) -> Result<AccessLogEntry, LogParseError> {
         .as_deref()
         .and_then(parse_status)
         .ok_or_else(|| bad("no valid status"))?;
-    let body_bytes_sent = str_of("body_bytes_sent")
+    // The renderer's own `log_format infrapilot` names a few keys more briefly than
+    // NGINX_JSON_LOG_FORMAT; either spelling is read.
+    let either = |long: &str, short: &str| str_of(long).or_else(|| str_of(short));
+    let body_bytes_sent = either("body_bytes_sent", "bytes_sent")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let upstream_times = str_of("upstream_response_time").unwrap_or_default();
     Ok(AccessLogEntry {
-        unix_millis: str_of("time_iso8601").as_deref().and_then(parse_rfc3339),
+        unix_millis: either("time_iso8601", "time")
+            .as_deref()
+            .and_then(parse_rfc3339),
         remote_addr: str_of("remote_addr").unwrap_or_default(),
         remote_user: None,
         host: str_of("host"),
-        method: str_of("request_method"),
+        method: either("request_method", "method"),
         path: str_of("uri"),
         protocol: None,
         status,

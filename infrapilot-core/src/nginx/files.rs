@@ -109,6 +109,12 @@ pub mod names {
             .join(&format!("{}-{id}.access.log", kind.prefix()))
     }
 
+    /// The log stream an agent ships a host's access log on: `nginx:<kind>-<id>.access`
+    /// (its access log's file name without `.log`).
+    pub fn access_log_stream(kind: HostKind, id: ProxyHostId) -> String {
+        format!("nginx:{}-{id}.access", kind.prefix())
+    }
+
     /// `<log_dir>/<kind>-<id>.error.log`.
     pub fn error_log(layout: &Layout, kind: HostKind, id: ProxyHostId) -> String {
         layout

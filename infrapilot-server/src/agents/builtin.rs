@@ -118,6 +118,16 @@ pub async fn serve_with(
             tokio_util::sync::CancellationToken::new(),
         )))
     });
+    let _nginx_logs = match (&logs, &proxy) {
+        (Some(pipeline), Some(proxy)) => Some(AbortOnDrop(tokio::spawn(
+            infrapilot_agent_lib::logs::files::run_nginx(
+                pipeline.clone(),
+                proxy.log_dir(),
+                tokio_util::sync::CancellationToken::new(),
+            ),
+        ))),
+        _ => None,
+    };
     let info = AgentInfo::of_this_host();
     let base = Chain {
         first: BuiltinCommands::new(info.clone(), probe.clone()),

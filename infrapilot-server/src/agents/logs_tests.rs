@@ -256,7 +256,13 @@ async fn every_line_arrives_exactly_once(kind: Kind) {
         last,
         "{:?} {}",
         r.content_type,
-        r.body.as_str().unwrap_or_default().lines().take(3).collect::<Vec<_>>().join("\n")
+        r.body
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 
     cancel.cancel();

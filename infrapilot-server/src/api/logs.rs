@@ -791,6 +791,8 @@ mod tests {
             source: "stdout".into(),
             level: "error".into(),
             line: text.into(),
+            http_status: None,
+            upstream_ms: None,
         }
     }
 

@@ -880,6 +880,30 @@ pub async fn gate(
         });
     }
     let blocked = response.decision() == Decision::Block;
+    for n in &notices {
+        crate::logs::record_event_in(
+            &mut tx,
+            crate::logs::ServerEvent {
+                kind: infrapilot_core::events::EventKind::PolicyViolation,
+                severity: match n.action.as_str() {
+                    "block" => infrapilot_core::events::Severity::Error,
+                    "warn" => infrapilot_core::events::Severity::Warning,
+                    _ => infrapilot_core::events::Severity::Info,
+                },
+                agent: Some(gated.agent.id),
+                summary: format!(
+                    "policy {:?} ({}) on {} {}: {}",
+                    n.policy, n.action, gated.resource_kind, gated.resource_name, n.message
+                ),
+                details: json!({
+                    "violation_id": n.violation_id, "policy_id": n.policy_id, "action": n.action,
+                    "operation": gated.operation, "resource_kind": gated.resource_kind,
+                    "resource": gated.resource_name,
+                }),
+            },
+        )
+        .await?;
+    }
     audit_outcome(
         state,
         &mut tx,

@@ -57,6 +57,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agent_proxy_status))
         .routes(routes!(apply_agent_proxy))
         .routes(routes!(get_default_server, put_default_server))
+        .routes(routes!(proxy_host_metrics))
 }
 
 /// An agent's default server: what nginx answers for names no host claims (404, with this
@@ -397,6 +398,82 @@ pub async fn get_proxy_host(
     let record = tx.proxy_host(id).await?;
     tx.commit().await?;
     Ok(axum::Json(view(record, Vec::new())))
+}
+
+/// The period of a host's metrics.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// From (RFC 3339 or unix seconds); default one hour before `until`.
+    pub since: Option<String>,
+    /// Until (RFC 3339 or unix seconds); default now. At most 7 days after `since`.
+    pub until: Option<String>,
+}
+
+/// A host's request metrics over a period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostMetricsView {
+    /// The period's start (RFC 3339).
+    pub since: String,
+    /// The period's end (RFC 3339).
+    pub until: String,
+    /// The requests, by status class, the 5xx share and upstream time percentiles.
+    #[schema(value_type = Object)]
+    pub metrics: infrapilot_core::logs::AccessMetrics,
+    /// Whether only the newest requests were counted (more than 200,000 in the period).
+    pub sampled: bool,
+}
+
+/// The most requests one metrics answer reads.
+const MAX_METRIC_SAMPLES: i64 = 200_000;
+
+/// Request metrics of one host from its nginx access log, as the agent shipped it: requests,
+/// status classes, the share of 5xx answers, p50/p95 upstream response time.
+#[utoipa::path(get, path = "/api/v1/proxy-hosts/{id}/metrics", tag = "proxy", security(("bearer" = [])),
+    params(("id" = ProxyHostId, Path, description = "The host's id"), MetricsQuery), responses(
+    (status = 200, body = HostMetricsView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn proxy_host_metrics(
+    State(state): State<AppState>,
+    scoped: Scoped,
+    Path(id): Path<ProxyHostId>,
+    Query(q): Query<MetricsQuery>,
+) -> Result<axum::Json<HostMetricsView>, AppError> {
+    use infrapilot_core::logs::{RequestSample, summarize};
+    let scope = scoped.require(Action::View, Resource::ProxyHost)?;
+    let until = super::logs::parse_instant("until", q.until.as_deref())?.unwrap_or_else(now_micros);
+    let since =
+        super::logs::parse_instant("since", q.since.as_deref())?.unwrap_or(until - 3_600_000_000);
+    if until <= since {
+        return Err(AppError::field("until", "must be after since"));
+    }
+    if until - since > 7 * 86_400_000_000 {
+        return Err(AppError::field("since", "the period may be at most 7 days"));
+    }
+    let mut tx = state.store().org_read(scope).await?;
+    let host = tx.proxy_host(id).await?;
+    let stream = infrapilot_core::nginx::names::access_log_stream(host.kind, id);
+    let rows = tx
+        .access_samples(host.agent_id, &stream, since, until, MAX_METRIC_SAMPLES + 1)
+        .await?;
+    tx.commit().await?;
+    let sampled = rows.len() > usize::try_from(MAX_METRIC_SAMPLES).unwrap_or(usize::MAX);
+    let metrics = summarize(
+        rows.into_iter()
+            .take(usize::try_from(MAX_METRIC_SAMPLES).unwrap_or(0))
+            .map(|(status, upstream)| RequestSample {
+                status: u16::try_from(status).unwrap_or(0),
+                upstream_millis: upstream.and_then(|u| u64::try_from(u).ok()),
+            }),
+    );
+    Ok(axum::Json(HostMetricsView {
+        since: rfc3339(since),
+        until: rfc3339(until),
+        metrics,
+        sampled,
+    }))
 }
 
 /// Validates a host, passes the policies, stores it with a raised revision (audited), pushes
@@ -1076,7 +1153,59 @@ async fn store_report(
     let mut tx = state.store().org(scope).await?;
     tx.record_apply(agent, revision, &statuses).await?;
     tx.set_agent_certificates(agent, &certificates).await?;
+    if let Some(event) = apply_event(agent, report) {
+        crate::logs::record_event_in(&mut tx, event).await?;
+    }
     tx.commit().await
+}
+
+/// The inventory's event for an apply that changed something or went wrong; `None` for an
+/// apply that found nothing to do (as after every reconnect).
+fn apply_event(agent: AgentId, report: &ApplyReport) -> Option<crate::logs::ServerEvent> {
+    use infrapilot_core::desired::HostState;
+    use infrapilot_core::events::{EventKind, Severity};
+    let count = |state: HostState| report.hosts.iter().filter(|h| h.state == state).count();
+    let (applied, quarantined, failed) = (
+        count(HostState::Applied),
+        count(HostState::Quarantined),
+        count(HostState::Failed),
+    );
+    if !report.reloaded && report.error.is_none() && quarantined == 0 && failed == 0 {
+        return None;
+    }
+    let severity = if report.error.is_some() || failed > 0 {
+        Severity::Error
+    } else if quarantined > 0 {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    let summary = match &report.error {
+        Some(error) => format!(
+            "proxy revision {} failed to apply: {error}",
+            report.revision
+        ),
+        None => format!(
+            "proxy revision {} applied: {applied} hosts live, {quarantined} quarantined, {failed} failed",
+            report.revision
+        ),
+    };
+    let problems: Vec<_> = report
+        .hosts
+        .iter()
+        .filter(|h| h.state != HostState::Applied)
+        .map(|h| serde_json::json!({"host_id": h.id, "state": h.state.as_str(), "error": h.error}))
+        .collect();
+    Some(crate::logs::ServerEvent {
+        kind: EventKind::ProxyApply,
+        severity,
+        agent: Some(agent),
+        summary,
+        details: serde_json::json!({
+            "revision": report.revision, "reloaded": report.reloaded, "error": report.error,
+            "applied": applied, "quarantined": quarantined, "failed": failed, "hosts": problems,
+        }),
+    })
 }
 
 /// Records the hosts' statuses without raising the agent's applied revision (it applied

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use infrapilot_agent_lib::logs::{LogConfig, LogPipeline, Selection};
 use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
 use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
 use infrapilot_agent_lib::testing::http;
@@ -97,10 +98,20 @@ impl Env {
         let db = testing::database(Kind::Sqlite).await;
         let state = testing::app_state_with(&db, Edition::Community, &vars).await;
         let (admin, _) = bootstrap(&state).await;
-        tokio::spawn(crate::agents::builtin::run_with_proxy(
+        // Logs: nginx's access and error logs (no container's: the label matches none).
+        let mut logs = LogConfig::new(root.path().join("agent-logs"));
+        logs.selection = Selection::Label {
+            key: "infrapilot.test.none".to_owned(),
+            value: None,
+        };
+        let logs = LogPipeline::open(logs).unwrap();
+        tokio::spawn(crate::agents::builtin::run_with(
             state.clone(),
             "/var/run/docker.sock".into(),
-            Some(proxy),
+            crate::agents::builtin::BuiltinOptions {
+                proxy: Some(proxy),
+                logs: Some(logs),
+            },
         ));
         let mut agent = None;
         for _ in 0..100 {
@@ -585,4 +596,75 @@ async fn the_default_server_answers_unclaimed_names_and_upstream_errors_with_its
             .contains("proxy_default_server.update"),
         "the change is audited"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_reach_the_server_and_add_up_to_host_metrics() {
+    let env = Env::new().await;
+    let port = env.layout.http_port;
+    let up = upstream("metrics").await;
+    let r = env
+        .create(json!({"domains": ["metrics.test"], "upstream": format!("http://127.0.0.1:{up}")}))
+        .await;
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let ok = r.body["id"].as_str().unwrap().to_owned();
+    let down = free_port();
+    let r = env
+        .create(json!({"domains": ["broken.test"], "upstream": format!("http://127.0.0.1:{down}")}))
+        .await;
+    let broken = r.body["id"].as_str().unwrap().to_owned();
+    until_body(port, "metrics.test", "upstream metrics").await;
+    until_code(port, "broken.test", 502).await;
+    let since = crate::util::rfc3339(crate::util::now_micros() - 1_000_000);
+    for _ in 0..20 {
+        assert_eq!(get(port, "metrics.test").await.0, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(get(port, "broken.test").await.0, 502);
+    }
+    let env = &env;
+    let since = &since;
+    let metrics = |id: String| async move {
+        let uri = format!("/api/v1/proxy-hosts/{id}/metrics?since={since}");
+        env.api("GET", &uri, None).await
+    };
+    let counted = infrapilot_agent_lib::testing::wait_until(Duration::from_secs(20), || async {
+        metrics(ok.clone()).await.body["metrics"]["requests"].as_u64() >= Some(20)
+            && metrics(broken.clone()).await.body["metrics"]["requests"].as_u64() >= Some(5)
+    })
+    .await;
+    let good = metrics(ok.clone()).await;
+    assert!(counted, "{good:?}");
+    let m = &good.body["metrics"];
+    assert_eq!(m["requests"], m["status_2xx"], "{good:?}");
+    assert_eq!(m["server_error_ratio"], 0.0);
+    assert!(m["upstream_p50_millis"].as_u64().is_some(), "{good:?}");
+    assert!(m["upstream_p95_millis"].as_u64() >= m["upstream_p50_millis"].as_u64());
+    let bad = metrics(broken.clone()).await;
+    assert_eq!(bad.body["metrics"]["server_error_ratio"], 1.0, "{bad:?}");
+
+    // The lines themselves are in the central logs, with the level their status gives.
+    let r = env
+        .api(
+            "GET",
+            "/api/v1/logs?source=access&level=error&limit=200",
+            None,
+        )
+        .await;
+    let lines = r.body["items"].as_array().unwrap();
+    assert!(lines.len() >= 5, "{r:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["line"].as_str().unwrap().contains("broken.test"))
+    );
+    let r = env
+        .api("GET", "/api/v1/proxy-hosts/not-an-id/metrics", None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    let r = env
+        .api("GET", &format!("/api/v1/proxy-hosts/{ok}/metrics?since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00Z"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "since");
 }

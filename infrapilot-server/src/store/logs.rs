@@ -11,7 +11,7 @@ use super::org::OrgTx;
 use super::{StoreError, col, parsed};
 
 /// The most rows one `INSERT` carries (PostgreSQL allows 65,535 bound parameters).
-const ROWS_PER_INSERT: usize = 500;
+const ROWS_PER_INSERT: usize = 400;
 
 /// How long lines are kept when an organization has not said.
 pub const DEFAULT_RETENTION_DAYS: i64 = 7;
@@ -57,6 +57,10 @@ pub struct LogLineRecord {
     pub level: String,
     /// The line (lossy UTF-8).
     pub line: String,
+    /// An access log line's response status.
+    pub http_status: Option<i32>,
+    /// An access log line's upstream response time, milliseconds.
+    pub upstream_ms: Option<i64>,
 }
 
 /// What an ingested batch changed.
@@ -148,8 +152,8 @@ pub struct UsageRecord {
     pub lines: i64,
 }
 
-const LINE_COLUMNS: &str =
-    "agent_id, stream, seq, ts, container_id, container_name, source, level, line";
+const LINE_COLUMNS: &str = "agent_id, stream, seq, ts, container_id, container_name, source, \
+    level, line, http_status, upstream_ms";
 
 fn line_from_row(row: &AnyRow) -> Result<LogLineRecord, StoreError> {
     Ok(LogLineRecord {
@@ -162,6 +166,8 @@ fn line_from_row(row: &AnyRow) -> Result<LogLineRecord, StoreError> {
         source: col(row, "source")?,
         level: col(row, "level")?,
         line: col(row, "line")?,
+        http_status: col(row, "http_status")?,
+        upstream_ms: col(row, "upstream_ms")?,
     })
 }
 
@@ -216,26 +222,16 @@ impl OrgTx {
         for chunk in batch.lines.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO log_lines (org_id, agent_id, stream, seq, ts, container_id, \
-                 container_name, source, level, line) VALUES ",
+                 container_name, source, level, line, http_status, upstream_ms) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 10;
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10
-                ));
+                let marks: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+                sql.push('(');
+                sql.push_str(&marks.join(", "));
+                sql.push(')');
             }
             sql.push_str(" ON CONFLICT (agent_id, stream, seq) DO NOTHING RETURNING seq");
             let mut query = sqlx::query(&sql);
@@ -250,7 +246,9 @@ impl OrgTx {
                     .bind(line.container_name.clone())
                     .bind(line.source.clone())
                     .bind(line.level.clone())
-                    .bind(line.line.clone());
+                    .bind(line.line.clone())
+                    .bind(line.http_status)
+                    .bind(line.upstream_ms);
             }
             let rows = query.fetch_all(self.conn()).await?;
             let new: std::collections::HashSet<i64> = rows
@@ -393,6 +391,34 @@ impl OrgTx {
         }
         let rows = query.bind(limit).fetch_all(self.conn()).await?;
         rows.iter().map(line_from_row).collect()
+    }
+
+    /// The status and upstream time of every request `agent` logged on `stream` from `since`
+    /// to `until` (unix microseconds), at most `limit`, newest first.
+    pub async fn access_samples(
+        &mut self,
+        agent: AgentId,
+        stream: &str,
+        since: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<(i32, Option<i64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT http_status, upstream_ms FROM log_lines WHERE org_id = $1 AND agent_id = $2 \
+             AND stream = $3 AND ts >= $4 AND ts < $5 AND http_status IS NOT NULL \
+             ORDER BY seq DESC LIMIT $6",
+        )
+        .bind(self.org().to_string())
+        .bind(agent.to_string())
+        .bind(stream.to_owned())
+        .bind(since)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((col(row, "http_status")?, col(row, "upstream_ms")?)))
+            .collect()
     }
 
     /// The streams of the organization's agents (of one agent, when given).
