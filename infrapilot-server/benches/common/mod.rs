@@ -35,6 +35,8 @@ pub struct Server {
     pub database: &'static str,
     /// A client for the API.
     pub client: reqwest::Client,
+    /// PostgreSQL only: the URL of the role that owns the tables (for loading rows directly).
+    pub owner_url: Option<String>,
 }
 
 impl Drop for Server {
@@ -73,10 +75,13 @@ impl Server {
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(dir.join("server.log")).unwrap())
             .stderr(Stdio::inherit());
+        let mut owner_url = None;
         let database = if std::env::var_os("INFRAPILOT_TEST_PG_ADMIN_URL").is_some() {
             let db = infrapilot_server::testing::postgres_config().await;
             command.env("DATABASE_URL", db.url);
-            command.env("DATABASE_MIGRATION_URL", db.migration_url.unwrap());
+            let migration_url = db.migration_url.unwrap();
+            command.env("DATABASE_MIGRATION_URL", &migration_url);
+            owner_url = Some(migration_url);
             "postgresql"
         } else {
             "sqlite"
@@ -93,6 +98,7 @@ impl Server {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            owner_url,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -18,6 +18,8 @@ mod http_tests;
 pub mod http_tests_support;
 pub mod install;
 pub mod logs;
+#[cfg(test)]
+mod logs_tests;
 pub mod members;
 pub mod orgs;
 pub mod policies;

@@ -1,7 +1,7 @@
 //! The store contract: every test runs against SQLite and PostgreSQL (`<name>::sqlite`,
 //! `<name>::postgres`), plus PostgreSQL-only proofs of row-level security.
 
-use infrapilot_core::ids::{ApiTokenId, InvitationId, OrgId, UserId};
+use infrapilot_core::ids::{AgentId, ApiTokenId, InvitationId, OrgId, UserId};
 use infrapilot_core::rbac::{Effective, OrgRole, PlatformRole};
 use infrapilot_core::values::Email;
 use sqlx::Row;
@@ -309,6 +309,202 @@ contract!(
     }
 );
 
+fn log_batch(agent: AgentId, seqs: std::ops::RangeInclusive<i64>) -> LogBatchRecord {
+    let lines: Vec<LogLineRecord> = seqs
+        .clone()
+        .map(|seq| LogLineRecord {
+            agent_id: agent,
+            stream: "container:c1".into(),
+            seq,
+            ts: seq * 1_000_000,
+            container_id: Some("c1".into()),
+            container_name: Some("web".into()),
+            source: "stdout".into(),
+            level: if seq % 2 == 0 { "error" } else { "info" }.into(),
+            line: format!("line {seq} 100%_done"),
+            http_status: None,
+            upstream_ms: None,
+        })
+        .collect();
+    LogBatchRecord {
+        stream: "container:c1".into(),
+        kind: "container".into(),
+        container_id: Some("c1".into()),
+        container_name: Some("web".into()),
+        dropped: 0,
+        last_seq: *seqs.end(),
+        lines,
+    }
+}
+
+contract!(
+    log_lines_are_stored_once_counted_once_filtered_and_expired,
+    |store: Store| async move {
+        use infrapilot_core::events::{EventKind, Severity};
+        let owner = new_user(&store, "logs@example.com").await;
+        let scope = new_org(&store, "logs-org", owner).await;
+        let agent = AgentId::from_uuid(Uuid::new_v4());
+        let now = 3 * 86_400_000_000;
+        let mut tx = store.org(&scope).await.unwrap();
+        let first = tx
+            .ingest_log_batch(agent, &log_batch(agent, 1..=4), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.inserted, first.previously_acked, first.acked_seq),
+            (4, 0, 4)
+        );
+        // The same batch again (its acknowledgement was lost): nothing new, same answer.
+        let again = tx
+            .ingest_log_batch(agent, &log_batch(agent, 1..=4), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.inserted, again.previously_acked, again.acked_seq),
+            (0, 4, 4)
+        );
+        let overlap = tx
+            .ingest_log_batch(agent, &log_batch(agent, 3..=6), now)
+            .await
+            .unwrap();
+        assert_eq!((overlap.inserted, overlap.acked_seq), (2, 6));
+        let usage = tx.log_usage(0, 10).await.unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(
+            (usage[0].day, usage[0].lines),
+            (3, 6),
+            "each line counted once"
+        );
+        let bytes: i64 = (1..=6)
+            .map(|i| format!("line {i} 100%_done").len() as i64)
+            .sum();
+        assert_eq!(usage[0].bytes, bytes);
+
+        let all = tx
+            .query_logs(&LogFilter::default(), None, false, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        let errors = LogFilter {
+            levels: vec!["error".into()],
+            containers: vec!["web".into()],
+            since: Some(2_000_000),
+            until: Some(6_000_000),
+            ..LogFilter::default()
+        };
+        let found = tx.query_logs(&errors, None, true, 100).await.unwrap();
+        assert_eq!(found.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 2]);
+        // `%` and `_` in the search text are literal, and the search ignores case.
+        let text = LogFilter {
+            text: Some("5 100%_DONE".into()),
+            ..LogFilter::default()
+        };
+        let found = tx.query_logs(&text, None, true, 100).await.unwrap();
+        assert_eq!(found.iter().map(|l| l.seq).collect::<Vec<_>>(), [5]);
+        let literal = LogFilter {
+            text: Some("1_0".into()),
+            ..LogFilter::default()
+        };
+        assert!(
+            tx.query_logs(&literal, None, true, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Pages continue after their cursor.
+        let page = tx
+            .query_logs(&LogFilter::default(), None, true, 2)
+            .await
+            .unwrap();
+        let next = tx
+            .query_logs(
+                &LogFilter::default(),
+                Some(&LogCursor::of(&page[1])),
+                true,
+                2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 3]);
+        let streams = tx.log_streams(Some(agent)).await.unwrap();
+        assert_eq!((streams.len(), streams[0].acked_seq), (1, 6));
+
+        assert_eq!(
+            tx.log_retention_days().await.unwrap(),
+            DEFAULT_RETENTION_DAYS
+        );
+        tx.set_log_retention_days(30, now).await.unwrap();
+        assert_eq!(tx.log_retention_days().await.unwrap(), 30);
+        assert_eq!(tx.delete_logs_before(3_000_000).await.unwrap(), 2);
+        assert_eq!(
+            tx.query_logs(&LogFilter::default(), None, false, 100)
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
+
+        let event = EventRecord {
+            id: Uuid::new_v4().to_string(),
+            kind: EventKind::ContainerDie,
+            severity: Severity::Error,
+            agent_id: Some(agent),
+            container_id: Some("c1".into()),
+            container_name: Some("web".into()),
+            summary: "web exited with code 1".into(),
+            details: serde_json::json!({"exit_code": 1}),
+            origin: Some(format!("{agent}/docker:events/1")),
+            at: 3_600_000_000 + 5,
+            recorded_at: now,
+        };
+        assert!(tx.insert_event(&event).await.unwrap());
+        let twice = EventRecord {
+            id: Uuid::new_v4().to_string(),
+            ..event.clone()
+        };
+        assert!(
+            !tx.insert_event(&twice).await.unwrap(),
+            "one origin, one event"
+        );
+        let filter = EventFilter {
+            kinds: vec![EventKind::ContainerDie],
+            min_severity: Some(Severity::Warning),
+            container: Some("web".into()),
+            ..EventFilter::default()
+        };
+        let listed = tx.list_events(&filter, None, true, 10).await.unwrap();
+        assert_eq!(listed, std::slice::from_ref(&event));
+        let counts = tx
+            .count_events(&EventFilter::default(), 3_600_000_000)
+            .await
+            .unwrap();
+        assert_eq!(counts, [(3_600_000_000, "container.die".to_owned(), 1)]);
+        let quiet = EventFilter {
+            min_severity: Some(Severity::Error),
+            kinds: vec![EventKind::AgentOnline],
+            ..EventFilter::default()
+        };
+        assert!(
+            tx.list_events(&quiet, None, true, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            tx.events_recorded_since(&EventFilter::default(), now, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(tx.delete_events_before(3_600_000_010).await.unwrap(), 1);
+        tx.commit().await.unwrap();
+    }
+);
+
 /// The two migration histories end at the same logical schema: same tables, same columns,
 /// same nullability, equivalent types.
 #[tokio::test]
@@ -390,6 +586,22 @@ async fn postgres_rls_hides_everything_without_context_and_other_orgs_with_it() 
         let mut tx = store.org(scope).await.unwrap();
         tx.insert_api_token(&api_token(user, 10)).await.unwrap();
         tx.commit().await.unwrap();
+    }
+    for (scope, seqs) in [(&a, 1..=2), (&b, 1..=3)] {
+        let agent = infrapilot_core::ids::AgentId::from_uuid(Uuid::new_v4());
+        let mut tx = store.org(scope).await.unwrap();
+        tx.ingest_log_batch(agent, &log_batch(agent, seqs), 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    for (table, a_rows) in [("log_lines", 2), ("log_streams", 1), ("log_usage", 1)] {
+        assert_eq!(raw_count(&store, None, table).await, 0, "{table}");
+        assert_eq!(
+            raw_count(&store, Some(a.org()), table).await,
+            a_rows,
+            "{table}"
+        );
     }
     for table in ["api_tokens", "memberships"] {
         // No context: unfiltered queries see zero rows.

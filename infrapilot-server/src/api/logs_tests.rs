@@ -1,0 +1,351 @@
+//! The live parts of logs and events over HTTP: the event feed resumes from `Last-Event-ID`
+//! with exactly what was missed, and a tail or a feed never shows another organization's
+//! lines or events.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use infrapilot_core::ids::{AgentId, OrgId};
+use infrapilot_proto::v1::{LogBatch, LogRecord};
+use serde_json::json;
+use tower::ServiceExt as _;
+
+use super::http_tests_support::{PASSWORD, bootstrap, call, login, read_for};
+use crate::config::Edition;
+use crate::testing::{self, Kind};
+use crate::{AppState, app};
+
+/// Opens an event stream and returns its body, to be read as it goes.
+async fn open(state: &AppState, token: &str, uri: &str, last_event_id: Option<&str>) -> Body {
+    let mut req = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let res = app(state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    res.into_body()
+}
+
+/// The SSE messages in `bytes`: (id, data) of each `event` message.
+fn messages(bytes: &[u8]) -> Vec<(String, serde_json::Value)> {
+    String::from_utf8_lossy(bytes)
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut id = String::new();
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                }
+                if let Some(v) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(v.trim()).ok();
+                }
+            }
+            data.map(|d| (id, d))
+        })
+        .collect()
+}
+
+async fn ship(
+    state: &AppState,
+    org: OrgId,
+    agent: AgentId,
+    stream: &str,
+    kind: &str,
+    seq: u64,
+    line: String,
+) {
+    let batch = LogBatch {
+        stream: stream.into(),
+        kind: kind.into(),
+        container_name: if kind == "container" {
+            "web".into()
+        } else {
+            String::new()
+        },
+        records: vec![LogRecord {
+            seq,
+            time_unix_nanos: crate::util::now_micros() * 1000,
+            source: if kind == "container" {
+                "stdout"
+            } else {
+                "event"
+            }
+            .into(),
+            line: line.into_bytes(),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        crate::logs::ingest(state, org, agent, batch).await.unwrap(),
+        seq
+    );
+}
+
+fn crash(name: &str, code: i64) -> String {
+    json!({
+        "action": "die", "container_id": name, "container_name": name, "image": "busybox",
+        "exit_code": code, "time_unix_nanos": crate::util::now_micros() * 1000,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_feed_resumes_where_it_left_off_and_nothing_crosses_organizations() {
+    let state = testing::app_state(Kind::Sqlite, Edition::Saas).await;
+    let (a_token, a_org) = bootstrap(&state).await;
+    let a_org: OrgId = a_org.parse().unwrap();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/auth/signup",
+        None,
+        None,
+        Some(json!({"email": "bob@example.com", "name": "Bob", "password": PASSWORD, "organization_name": "Beta"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let b_org: OrgId = r.body["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let b_token = login(&state, "bob@example.com").await;
+    let a_agent = testing::insert_agent(&state, a_org, "alpha-host").await;
+    let b_agent = testing::insert_agent(&state, b_org, "beta-host").await;
+
+    // A's feed and A's tail, open while both organizations' agents ship.
+    let feed = open(
+        &state,
+        &a_token,
+        "/api/v1/events/stream?type=container.die",
+        None,
+    )
+    .await;
+    let tail = open(&state, &a_token, "/api/v1/logs/tail", None).await;
+    let b_tail = open(&state, &b_token, "/api/v1/logs/tail", None).await;
+    ship(
+        &state,
+        b_org,
+        b_agent,
+        "docker:events",
+        "docker_events",
+        1,
+        crash("beta-db", 1),
+    )
+    .await;
+    ship(
+        &state,
+        a_org,
+        a_agent,
+        "docker:events",
+        "docker_events",
+        1,
+        crash("alpha-web", 2),
+    )
+    .await;
+    ship(
+        &state,
+        b_org,
+        b_agent,
+        "container:b",
+        "container",
+        1,
+        "beta secret line".into(),
+    )
+    .await;
+    ship(
+        &state,
+        a_org,
+        a_agent,
+        "container:a",
+        "container",
+        1,
+        "alpha line".into(),
+    )
+    .await;
+
+    let seen = messages(&read_for(feed, Duration::from_millis(2500)).await);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].1["container_name"], "alpha-web");
+    let last_id = seen[0].0.clone();
+    let lines = messages(&read_for(tail, Duration::from_millis(500)).await);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l.1["line"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["alpha line"]
+    );
+    let b_lines = messages(&read_for(b_tail, Duration::from_millis(500)).await);
+    assert_eq!(b_lines.len(), 1, "{b_lines:?}");
+    assert_eq!(b_lines[0].1["line"], "beta secret line");
+
+    // Disconnected, A misses two crashes; reconnecting with the last id gets exactly those.
+    ship(
+        &state,
+        a_org,
+        a_agent,
+        "docker:events",
+        "docker_events",
+        2,
+        crash("alpha-web", 3),
+    )
+    .await;
+    ship(
+        &state,
+        a_org,
+        a_agent,
+        "docker:events",
+        "docker_events",
+        3,
+        crash("alpha-api", 4),
+    )
+    .await;
+    ship(
+        &state,
+        b_org,
+        b_agent,
+        "docker:events",
+        "docker_events",
+        2,
+        crash("beta-db", 5),
+    )
+    .await;
+    let feed = open(
+        &state,
+        &a_token,
+        "/api/v1/events/stream?type=container.die",
+        Some(&last_id),
+    )
+    .await;
+    let resumed = messages(&read_for(feed, Duration::from_millis(2500)).await);
+    let codes: Vec<i64> = resumed
+        .iter()
+        .map(|m| m.1["details"]["exit_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, [3, 4], "{resumed:?}");
+
+    // The same through the query parameter, and a bad id is refused naming it.
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/events/stream?last_event_id=garbage",
+        Some(&a_token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "last_event_id");
+
+    // Counts per type, and B's events never in A's lists.
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/events/counts?period=day",
+        Some(&a_token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.body["by_type"]["container.die"], 3, "{r:?}");
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/events?limit=200",
+        Some(&a_token),
+        None,
+        None,
+    )
+    .await;
+    assert!(!r.body.to_string().contains("beta"), "{r:?}");
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/logs?q=secret",
+        Some(&a_token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.body["items"], json!([]), "{r:?}");
+}
+
+#[tokio::test]
+async fn retention_deletes_what_fell_out_and_settings_are_validated_and_audited() {
+    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let (token, org) = bootstrap(&state).await;
+    let org: OrgId = org.parse().unwrap();
+    let agent = testing::insert_agent(&state, org, "host").await;
+    ship(
+        &state,
+        org,
+        agent,
+        "container:a",
+        "container",
+        1,
+        "kept".into(),
+    )
+    .await;
+    let r = call(
+        &state,
+        "PUT",
+        "/api/v1/logs/settings",
+        Some(&token),
+        None,
+        Some(json!({"retention_days": 0})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(r.body["errors"][0]["field"], "retention_days");
+    let r = call(
+        &state,
+        "PUT",
+        "/api/v1/logs/settings",
+        Some(&token),
+        None,
+        Some(json!({"retention_days": 2})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // A day later nothing is old enough; three days later the line is.
+    let day = 86_400_000_000;
+    let now = crate::util::now_micros();
+    assert_eq!(
+        crate::logs::apply_retention(&state, now + day)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        crate::logs::apply_retention(&state, now + 3 * day)
+            .await
+            .unwrap(),
+        1
+    );
+    let r = call(&state, "GET", "/api/v1/logs", Some(&token), None, None).await;
+    assert_eq!(r.body["items"], json!([]));
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/logs/usage?days=1",
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.body["total_lines"], 1, "usage stays: it was stored today");
+    let audit = call(&state, "GET", "/api/v1/audit", Some(&token), None, None).await;
+    assert!(audit.body.to_string().contains("logs.settings.update"));
+}
