@@ -17,7 +17,9 @@
 //!   acknowledgement, not Docker). The clock stops when the server's own stream table says
 //!   every line is stored (`GET /api/v1/logs/streams`).
 //! - "Raw COPY" is `COPY log_lines FROM STDIN` of as many rows of the same shape into the
-//!   same table (same indexes) over one connection, as the owner role, in the same run.
+//!   same table (same indexes) over one connection, in the same run, as the superuser
+//!   (PostgreSQL refuses COPY FROM under row-level security, so raw COPY also skips the
+//!   policy checks the server's inserts pass).
 //! - The query is `GET /api/v1/logs?container=…&since=…&until=…` through the API (auth,
 //!   validation, RLS context, the SQL, JSON), timed by this client, 200 times over random
 //!   one-hour windows of random containers; the ten million rows are spread over 100
@@ -181,11 +183,13 @@ async fn main() {
     );
 
     // Raw COPY of as many rows of the same shape into the same table.
-    let mut owner = sqlx::PgConnection::connect(&owner_url).await.unwrap();
-    sqlx::query(&format!("SET app.current_org_id = '{org}'"))
-        .execute(&mut owner)
-        .await
-        .unwrap();
+    // PostgreSQL refuses COPY FROM into a table under row-level security for a role that
+    // is subject to it, so the raw load runs as the cluster's superuser, into the same
+    // database and table.
+    let db = owner_url.rsplit_once('/').unwrap().1;
+    let admin = infrapilot_server::testing::pg_admin_url();
+    let admin = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let mut owner = sqlx::PgConnection::connect(&admin).await.unwrap();
     let copy_agent = uuid::Uuid::new_v4().to_string();
     let mut data = Vec::with_capacity(total as usize * 200);
     for i in 0..total {

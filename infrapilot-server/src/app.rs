@@ -173,6 +173,7 @@ impl AppState {
         (name = "proxy", description = "Proxy and redirection hosts, served by an agent's nginx, with their apply status"),
         (name = "policies", description = "Policies, templates and recorded violations"),
         (name = "logs", description = "Central logs from every agent: query, live tail, export, retention and usage"),
+        (name = "alerts", description = "Alert channels (SMTP, Slack, webhook), rules and the alert history with deliveries"),
         (name = "events", description = "The event inventory: container lifecycle, agents, proxy applies, violations, alerts"),
     )
 )]

@@ -5,6 +5,7 @@
 //! drive the same router the binary serves.
 
 pub mod agents;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;

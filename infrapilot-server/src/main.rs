@@ -73,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(infrapilot_server::agents::listen_for_relays(state.clone()));
     }
     tokio::spawn(infrapilot_server::logs::run_retention(state.clone()));
+    tokio::spawn(infrapilot_server::alerts::engine::run(state.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let agents = tokio::spawn(infrapilot_server::agents::serve(
         state.clone(),

@@ -1,7 +1,7 @@
 //! InfraPilot developer tasks, run as `cargo xtask <task>`.
 //!
 //! - `test` — the README's test command: provisions what the tests need on this machine
-//!   (Debian packages, test services), then runs `cargo fmt --check`, clippy with warnings
+//!   (Debian packages, Python's aiosmtpd, test services), then runs `cargo fmt --check`, clippy with warnings
 //!   denied, the whole test suite under cargo-nextest, the doc tests, and schemathesis fuzzing
 //!   of the server binary against its own OpenAPI document, then the bindings: the Python
 //!   package is installed with pip and its pytest suite run, the Node addon is built and its
@@ -59,8 +59,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Installs the Debian packages the tests need, if any is missing.
+/// The Python packages the tests need: a real SMTP server for the alert tests.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("aiosmtpd", "aiosmtpd==1.4.6")];
+
+/// Installs the Debian packages and the Python packages the tests need, if any is missing.
 fn provision() -> Result<(), String> {
+    provision_debian()?;
+    for (module, requirement) in PYTHON_PACKAGES {
+        let importable = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !importable {
+            run(["python3", "-m", "pip", "install", "-q", requirement])?;
+        }
+    }
+    Ok(())
+}
+
+/// Installs the Debian packages the tests need, if any is missing.
+fn provision_debian() -> Result<(), String> {
     let missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(_, binary)| !std::path::Path::new(binary).exists())

@@ -7,6 +7,7 @@
 //! the current time, and gets back the new state, the [`Firing`]s and the [`Resolution`]s.
 //! Nothing here reads a clock or sends anything; notifying is the server's job.
 
+mod delivery;
 mod evaluate;
 mod kinds;
 mod observation;
@@ -20,6 +21,7 @@ mod props;
 #[cfg(test)]
 mod test_support;
 
+pub use delivery::{FIRST_RETRY_SECS, MAX_DELIVERY_ATTEMPTS, MAX_RETRY_SECS, retry_after};
 pub use evaluate::{LATE_GRACE_SECS, evaluate};
 pub use observation::{
     AgentSeen, CertificateObservation, ContainerEvent, ContainerEventKind, ContainerSample,

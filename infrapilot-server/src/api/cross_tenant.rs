@@ -60,6 +60,9 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/logs/streams".to_owned(),
         "/api/v1/logs/settings".to_owned(),
         "/api/v1/events?type=container.die".to_owned(),
+        "/api/v1/alert-channels".to_owned(),
+        "/api/v1/alert-rules".to_owned(),
+        "/api/v1/alerts".to_owned(),
     ] {
         let r = call(state, "GET", &uri, Some(&b.token), None, None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {r:?}");
@@ -93,6 +96,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/api/v1/api-tokens" => json!({"name": "x"}),
         "/api/v1/enrollment-tokens" => json!({"name": "x"}),
         "/api/v1/agents/{id}" => json!({"name": "pwned", "disabled": true}),
+        "/api/v1/alert-channels/{id}" => json!({"name": "pwned",
+            "config": {"type": "webhook", "url": "http://127.0.0.1:9/pwned"}}),
+        "/api/v1/alert-rules/{id}" => json!({"rule": {"name": "pwned", "kind": "agent_offline",
+            "after_secs": 60, "severity": "info", "enabled": false}}),
         _ => json!({}),
     })
 }
@@ -163,6 +170,34 @@ async fn check_cross_tenant(state: AppState) {
     wait_online(&state, &b.token, &agent).await;
     // B's logs and events, as B's agent ships them: a container's line and a Docker event.
     seed_logs(&state, b.org.parse().unwrap(), agent_id).await;
+    // B's alerting: a channel with a secret, a rule that notifies it, an alert.
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/alert-channels",
+        Some(&b.token),
+        None,
+        Some(json!({"name": "beta-hook", "config": {"type": "webhook",
+            "url": "http://127.0.0.1:9/hook", "secret": "beta-secret-webhook-key-123"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let channel = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/alert-rules",
+        Some(&b.token),
+        None,
+        Some(
+            json!({"rule": {"name": "beta-rule", "kind": "agent_offline", "after_secs": 60,
+            "severity": "critical", "enabled": true}, "channels": [channel]}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let rule = r.body["rule"]["id"].as_str().unwrap().to_owned();
+    let alert = seed_alert(&state, b.org.parse().unwrap(), rule.parse().unwrap()).await;
     let r = call(
         &state,
         "POST",
@@ -256,6 +291,13 @@ async fn check_cross_tenant(state: AppState) {
         b_container.id.as_str(),
         "beta-secret-log-line",
         "beta-secret-crash",
+        "beta-hook",
+        "beta-secret-webhook-key-123",
+        "beta-rule",
+        "beta-secret-alert",
+        channel.as_str(),
+        rule.as_str(),
+        alert.as_str(),
     ];
 
     let doc: Value = serde_json::from_str(&crate::openapi().to_json().unwrap()).unwrap();
@@ -281,6 +323,12 @@ async fn check_cross_tenant(state: AppState) {
                 "/policy-violations/{id}",
                 &format!("/policy-violations/{violation}"),
             )
+            .replace(
+                "/alert-channels/{id}",
+                &format!("/alert-channels/{channel}"),
+            )
+            .replace("/alert-rules/{id}", &format!("/alert-rules/{rule}"))
+            .replace("/alerts/{id}", &format!("/alerts/{alert}"))
             .replace("{container}", &b_container.name)
             .replace("{network}", "beta-net")
             .replace("{image}", "beta-image")
@@ -423,6 +471,39 @@ async fn seed_logs(
             .unwrap(),
         1
     );
+}
+
+/// Stores an open alert of `rule` for `org`.
+async fn seed_alert(
+    state: &AppState,
+    org: infrapilot_core::ids::OrgId,
+    rule: infrapilot_core::ids::AlertRuleId,
+) -> String {
+    use crate::store::{Actor, AlertRecord, OrgScope};
+    let scope = OrgScope::new(
+        org,
+        Actor::System,
+        infrapilot_core::rbac::Effective::Org(infrapilot_core::rbac::OrgRole::Viewer),
+    );
+    let id = crate::util::new_id().to_string();
+    let mut tx = state.store().org(&scope).await.unwrap();
+    tx.insert_alert(&AlertRecord {
+        id: id.clone(),
+        rule_id: rule,
+        rule_name: "beta-rule".into(),
+        subject_key: "{}".into(),
+        subject: "beta-secret-alert".into(),
+        severity: "critical".into(),
+        summary: "beta-secret-alert fired".into(),
+        details: json!({}),
+        fired_at: crate::util::now_micros(),
+        resolved_at: None,
+        resolution: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
 }
 
 /// A running container of organization B's, removed when dropped.

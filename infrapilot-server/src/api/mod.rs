@@ -2,6 +2,7 @@
 //! router; DTOs are defined beside their handlers and converted by hand to domain types.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod certificates;
@@ -160,6 +161,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(install::routes())
         .merge(logs::routes())
         .merge(events::routes())
+        .merge(alerts::routes())
 }
 
 /// The most items one page may hold.

@@ -421,6 +421,31 @@ impl OrgTx {
             .collect()
     }
 
+    /// How many requests `agent` logged on `stream` from `since` to `until` (unix
+    /// microseconds), and how many of them were answered 5xx.
+    pub async fn access_counts(
+        &mut self,
+        agent: AgentId,
+        stream: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, \
+             COALESCE(SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END), 0) AS errors \
+             FROM log_lines WHERE org_id = $1 AND agent_id = $2 AND stream = $3 \
+             AND ts >= $4 AND ts < $5 AND http_status IS NOT NULL",
+        )
+        .bind(self.org().to_string())
+        .bind(agent.to_string())
+        .bind(stream.to_owned())
+        .bind(since)
+        .bind(until)
+        .fetch_one(self.conn())
+        .await?;
+        Ok((col(&row, "total")?, col(&row, "errors")?))
+    }
+
     /// The streams of the organization's agents (of one agent, when given).
     pub async fn log_streams(
         &mut self,

@@ -21,6 +21,7 @@
 //! hides every other organization's rows even from a query that forgot its filter.
 
 mod agents;
+mod alerts;
 mod audit;
 mod certificates;
 mod enrollment;
@@ -43,6 +44,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use agents::AgentRecord;
+pub use alerts::{AlertRecord, ChannelRecord, DeliveryRecord, RuleRecord};
 pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
 pub use certificates::CertificateRecord;
 pub use enrollment::StoredEnrollmentToken;

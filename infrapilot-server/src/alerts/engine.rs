@@ -1,0 +1,514 @@
+//! Evaluation and delivery.
+//!
+//! Every few seconds, for each organization, [`evaluate_org`] locks the organization's
+//! watermark (so one replica evaluates it at a time), gathers what happened since — container
+//! events from the event inventory, agents' last heartbeats, hosts' request counts from the
+//! access logs, certificates' expiry — feeds it to the core's pure `evaluate` with each rule's
+//! remembered state, and in the same transaction stores the new states, the alerts that fired
+//! or resolved, and one pending delivery per channel. A firing is therefore recorded once,
+//! however many replicas run. [`deliver_due`] then claims due deliveries (skipping those
+//! another replica holds), sends them, and records the outcome: sent, or the remote's own
+//! error with the next attempt (backing off), or failed after the last attempt.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use infrapilot_core::alerts::{
+    AgentSeen, AlertRule, CertificateObservation, ContainerEvent, ContainerEventKind, Firing,
+    HealthStatus, NginxWindow, Observation, Observations, Resolution, RuleKind, Subject, evaluate,
+    retry_after,
+};
+use infrapilot_core::events::{EventKind, Severity as EventSeverity};
+use infrapilot_core::ids::OrgId;
+use infrapilot_core::rbac::{Effective, OrgRole};
+use infrapilot_core::values::{ContainerName, Domain};
+
+use super::channels::{self, ChannelConfig, Notification, NotificationStatus};
+use crate::AppState;
+use crate::logs::{ServerEvent, record_event_in};
+use crate::store::{Actor, AlertRecord, DeliveryRecord, EventFilter, OrgScope, OrgTx, StoreError};
+use crate::util::{new_id, now_micros};
+
+/// How often every organization is evaluated and its due deliveries sent.
+pub const TICK: Duration = Duration::from_secs(5);
+
+/// How long a replica may take to send a delivery it claimed before another may claim it.
+const CLAIM_MICROS: i64 = 60_000_000;
+
+/// What one evaluation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EvalOutcome {
+    /// Alerts that fired.
+    pub fired: usize,
+    /// Alerts that resolved.
+    pub resolved: usize,
+}
+
+fn system_scope(org: OrgId) -> OrgScope {
+    OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer))
+}
+
+/// The HTTP client every webhook and Slack delivery shares.
+fn http() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// Evaluates and delivers for every organization every [`TICK`], for as long as the server
+/// runs.
+pub async fn run(state: AppState) {
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = tick(&state).await {
+            tracing::warn!(error = %e, "alert evaluation failed; retrying at the next tick");
+        }
+    }
+}
+
+/// One round over every organization.
+pub async fn tick(state: &AppState) -> Result<(), StoreError> {
+    let mut after = None;
+    loop {
+        let mut g = state.store().global_read().await?;
+        let orgs = g.list_orgs(after, 200).await?;
+        g.commit().await?;
+        let Some(last) = orgs.last() else {
+            return Ok(());
+        };
+        after = Some((last.created_at, last.id.to_string()));
+        for org in orgs {
+            let now = now_micros();
+            if let Err(e) = evaluate_org(state, org.id, now).await {
+                tracing::warn!(org = %org.id, error = %e, "evaluating alert rules failed");
+            }
+            if let Err(e) = deliver_due(state, org.id, now).await {
+                tracing::warn!(org = %org.id, error = %e, "delivering alerts failed");
+            }
+        }
+    }
+}
+
+/// Evaluates every rule of `org` over what happened since the last evaluation, at `now`
+/// (unix microseconds), storing states, alerts and deliveries in one transaction.
+pub async fn evaluate_org(
+    state: &AppState,
+    org: OrgId,
+    now: i64,
+) -> Result<EvalOutcome, StoreError> {
+    let mut tx = state.store().org(&system_scope(org)).await?;
+    // The watermark is locked before the rules' states are read: a replica that waited for
+    // another's evaluation then reads the states it left.
+    let (events_from, last_evaluated) = tx.lock_alert_cursor(now).await?;
+    let mut rules = tx.list_rules().await?;
+    if rules.is_empty() {
+        tx.set_alert_cursor(events_from.max(now), now).await?;
+        return tx.commit().await.map(|()| EvalOutcome::default());
+    }
+    let (observations, events_to) =
+        observe(&mut tx, &rules, events_from, last_evaluated, now).await?;
+    let now_secs = now.div_euclid(1_000_000);
+    let mut outcome = EvalOutcome::default();
+    for record in &mut rules {
+        let Ok(rule) = AlertRule::new(record.spec.clone()) else {
+            tracing::warn!(rule = %record.spec.id, "skipping a stored alert rule that no longer validates");
+            continue;
+        };
+        let evaluation = evaluate(
+            &rule,
+            &observations,
+            std::mem::take(&mut record.state),
+            now_secs,
+        );
+        record.state = evaluation.state;
+        record.updated_at = now;
+        tx.update_rule(record).await?;
+        for firing in &evaluation.firings {
+            fire(&mut tx, record, firing, now).await?;
+            outcome.fired += 1;
+        }
+        for resolution in &evaluation.resolutions {
+            outcome.resolved += resolve(&mut tx, record, resolution, now).await?;
+        }
+    }
+    tx.set_alert_cursor(events_to, now).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// The observations since the last evaluation, and how far the event inventory was read.
+async fn observe(
+    tx: &mut OrgTx,
+    rules: &[crate::store::RuleRecord],
+    events_from: i64,
+    last_evaluated: i64,
+    now: i64,
+) -> Result<(Observations, i64), StoreError> {
+    let wants = |f: fn(&RuleKind) -> bool| rules.iter().any(|r| r.spec.enabled && f(&r.spec.kind));
+    let mut obs = Observations::default();
+    let mut agents = Vec::new();
+    let mut after = None;
+    loop {
+        let page = tx.list_agents(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.id.to_string()));
+        agents.extend(page);
+    }
+    for agent in &agents {
+        obs.agent_labels.insert(agent.id, agent.labels.clone());
+        if let Some(seen) = agent.last_seen_at.or(Some(agent.created_at))
+            && !agent.disabled
+        {
+            obs.items.push(Observation::AgentSeen(AgentSeen {
+                agent: agent.id,
+                at: seen.div_euclid(1_000_000),
+            }));
+        }
+    }
+    // Container events recorded since the watermark (by when the server stored them, so
+    // events an agent buffered through an outage still count when they arrive).
+    let container_kinds = vec![
+        EventKind::ContainerStart,
+        EventKind::ContainerDie,
+        EventKind::ContainerOom,
+        EventKind::ContainerRestart,
+        EventKind::ContainerHealth,
+    ];
+    let filter = EventFilter {
+        kinds: container_kinds,
+        ..EventFilter::default()
+    };
+    let events = tx
+        .events_recorded_since(&filter, events_from, 10_000)
+        .await?;
+    let events_to = events
+        .last()
+        .map_or(events_from, |e| e.recorded_at + 1)
+        .max(events_from);
+    for e in events {
+        let (Some(agent), Some(name)) = (e.agent_id, e.container_name.as_deref()) else {
+            continue;
+        };
+        let Ok(container) = ContainerName::parse(name) else {
+            continue;
+        };
+        let kind = match e.kind {
+            EventKind::ContainerStart => ContainerEventKind::Start,
+            EventKind::ContainerDie => ContainerEventKind::Die {
+                exit_code: e.details["exit_code"].as_i64().unwrap_or(-1),
+            },
+            EventKind::ContainerOom => ContainerEventKind::Oom,
+            EventKind::ContainerRestart => ContainerEventKind::Restart,
+            EventKind::ContainerHealth => {
+                let status = match e.summary.rsplit(' ').next() {
+                    Some("healthy") => HealthStatus::Healthy,
+                    Some("unhealthy") => HealthStatus::Unhealthy,
+                    _ => HealthStatus::Starting,
+                };
+                ContainerEventKind::HealthStatus { status }
+            }
+            _ => continue,
+        };
+        obs.items.push(Observation::ContainerEvent(ContainerEvent {
+            agent,
+            container,
+            container_id: e.container_id.unwrap_or_default(),
+            kind,
+            at: e.at.div_euclid(1_000_000),
+        }));
+    }
+    let needs_hosts = wants(|k| matches!(k, RuleKind::Nginx5xxShare { .. }))
+        || wants(|k| matches!(k, RuleKind::CertificateExpiring { .. }));
+    if needs_hosts {
+        hosts(tx, &mut obs, rules, last_evaluated, now).await?;
+    }
+    Ok((obs, events_to))
+}
+
+/// Request windows and certificates of the organization's proxy hosts.
+async fn hosts(
+    tx: &mut OrgTx,
+    obs: &mut Observations,
+    rules: &[crate::store::RuleRecord],
+    last_evaluated: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let windows = rules
+        .iter()
+        .any(|r| matches!(r.spec.kind, RuleKind::Nginx5xxShare { .. }));
+    let mut certificates: BTreeMap<String, (i64, Vec<String>)> = BTreeMap::new();
+    for c in tx.list_certificates(None, 1000).await? {
+        certificates.insert(c.id.to_string(), (c.not_after, c.domains.clone()));
+    }
+    let mut after = None;
+    loop {
+        let page = tx.list_proxy_hosts(None, after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.id.to_string()));
+        for host in page {
+            let Some(first) = host.domains.first().and_then(|d| Domain::parse(d).ok()) else {
+                continue;
+            };
+            if windows && host.enabled && now > last_evaluated {
+                let stream = infrapilot_core::nginx::names::access_log_stream(host.kind, host.id);
+                let (total, errors) = tx
+                    .access_counts(host.agent_id, &stream, last_evaluated, now)
+                    .await?;
+                obs.items.push(Observation::NginxWindow(NginxWindow {
+                    agent: host.agent_id,
+                    host: first.clone(),
+                    total: u64::try_from(total).unwrap_or(0),
+                    errors_5xx: u64::try_from(errors).unwrap_or(0),
+                    start: last_evaluated.div_euclid(1_000_000),
+                    end: now.div_euclid(1_000_000),
+                }));
+            }
+            let certificate = host.document["ssl"]["certificate"]
+                .as_str()
+                .unwrap_or_default();
+            if let Some((not_after, names)) = certificates.get(certificate) {
+                obs.items
+                    .push(Observation::Certificate(CertificateObservation {
+                        agent: host.agent_id,
+                        host: first,
+                        domains: names.iter().filter_map(|d| Domain::parse(d).ok()).collect(),
+                        not_after: *not_after,
+                        at: now.div_euclid(1_000_000),
+                    }));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn subject_key(subject: &Subject) -> String {
+    serde_json::to_string(subject).unwrap_or_default()
+}
+
+fn severity_name(s: infrapilot_core::alerts::Severity) -> &'static str {
+    match s {
+        infrapilot_core::alerts::Severity::Info => "info",
+        infrapilot_core::alerts::Severity::Warning => "warning",
+        infrapilot_core::alerts::Severity::Critical => "critical",
+    }
+}
+
+/// Stores a firing: the alert, a pending delivery per channel, an event.
+async fn fire(
+    tx: &mut OrgTx,
+    rule: &crate::store::RuleRecord,
+    firing: &Firing,
+    now: i64,
+) -> Result<(), StoreError> {
+    let alert = AlertRecord {
+        id: new_id().to_string(),
+        rule_id: rule.spec.id,
+        rule_name: rule.spec.name.clone(),
+        subject_key: subject_key(&firing.subject),
+        subject: firing.subject.to_string(),
+        severity: severity_name(firing.severity).to_owned(),
+        summary: firing.summary.clone(),
+        details: serde_json::json!({ "value": firing.value, "subject": firing.subject }),
+        fired_at: firing.at.saturating_mul(1_000_000),
+        resolved_at: None,
+        resolution: None,
+    };
+    tx.insert_alert(&alert).await?;
+    queue(tx, &alert.id, rule, "firing", now).await?;
+    record_event_in(
+        tx,
+        ServerEvent {
+            kind: EventKind::AlertFiring,
+            severity: match firing.severity {
+                infrapilot_core::alerts::Severity::Critical => EventSeverity::Error,
+                infrapilot_core::alerts::Severity::Warning => EventSeverity::Warning,
+                infrapilot_core::alerts::Severity::Info => EventSeverity::Info,
+            },
+            agent: Some(firing.subject.agent()),
+            summary: format!("{}: {}", rule.spec.name, firing.summary),
+            details: serde_json::json!({ "alert_id": alert.id, "rule_id": rule.spec.id }),
+        },
+    )
+    .await
+}
+
+/// Stores a resolution; answers how many open alerts it closed.
+async fn resolve(
+    tx: &mut OrgTx,
+    rule: &crate::store::RuleRecord,
+    resolution: &Resolution,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let closed = tx
+        .resolve_alerts(
+            rule.spec.id,
+            &subject_key(&resolution.subject),
+            resolution.at.saturating_mul(1_000_000),
+            &resolution.summary,
+        )
+        .await?;
+    for alert in &closed {
+        if resolution.notify {
+            queue(tx, alert, rule, "resolved", now).await?;
+        }
+        record_event_in(
+            tx,
+            ServerEvent {
+                kind: EventKind::AlertResolved,
+                severity: EventSeverity::Info,
+                agent: Some(resolution.subject.agent()),
+                summary: format!("{}: {}", rule.spec.name, resolution.summary),
+                details: serde_json::json!({ "alert_id": alert, "rule_id": rule.spec.id }),
+            },
+        )
+        .await?;
+    }
+    Ok(closed.len())
+}
+
+async fn queue(
+    tx: &mut OrgTx,
+    alert: &str,
+    rule: &crate::store::RuleRecord,
+    event: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for channel in &rule.channels {
+        tx.insert_delivery(&DeliveryRecord {
+            id: new_id().to_string(),
+            alert_id: alert.to_owned(),
+            channel_id: *channel,
+            event: event.to_owned(),
+            status: "pending".to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            sent_at: None,
+            created_at: now,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sends `org`'s deliveries that are due at `now`; answers how many were sent.
+pub async fn deliver_due(state: &AppState, org: OrgId, now: i64) -> Result<usize, StoreError> {
+    let scope = system_scope(org);
+    let mut tx = state.store().org(&scope).await?;
+    let claimed = tx.claim_deliveries(now, now + CLAIM_MICROS, 50).await?;
+    tx.commit().await?;
+    let mut sent = 0;
+    for mut delivery in claimed {
+        let result = send(state, &scope, &delivery).await;
+        delivery.attempts += 1;
+        match result {
+            Ok(()) => {
+                delivery.status = "sent".to_owned();
+                delivery.sent_at = Some(now_micros());
+                delivery.last_error = None;
+                sent += 1;
+            }
+            Err(message) => {
+                tracing::info!(%org, delivery = %delivery.id, error = %message, "an alert delivery failed");
+                delivery.last_error = Some(message);
+                match retry_after(u32::try_from(delivery.attempts).unwrap_or(u32::MAX)) {
+                    Some(secs) => {
+                        delivery.status = "pending".to_owned();
+                        delivery.next_attempt_at =
+                            now + i64::try_from(secs).unwrap_or(i64::MAX / 2) * 1_000_000;
+                    }
+                    None => delivery.status = "failed".to_owned(),
+                }
+            }
+        }
+        let mut tx = state.store().org(&scope).await?;
+        tx.finish_delivery(&delivery).await?;
+        tx.commit().await?;
+    }
+    Ok(sent)
+}
+
+/// Sends one delivery; the error is the remote's (or the reason nothing could be sent).
+async fn send(state: &AppState, scope: &OrgScope, delivery: &DeliveryRecord) -> Result<(), String> {
+    let mut tx = state
+        .store()
+        .org_read(scope)
+        .await
+        .map_err(|e| e.to_string())?;
+    let channel = match tx.channel(delivery.channel_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound { .. }) => return Err("the channel was deleted".to_owned()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let alert = tx
+        .alert(&delivery.alert_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    let config = open_config(state, &channel.config_sealed)?;
+    let notification = notification(state, scope.org(), &alert, &delivery.event);
+    channels::deliver(
+        &config,
+        &notification,
+        http(),
+        now_micros().div_euclid(1_000_000),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// A sealed channel configuration, opened.
+pub fn open_config(state: &AppState, sealed: &str) -> Result<ChannelConfig, String> {
+    let plain = state
+        .keys()
+        .unseal(sealed)
+        .map_err(|e| format!("the channel's configuration cannot be opened: {e}"))?;
+    serde_json::from_slice(&plain)
+        .map_err(|e| format!("the channel's configuration is unreadable: {e}"))
+}
+
+/// The notification of `alert`'s firing or resolution.
+pub fn notification(
+    state: &AppState,
+    org: OrgId,
+    alert: &AlertRecord,
+    event: &str,
+) -> Notification {
+    Notification {
+        rule_name: alert.rule_name.clone(),
+        severity: match alert.severity.as_str() {
+            "critical" => infrapilot_core::alerts::Severity::Critical,
+            "warning" => infrapilot_core::alerts::Severity::Warning,
+            _ => infrapilot_core::alerts::Severity::Info,
+        },
+        status: match event {
+            "resolved" => NotificationStatus::Resolved,
+            "test" => NotificationStatus::Test,
+            _ => NotificationStatus::Firing,
+        },
+        subject: alert.subject.clone(),
+        summary: match (event, &alert.resolution) {
+            ("resolved", Some(r)) => r.clone(),
+            _ => alert.summary.clone(),
+        },
+        at_unix: alert
+            .resolved_at
+            .filter(|_| event == "resolved")
+            .unwrap_or(alert.fired_at)
+            .div_euclid(1_000_000),
+        alert_id: alert.id.clone(),
+        organization: org.to_string(),
+        link: Some(format!(
+            "{}/api/v1/alerts/{}",
+            state.config().public_url.trim_end_matches('/'),
+            alert.id
+        )),
+    }
+}
