@@ -4,16 +4,23 @@
 //! Docker is optional: without a reachable engine the container list is empty and
 //! [`DockerStatus::available`] is false. That is a state to report, never an error.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptions;
+use bollard::query_parameters::{ListContainersOptions, StatsOptions};
+use futures_util::StreamExt;
 use infrapilot_proto::v1::{ContainerSummary, HostMetrics};
 use serde::Serialize;
 use sysinfo::{Disks, System};
 use tokio::sync::OnceCell;
+
+use crate::docker::convert::{CpuReading, cpu_between, cpu_reading, memory_used};
+
+/// How many containers are sampled at once for a heartbeat.
+const SAMPLING: usize = 16;
 
 /// The default Docker socket.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -43,6 +50,8 @@ pub struct HostProbe {
     disk_path: PathBuf,
     docker_socket: Option<PathBuf>,
     docker: OnceCell<Option<Docker>>,
+    /// Each running container's CPU counters at the last heartbeat, for the next one's share.
+    cpu: Mutex<HashMap<String, CpuReading>>,
 }
 
 impl HostProbe {
@@ -56,6 +65,7 @@ impl HostProbe {
             disk_path: disk_path.into(),
             docker_socket,
             docker: OnceCell::new(),
+            cpu: Mutex::new(HashMap::new()),
         }
     }
 
@@ -97,7 +107,9 @@ impl HostProbe {
         }
     }
 
-    /// The containers of the local engine (running and stopped); empty without Docker.
+    /// The containers of the local engine (running and stopped), the running ones with their
+    /// CPU and memory use (one stats reading each, at most [`SAMPLING`] at once; the CPU
+    /// share is over the time since the previous call); empty without Docker.
     pub async fn containers(&self) -> Vec<ContainerSummary> {
         let Some(docker) = self.docker().await else {
             return Vec::new();
@@ -106,13 +118,54 @@ impl HostProbe {
             all: true,
             ..Default::default()
         };
-        match docker.list_containers(Some(options)).await {
-            Ok(list) => list.into_iter().map(container_summary).collect(),
+        let list = match docker.list_containers(Some(options)).await {
+            Ok(list) => list,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot list containers");
-                Vec::new()
+                return Vec::new();
             }
+        };
+        let summaries: Vec<ContainerSummary> = futures_util::stream::iter(list)
+            .map(|c| self.sampled(docker, container_summary(c)))
+            .buffered(SAMPLING)
+            .collect()
+            .await;
+        // Forget the readings of containers that stopped or went away.
+        if let Ok(mut cpu) = self.cpu.lock() {
+            cpu.retain(|id, _| {
+                summaries
+                    .iter()
+                    .any(|c| &c.id == id && c.state == "running")
+            });
         }
+        summaries
+    }
+
+    /// `summary` with its use, when it runs and Docker answers.
+    async fn sampled(&self, docker: &Docker, mut summary: ContainerSummary) -> ContainerSummary {
+        if summary.state != "running" {
+            return summary;
+        }
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let Some(Ok(stats)) = docker.stats(&summary.id, Some(options)).next().await else {
+            return summary;
+        };
+        if let Some(memory) = &stats.memory_stats {
+            summary.memory_bytes = memory_used(memory);
+            summary.memory_limit_bytes = memory.limit;
+        }
+        if let Some(now) = cpu_reading(stats.cpu_stats.as_ref()) {
+            let before = self
+                .cpu
+                .lock()
+                .ok()
+                .and_then(|mut c| c.insert(summary.id.clone(), now));
+            summary.cpu_percent = before.and_then(|b| cpu_between(b, now));
+        }
+        summary
     }
 
     /// Whether the Docker engine answers, and its version.
@@ -200,6 +253,9 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
         image: c.image.unwrap_or_default(),
         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
         health: health_from_status(&status).to_owned(),
+        cpu_percent: None,
+        memory_bytes: None,
+        memory_limit_bytes: None,
     }
 }
 

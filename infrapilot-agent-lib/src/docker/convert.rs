@@ -200,7 +200,7 @@ fn non_empty(s: &str) -> Option<String> {
 
 /// A container's CPU counters at one reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CpuReading {
+pub(crate) struct CpuReading {
     /// The container's CPU time, nanoseconds.
     pub(super) container: u64,
     /// The host's CPU time, nanoseconds.
@@ -210,7 +210,7 @@ pub(super) struct CpuReading {
 }
 
 /// The counters of a stats reading; `None` when Docker has none (a stopped container).
-pub(super) fn cpu_reading(cpu: Option<&ContainerCpuStats>) -> Option<CpuReading> {
+pub(crate) fn cpu_reading(cpu: Option<&ContainerCpuStats>) -> Option<CpuReading> {
     let cpu = cpu?;
     let usage = cpu.cpu_usage.as_ref()?;
     let container = usage.total_usage?;
@@ -234,7 +234,7 @@ pub(super) fn cpu_reading(cpu: Option<&ContainerCpuStats>) -> Option<CpuReading>
 
 /// CPU percent (of one core) between two readings; `None` when the counters went backwards
 /// (the container restarted) or the system's did not move.
-pub(super) fn cpu_between(before: CpuReading, after: CpuReading) -> Option<f64> {
+pub(crate) fn cpu_between(before: CpuReading, after: CpuReading) -> Option<f64> {
     if after.container < before.container || after.system <= before.system {
         return None;
     }
@@ -247,7 +247,7 @@ pub(super) fn cpu_between(before: CpuReading, after: CpuReading) -> Option<f64> 
 
 /// Memory in use without the page cache, as `docker stats` shows it (cgroup v1:
 /// `total_inactive_file`, v2: `inactive_file`).
-pub(super) fn memory_used(m: &ContainerMemoryStats) -> Option<u64> {
+pub(crate) fn memory_used(m: &ContainerMemoryStats) -> Option<u64> {
     let usage = m.usage?;
     let stats = m.stats.as_ref();
     let inactive = stats

@@ -11,7 +11,7 @@
 //! the connection to the engine (ending a log follow, a stats stream or an exec's attachment).
 
 mod containers;
-mod convert;
+pub(crate) mod convert;
 mod error;
 mod exec;
 mod images;

@@ -319,6 +319,8 @@ fn heartbeat_json(hb: &infrapilot_proto::v1::Heartbeat) -> serde_json::Value {
         },
         "containers": hb.containers.iter().map(|c| serde_json::json!({
             "id": c.id, "name": c.name, "image": c.image, "state": c.state, "health": c.health,
+            "cpu_percent": c.cpu_percent, "memory_bytes": c.memory_bytes,
+            "memory_limit_bytes": c.memory_limit_bytes,
         })).collect::<Vec<_>>(),
     })
 }

@@ -15,9 +15,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use infrapilot_core::alerts::{
-    AgentSeen, AlertRule, CertificateObservation, ContainerEvent, ContainerEventKind, Firing,
-    HealthStatus, NginxWindow, Observation, Observations, Resolution, RuleKind, Subject, evaluate,
-    retry_after,
+    AgentSeen, AlertRule, CertificateObservation, ContainerEvent, ContainerEventKind,
+    ContainerSample, Firing, HealthStatus, NginxWindow, Observation, Observations, Resolution,
+    RuleKind, Subject, evaluate, retry_after,
 };
 use infrapilot_core::events::{EventKind, Severity as EventSeverity};
 use infrapilot_core::ids::OrgId;
@@ -32,6 +32,12 @@ use crate::util::{new_id, now_micros};
 
 /// How often every organization is evaluated and its due deliveries sent.
 pub const TICK: Duration = Duration::from_secs(5);
+
+/// How long after it was stored an event is read (see [`observe`]), unix microseconds.
+const SETTLE_MICROS: i64 = 2_000_000;
+
+/// The most events one evaluation reads.
+const EVENTS_PER_RUN: i64 = 10_000;
 
 /// How long a replica may take to send a delivery it claimed before another may claim it.
 const CLAIM_MICROS: i64 = 60_000_000;
@@ -163,6 +169,7 @@ async fn observe(
     }
     for agent in &agents {
         obs.agent_labels.insert(agent.id, agent.labels.clone());
+        samples(&mut obs, agent, last_evaluated);
         if let Some(seen) = agent.last_seen_at.or(Some(agent.created_at))
             && !agent.disabled
         {
@@ -185,13 +192,21 @@ async fn observe(
         kinds: container_kinds,
         ..EventFilter::default()
     };
-    let events = tx
-        .events_recorded_since(&filter, events_from, 10_000)
+    // Only events stored a moment ago or earlier: an event is stamped before its transaction
+    // commits, so a later-stamped one may be visible first; reading up to `settled` leaves
+    // time for the earlier one to arrive.
+    let settled = now - SETTLE_MICROS;
+    let mut events = tx
+        .events_recorded_since(&filter, events_from, EVENTS_PER_RUN)
         .await?;
-    let events_to = events
-        .last()
-        .map_or(events_from, |e| e.recorded_at + 1)
-        .max(events_from);
+    let full = events.len() == usize::try_from(EVENTS_PER_RUN).unwrap_or(usize::MAX);
+    events.retain(|e| e.recorded_at < settled);
+    let events_to = match events.last() {
+        // A full page: go on after the last event read, next time.
+        Some(last) if full => last.recorded_at + 1,
+        _ => settled,
+    }
+    .max(events_from);
     for e in events {
         let (Some(agent), Some(name)) = (e.agent_id, e.container_name.as_deref()) else {
             continue;
@@ -230,6 +245,37 @@ async fn observe(
         hosts(tx, &mut obs, rules, last_evaluated, now).await?;
     }
     Ok((obs, events_to))
+}
+
+/// The container samples of `agent`'s last heartbeat, when the server stored it after
+/// `last_evaluated` (so each heartbeat is observed once: by when it arrived, not by when the
+/// agent sent it, which is earlier by however long sampling and the trip took).
+fn samples(obs: &mut Observations, agent: &crate::store::AgentRecord, last_evaluated: i64) {
+    let hb = &agent.heartbeat;
+    let Some(sent_ms) = hb["sent_at_unix_ms"].as_i64() else {
+        return;
+    };
+    if agent.last_seen_at.is_none_or(|seen| seen <= last_evaluated) {
+        return;
+    }
+    for c in hb["containers"].as_array().into_iter().flatten() {
+        let (Some(name), Some(memory)) = (c["name"].as_str(), c["memory_bytes"].as_u64()) else {
+            continue;
+        };
+        let Ok(container) = ContainerName::parse(name) else {
+            continue;
+        };
+        obs.items
+            .push(Observation::ContainerSample(ContainerSample {
+                agent: agent.id,
+                container,
+                // No reading to compare with yet: CPU rules skip a sample that is not a number.
+                cpu_percent: c["cpu_percent"].as_f64().unwrap_or(f64::NAN),
+                memory_bytes: memory,
+                memory_limit_bytes: c["memory_limit_bytes"].as_u64(),
+                at: sent_ms.div_euclid(1000),
+            }));
+    }
 }
 
 /// Request windows and certificates of the organization's proxy hosts.

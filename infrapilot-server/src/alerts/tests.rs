@@ -552,3 +552,79 @@ async fn a_crash_looping_container_fires_the_restart_loop_rule_by_mail_and_slack
         smtp.messages()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_container_fires_the_cpu_and_memory_rules_from_heartbeat_samples() {
+    use infrapilot_agent_lib::testing::{TestDocker, wait_until};
+
+    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let (token, org) = bootstrap(&state).await;
+    let org: OrgId = org.parse().unwrap();
+    let docker = TestDocker::new("busy").await.expect("Docker");
+    let agent = testing::insert_agent(&state, org, "busy-host").await;
+    tokio::spawn(crate::agents::builtin::serve(
+        state.clone(),
+        org,
+        agent,
+        "/var/run/docker.sock".into(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = receiver(listener);
+    let r = api(&state, &token, "POST", "/api/v1/alert-channels", Some(json!({
+        "name": "hook", "config": {"type": "webhook", "url": format!("http://127.0.0.1:{port}/hook")},
+    })))
+    .await;
+    let channel = r.body["id"].as_str().unwrap().to_owned();
+    let name = docker.name("spinner");
+    for rule in [
+        json!({"name": "hot cpu", "kind": "cpu_above", "percent": 30.0, "samples": 2,
+               "scope": {"containers": [name]}, "severity": "warning", "enabled": true}),
+        json!({"name": "any memory", "kind": "memory_above", "threshold": {"bytes": 1}, "samples": 1,
+               "scope": {"containers": [name]}, "severity": "info", "enabled": true}),
+    ] {
+        let r = api(
+            &state,
+            &token,
+            "POST",
+            "/api/v1/alert-rules",
+            Some(json!({"rule": rule, "channels": [channel]})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    }
+    docker
+        .run(
+            "spinner",
+            &["sh", "-c", "while true; do :; done"],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let both = wait_until(Duration::from_secs(45), || async {
+        let now = crate::util::now_micros();
+        evaluate_org(&state, org, now).await.unwrap();
+        deliver_due(&state, org, now).await.unwrap();
+        received.lock().unwrap().len() >= 2
+    })
+    .await;
+    let alerts = api(&state, &token, "GET", "/api/v1/alerts", None).await;
+    let agents = api(&state, &token, "GET", "/api/v1/agents", None).await;
+    assert!(both, "{alerts:?} {agents:?}");
+    let mut rules: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body, _)| body["rule"].as_str().unwrap().to_owned())
+        .collect();
+    rules.sort();
+    assert_eq!(rules, ["any memory", "hot cpu"], "{alerts:?}");
+    let hot = alerts.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule_name"] == "hot cpu")
+        .unwrap();
+    assert!(hot["details"]["value"].as_f64().unwrap() > 30.0, "{hot}");
+    assert!(hot["subject"].as_str().unwrap().contains(&name), "{hot}");
+}
