@@ -114,6 +114,16 @@ export class Client {
   listProxyHosts(options?: PageOptions | null): Promise<Page>;
   createProxyHost(agentId: string, host: Obj): Promise<Obj>;
   deleteProxyHost(id: string): Promise<void>;
+  queryLogs(filters?: Obj | null): Promise<Page>;
+  listEvents(filters?: Obj | null): Promise<Page>;
+  listAlerts(filters?: Obj | null): Promise<Page>;
+  listAlertChannels(): Promise<Obj[]>;
+  createAlertChannel(name: string, config: Obj): Promise<Obj>;
+  testAlertChannel(id: string): Promise<Obj>;
+  deleteAlertChannel(id: string): Promise<void>;
+  listAlertRules(): Promise<Obj[]>;
+  createAlertRule(rule: Obj, channels?: string[] | null): Promise<Obj>;
+  deleteAlertRule(id: string): Promise<void>;
   createPolicyFromTemplate(template: Obj): Promise<Obj>;
   listApiTokens(options?: PageOptions | null, all?: boolean | null): Promise<Page>;
   createApiToken(name: string, role?: string | null, expiresInDays?: number | null): Promise<Obj>;

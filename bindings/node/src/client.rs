@@ -231,6 +231,79 @@ impl Client {
         self.inner.delete_proxy_host(&id).await.map_err(to_napi)
     }
 
+    /// Central log lines; `filters` is an object of query parameters.
+    #[napi]
+    pub async fn query_logs(&self, filters: Option<Value>) -> Result<Value> {
+        let filters = filters.unwrap_or(Value::Null);
+        self.inner.query_logs(&filters).await.map_err(to_napi)
+    }
+
+    /// The event inventory; `filters` is an object of query parameters.
+    #[napi]
+    pub async fn list_events(&self, filters: Option<Value>) -> Result<Value> {
+        let filters = filters.unwrap_or(Value::Null);
+        self.inner.list_events(&filters).await.map_err(to_napi)
+    }
+
+    /// The alert history with each delivery's status.
+    #[napi]
+    pub async fn list_alerts(&self, filters: Option<Value>) -> Result<Value> {
+        let filters = filters.unwrap_or(Value::Null);
+        self.inner.list_alerts(&filters).await.map_err(to_napi)
+    }
+
+    /// The alert channels.
+    #[napi]
+    pub async fn list_alert_channels(&self) -> Result<Value> {
+        self.inner.list_alert_channels().await.map_err(to_napi)
+    }
+
+    /// Creates an alert channel.
+    #[napi]
+    pub async fn create_alert_channel(&self, name: String, config: Value) -> Result<Value> {
+        self.inner
+            .create_alert_channel(&name, &config)
+            .await
+            .map_err(to_napi)
+    }
+
+    /// Sends a test notification through a channel.
+    #[napi]
+    pub async fn test_alert_channel(&self, id: String) -> Result<Value> {
+        self.inner.test_alert_channel(&id).await.map_err(to_napi)
+    }
+
+    /// Deletes an alert channel.
+    #[napi]
+    pub async fn delete_alert_channel(&self, id: String) -> Result<()> {
+        self.inner.delete_alert_channel(&id).await.map_err(to_napi)
+    }
+
+    /// The alert rules.
+    #[napi]
+    pub async fn list_alert_rules(&self) -> Result<Value> {
+        self.inner.list_alert_rules().await.map_err(to_napi)
+    }
+
+    /// Creates an alert rule notifying `channels`.
+    #[napi]
+    pub async fn create_alert_rule(
+        &self,
+        rule: Value,
+        channels: Option<Vec<String>>,
+    ) -> Result<Value> {
+        self.inner
+            .create_alert_rule(&rule, &channels.unwrap_or_default())
+            .await
+            .map_err(to_napi)
+    }
+
+    /// Deletes an alert rule.
+    #[napi]
+    pub async fn delete_alert_rule(&self, id: String) -> Result<()> {
+        self.inner.delete_alert_rule(&id).await.map_err(to_napi)
+    }
+
     /// Creates a policy from a template reference.
     #[napi]
     pub async fn create_policy_from_template(&self, template: Value) -> Result<Value> {

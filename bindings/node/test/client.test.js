@@ -65,3 +65,28 @@ test('the audit log verifies, and tampering is found offline', async () => {
   const broken = ip.verifyAuditExport(tampered, exported.public_key);
   assert.deepEqual([broken.ok, broken.broken.seq, broken.broken.kind], [false, 1, 'modified']);
 });
+
+test('alert channels and rules, logs and events', async () => {
+  const channel = await admin.createAlertChannel('ops hook', {
+    type: 'webhook', url: 'http://127.0.0.1:9/hook', secret: 'sixteen chars or more',
+  });
+  assert.deepEqual(channel.config.secret, { set: true });
+  const tested = await admin.testAlertChannel(channel.id);
+  assert.equal(tested.ok, false);
+  assert.match(tested.error, /onnect/);
+  const rule = await admin.createAlertRule(
+    { name: 'edge down', kind: 'agent_offline', after_secs: 120, severity: 'critical', enabled: true },
+    [channel.id],
+  );
+  assert.deepEqual(rule.channels, [channel.id]);
+  assert.deepEqual((await admin.listAlertRules()).map((r) => r.rule.name), ['edge down']);
+  assert.deepEqual((await admin.listAlerts({ status: 'firing' })).items, []);
+  assert.deepEqual((await admin.queryLogs({ container: ['web', 'db'], level: 'error' })).items, []);
+  await assert.rejects(admin.queryLogs({ level: 'loud' }), (err) =>
+    err instanceof ip.ApiError && err.status === 422 && err.errors.map((e) => e.field).join() === 'level',
+  );
+  assert.ok(Array.isArray((await admin.listEvents({ type: 'agent.online' })).items));
+  await admin.deleteAlertRule(rule.rule.id);
+  await admin.deleteAlertChannel(channel.id);
+  assert.deepEqual(await admin.listAlertChannels(), []);
+});

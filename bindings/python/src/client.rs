@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use infrapilot_sdk::SdkError;
 use infrapilot_sdk::client::{self as api, AuditQuery, ListQuery};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use serde::Serialize;
 
 use crate::convert::{from_py, to_py};
@@ -52,6 +53,14 @@ impl Client {
             .detach(|| runtime()?.block_on(request).and_then(|a| json(&a)))
             .map_err(to_pyerr)?;
         to_py(py, &answer)
+    }
+}
+
+/// Keyword filters as a JSON object (none: no filter).
+fn filters_of(filters: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
+    match filters {
+        Some(dict) => from_py(dict.as_any()),
+        None => Ok(serde_json::Value::Null),
     }
 }
 
@@ -270,6 +279,91 @@ impl Client {
     /// Deletes a proxy host.
     fn delete_proxy_host<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
         self.call(py, self.inner.delete_proxy_host(id))
+    }
+
+    /// Central log lines: `{items, next_cursor}`; keyword filters `since`, `until`,
+    /// `agent_id`, `container`, `source`, `level` (lists allowed), `q`, `order`, `limit`,
+    /// `cursor`.
+    #[pyo3(signature = (**filters))]
+    fn query_logs<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filters = filters_of(filters)?;
+        self.call(py, self.inner.query_logs(&filters))
+    }
+
+    /// The event inventory: `{items, next_cursor}`; keyword filters `type`, `agent_id`,
+    /// `container`, `severity`, `since`, `until`, `order`, `limit`, `cursor`.
+    #[pyo3(signature = (**filters))]
+    fn list_events<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filters = filters_of(filters)?;
+        self.call(py, self.inner.list_events(&filters))
+    }
+
+    /// The alert history with each delivery's status; keyword filters `status`, `rule_id`,
+    /// `limit`, `cursor`.
+    #[pyo3(signature = (**filters))]
+    fn list_alerts<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filters = filters_of(filters)?;
+        self.call(py, self.inner.list_alerts(&filters))
+    }
+
+    /// The alert channels (secrets shown as `{"set": true|false}`).
+    fn list_alert_channels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.list_alert_channels())
+    }
+
+    /// Creates an alert channel from `config` (`{"type": "smtp"|"slack"|"webhook", …}`).
+    fn create_alert_channel<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        config: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let config = from_py(config)?;
+        self.call(py, self.inner.create_alert_channel(name, &config))
+    }
+
+    /// Sends a test notification through a channel: `{ok, error}`.
+    fn test_alert_channel<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.test_alert_channel(id))
+    }
+
+    /// Deletes an alert channel.
+    fn delete_alert_channel<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.delete_alert_channel(id))
+    }
+
+    /// The alert rules.
+    fn list_alert_rules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.list_alert_rules())
+    }
+
+    /// Creates an alert rule notifying `channels` (ids).
+    #[pyo3(signature = (rule, channels = Vec::new()))]
+    fn create_alert_rule<'py>(
+        &self,
+        py: Python<'py>,
+        rule: &Bound<'py, PyAny>,
+        channels: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let rule = from_py(rule)?;
+        self.call(py, self.inner.create_alert_rule(&rule, &channels))
+    }
+
+    /// Deletes an alert rule.
+    fn delete_alert_rule<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.delete_alert_rule(id))
     }
 
     /// Creates a policy from a template reference (`{"template": "no_exec_production",

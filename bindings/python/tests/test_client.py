@@ -100,3 +100,35 @@ def test_the_audit_log_verifies_online_and_offline_and_tampering_is_found(admin)
     other_key = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
     forged = infrapilot.verify_audit_export(export, other_key)
     assert forged["ok"] is False and forged["export_key_matches"] is False
+
+
+def test_alert_channels_and_rules_logs_and_events(admin):
+    channel = admin.create_alert_channel(
+        "ops hook",
+        {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "sixteen chars or more"},
+    )
+    assert channel["config"]["secret"] == {"set": True}
+    assert "sixteen chars" not in str(admin.list_alert_channels())
+    # Nothing listens on port 9: the test send reports the remote's failure verbatim.
+    tested = admin.test_alert_channel(channel["id"])
+    assert tested["ok"] is False and "onnect" in tested["error"]
+    rule = admin.create_alert_rule(
+        {"name": "edge down", "kind": "agent_offline", "after_secs": 120,
+         "severity": "critical", "enabled": True},
+        channels=[channel["id"]],
+    )
+    assert rule["channels"] == [channel["id"]]
+    assert [r["rule"]["name"] for r in admin.list_alert_rules()] == ["edge down"]
+    with pytest.raises(infrapilot.ApiError) as caught:
+        admin.create_alert_rule({"name": "x", "kind": "cpu_above", "percent": -1, "samples": 1,
+                                 "severity": "info", "enabled": True})
+    assert [e["field"] for e in caught.value.errors] == ["rule.percent"]
+    assert admin.list_alerts(status="firing")["items"] == []
+    assert admin.query_logs(container=["web", "db"], level="error", limit=10)["items"] == []
+    with pytest.raises(infrapilot.ApiError) as caught:
+        admin.query_logs(level="loud")
+    assert [e["field"] for e in caught.value.errors] == ["level"]
+    assert isinstance(admin.list_events(type="agent.online")["items"], list)
+    admin.delete_alert_rule(rule["rule"]["id"])
+    admin.delete_alert_channel(channel["id"])
+    assert admin.list_alert_channels() == []

@@ -340,6 +340,76 @@ impl Client {
             .await
     }
 
+    /// A page of central log lines (the API's JSON: `{items, next_cursor}`). `filters` is an
+    /// object of query parameters: `since`, `until`, `agent_id`, `container`, `source`,
+    /// `level`, `q`, `order`, `limit`, `cursor` (lists comma-separated).
+    pub async fn query_logs(&self, filters: &Value) -> Result<Value, SdkError> {
+        self.get("api/v1/logs", &query_pairs(filters)?).await
+    }
+
+    /// A page of the event inventory; `filters` as for [`Client::query_logs`] with `type`,
+    /// `agent_id`, `container`, `severity`, `since`, `until`, `order`, `limit`, `cursor`.
+    pub async fn list_events(&self, filters: &Value) -> Result<Value, SdkError> {
+        self.get("api/v1/events", &query_pairs(filters)?).await
+    }
+
+    /// The alert history with each delivery's status; `filters`: `status` (`firing`,
+    /// `resolved`), `rule_id`, `limit`, `cursor`.
+    pub async fn list_alerts(&self, filters: &Value) -> Result<Value, SdkError> {
+        self.get("api/v1/alerts", &query_pairs(filters)?).await
+    }
+
+    /// The alert channels (secrets shown as `{"set": true|false}`).
+    pub async fn list_alert_channels(&self) -> Result<Value, SdkError> {
+        self.get("api/v1/alert-channels", &()).await
+    }
+
+    /// Creates an alert channel: `config` is `{"type": "smtp"|"slack"|"webhook", …}`.
+    pub async fn create_alert_channel(
+        &self,
+        name: &str,
+        config: &Value,
+    ) -> Result<Value, SdkError> {
+        let body = serde_json::json!({"name": name, "config": config});
+        self.send(Method::POST, "api/v1/alert-channels", Some(&body))
+            .await
+    }
+
+    /// Sends a test notification through a channel: `{ok, error}` with the remote's words.
+    pub async fn test_alert_channel(&self, id: &str) -> Result<Value, SdkError> {
+        let path = format!("api/v1/alert-channels/{}/test", segment(id, "id")?);
+        self.send::<(), _>(Method::POST, &path, None).await
+    }
+
+    /// Deletes an alert channel.
+    pub async fn delete_alert_channel(&self, id: &str) -> Result<(), SdkError> {
+        let path = format!("api/v1/alert-channels/{}", segment(id, "id")?);
+        self.send_empty(Method::DELETE, &path).await
+    }
+
+    /// The alert rules with the subjects they fire for.
+    pub async fn list_alert_rules(&self) -> Result<Value, SdkError> {
+        self.get("api/v1/alert-rules", &()).await
+    }
+
+    /// Creates an alert rule (`rule`: `{"name", "kind", …parameters, "severity", "enabled",
+    /// …}`) notifying `channels`.
+    pub async fn create_alert_rule(
+        &self,
+        rule: &Value,
+        channels: &[String],
+    ) -> Result<Value, SdkError> {
+        let body = serde_json::json!({"rule": rule, "channels": channels});
+        self.send(Method::POST, "api/v1/alert-rules", Some(&body))
+            .await
+    }
+
+    /// Deletes an alert rule.
+    pub async fn delete_alert_rule(&self, id: &str) -> Result<(), SdkError> {
+        let path = format!("api/v1/alert-rules/{}", segment(id, "id")?);
+        self.send_empty(Method::DELETE, &path).await
+    }
+
     /// A page of the audit log, newest first.
     pub async fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditItem>, SdkError> {
         self.get("api/v1/audit", query).await
@@ -498,4 +568,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+/// An object of query parameters (strings, numbers, booleans; lists joined with commas) as
+/// pairs; anything else is refused naming the parameter.
+fn query_pairs(filters: &Value) -> Result<Vec<(String, String)>, SdkError> {
+    let object = match filters {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(object) => object,
+        _ => {
+            return Err(SdkError::input(
+                "filters",
+                "must be an object of query parameters",
+            ));
+        }
+    };
+    let scalar = |key: &str, v: &Value| match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(SdkError::input(
+            format!("filters.{key}"),
+            "must be a string, a number, a boolean or a list of them",
+        )),
+    };
+    let mut pairs = Vec::new();
+    for (key, value) in object {
+        match value {
+            Value::Null => {}
+            Value::Array(items) => {
+                let items: Result<Vec<String>, SdkError> =
+                    items.iter().map(|v| scalar(key, v)).collect();
+                pairs.push((key.clone(), items?.join(",")));
+            }
+            other => pairs.push((key.clone(), scalar(key, other)?)),
+        }
+    }
+    Ok(pairs)
 }
