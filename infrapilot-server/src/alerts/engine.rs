@@ -244,6 +244,33 @@ async fn observe(
     if needs_hosts {
         hosts(tx, &mut obs, rules, last_evaluated, now).await?;
     }
+    if wants(|k| matches!(k, RuleKind::CertificateExpiring { .. })) {
+        // Let's Encrypt certificates, as each agent last reported holding them.
+        for agent in &agents {
+            let reported = tx.agent_certificates(agent.id).await?;
+            let held: Vec<infrapilot_core::desired::ManagedCertificateStatus> =
+                serde_json::from_str(&reported).unwrap_or_default();
+            for cert in held.into_iter().filter(|c| c.record.not_after > 0) {
+                let domains: Vec<Domain> = cert
+                    .record
+                    .domains
+                    .iter()
+                    .filter_map(|d| Domain::parse(d).ok())
+                    .collect();
+                let Some(host) = domains.first().cloned() else {
+                    continue;
+                };
+                obs.items
+                    .push(Observation::Certificate(CertificateObservation {
+                        agent: agent.id,
+                        host,
+                        domains,
+                        not_after: cert.record.not_after,
+                        at: now.div_euclid(1_000_000),
+                    }));
+            }
+        }
+    }
     Ok((obs, events_to))
 }
 

@@ -240,6 +240,20 @@ async fn offline_rule_fires_once_retries_its_delivery_and_resolves(kind: Kind) {
         2,
         "{events:?}"
     );
+    // Silent again within the hour of cooldown: no new alert; after it, a new one.
+    assert_eq!(
+        evaluate_org(&state, org, t0 + 300 * s).await.unwrap().fired,
+        0,
+        "cooldown"
+    );
+    assert_eq!(
+        evaluate_org(&state, org, t0 + 3800 * s)
+            .await
+            .unwrap()
+            .fired,
+        1,
+        "after the cooldown"
+    );
 
     // A test send reports the remote's verdict; a channel whose remote refuses says so verbatim.
     let r = api(
