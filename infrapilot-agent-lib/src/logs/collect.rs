@@ -150,7 +150,12 @@ pub async fn run(pipeline: LogPipeline, docker: Docker, shutdown: CancellationTo
     let mut following: HashSet<String> = HashSet::new();
     let mut followers: JoinSet<String> = JoinSet::new();
     let filters = pipeline.config().selection.filters();
+    let mut last_collection = tokio::time::Instant::now();
     loop {
+        if last_collection.elapsed() >= COLLECT_REMOVED {
+            last_collection = tokio::time::Instant::now();
+            forget_removed(&pipeline, &docker).await;
+        }
         let options = ListContainersOptions {
             all: false,
             filters: Some(filters.clone()),
@@ -194,6 +199,39 @@ pub async fn run(pipeline: LogPipeline, docker: Docker, shutdown: CancellationTo
     }
     followers.abort_all();
     events.abort();
+}
+
+/// How often the buffer forgets the streams of removed containers.
+const COLLECT_REMOVED: Duration = Duration::from_secs(60);
+
+/// Removes the buffer's streams of containers that no longer exist once the server has all
+/// their records. A container id is never reused, so such a stream can get no new record;
+/// keeping it would only grow the buffer's directory (and the shipper's rounds) forever.
+async fn forget_removed(pipeline: &LogPipeline, docker: &Docker) {
+    let options = ListContainersOptions {
+        all: true,
+        ..Default::default()
+    };
+    let Ok(list) = docker.list_containers(Some(options)).await else {
+        return;
+    };
+    let existing: HashSet<String> = list.into_iter().filter_map(|c| c.id).collect();
+    let mut buffer = pipeline.buffer();
+    for status in buffer.streams() {
+        let Some(id) = status.key.strip_prefix("container:") else {
+            continue;
+        };
+        if status.unacked == 0 && !existing.contains(id) {
+            match buffer.remove_stream(&status.key) {
+                Ok(_) => {
+                    tracing::debug!(stream = %status.key, "forgot the stream of a removed container")
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %status.key, error = %e, "cannot remove a stream")
+                }
+            }
+        }
+    }
 }
 
 /// The cursor (unix nanoseconds) of a stream's last buffered record.
@@ -445,6 +483,56 @@ mod tests {
         for bad in ["", "some", "label:", "label: x"] {
             assert!(bad.parse::<Selection>().is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn streams_of_removed_containers_are_forgotten_once_shipped() {
+        let docker = crate::testing::TestDocker::new("forget-removed")
+            .await
+            .unwrap();
+        let running = docker
+            .run("kept", &["sleep", "60"], Default::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = LogPipeline::open(super::super::LogConfig::new(dir.path())).unwrap();
+        let meta = StreamMeta {
+            kind: "container".into(),
+            container_id: None,
+            container_name: None,
+        };
+        let record = NewRecord {
+            time_unix_nanos: 1,
+            source: "stdout",
+            cursor: b"1",
+            line: b"x",
+        };
+        let gone =
+            container_stream("0000000000000000000000000000000000000000000000000000000000000000");
+        let gone_unshipped =
+            container_stream("1111111111111111111111111111111111111111111111111111111111111111");
+        let kept = container_stream(&running.id);
+        {
+            let mut buffer = pipeline.buffer();
+            for stream in [&gone, &gone_unshipped, &kept] {
+                buffer.append(stream, &meta, record).unwrap();
+            }
+            buffer.ack(&gone, 1).unwrap();
+            buffer.ack(&kept, 1).unwrap();
+        }
+        forget_removed(&pipeline, docker.docker()).await;
+        let left: Vec<String> = pipeline
+            .buffer()
+            .streams()
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        let mut expected = vec![gone_unshipped, kept];
+        expected.sort();
+        assert_eq!(
+            left, expected,
+            "only the shipped stream of a removed container goes"
+        );
     }
 
     #[test]
