@@ -28,7 +28,7 @@ pub use layout::{CertificatePaths, Layout, Resolvers};
 pub use model::{
     AccessAction, AccessList, AccessRule, BasicAuthUser, DefaultServer, DomainList, Hsts, Location,
     Locations, ProxyHost, ProxyOptions, ProxyTimeouts, RedirectStatus, RedirectionHost, Satisfy,
-    SecurityHeaders, Site, SslMode, TargetScheme, Tls,
+    SecurityHeaders, Site, SslMode, TargetScheme, Tls, Unclaimed,
 };
 pub use render::{
     render_main, render_proxy_host, render_redirection_host, render_shared, render_site,

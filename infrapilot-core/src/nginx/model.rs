@@ -67,6 +67,33 @@ pub struct DefaultServer {
     pub not_found_page: Option<ErrorPageHtml>,
     /// The page for 502 Bad Gateway and 504 Gateway Timeout; nginx's own page when `None`.
     pub bad_gateway_page: Option<ErrorPageHtml>,
+    /// What a plain-HTTP request for a name no host claims gets (HTTPS handshakes for such
+    /// names are always refused: there is no certificate to show).
+    #[serde(default)]
+    pub unclaimed: Unclaimed,
+}
+
+/// The answer to a request for a name no host claims.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Unclaimed {
+    /// 404 Not Found, with the custom page when there is one.
+    #[default]
+    NotFound,
+    /// Close the connection without an answer (nginx's 444), as scanners deserve.
+    Drop,
+    /// Redirect to another site.
+    Redirect {
+        /// The name redirected to.
+        target: Domain,
+        /// The scheme of the target.
+        target_scheme: TargetScheme,
+        /// 301 or 302.
+        status: RedirectStatus,
+        /// Whether the request's path and query are appended.
+        #[serde(default)]
+        preserve_path: bool,
+    },
 }
 
 /// One to 100 distinct domains; the first is the host's primary name.

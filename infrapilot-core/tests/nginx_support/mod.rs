@@ -211,6 +211,7 @@ pub fn default_server() -> DefaultServer {
     DefaultServer {
         not_found_page: Some(ErrorPageHtml::parse("<h1>Not here</h1>\n").unwrap()),
         bad_gateway_page: Some(ErrorPageHtml::parse("<h1>Upstream down</h1>\n").unwrap()),
+        unclaimed: Unclaimed::default(),
     }
 }
 
@@ -719,12 +720,43 @@ pub fn redirection_host(id: u128) -> impl Strategy<Value = RedirectionHost> {
 
 pub fn default_server_strategy() -> impl Strategy<Value = DefaultServer> {
     let page = "\\PC{1,200}".prop_filter_map("valid page", |s| ErrorPageHtml::parse(&s).ok());
-    (prop::option::of(page.clone()), prop::option::of(page)).prop_map(
-        |(not_found_page, bad_gateway_page)| DefaultServer {
-            not_found_page,
-            bad_gateway_page,
-        },
+    let unclaimed = prop_oneof![
+        Just(Unclaimed::NotFound),
+        Just(Unclaimed::Drop),
+        (
+            domain(),
+            prop_oneof![
+                Just(TargetScheme::Keep),
+                Just(TargetScheme::Http),
+                Just(TargetScheme::Https)
+            ],
+            prop_oneof![
+                Just(RedirectStatus::MovedPermanently),
+                Just(RedirectStatus::Found)
+            ],
+            any::<bool>(),
+        )
+            .prop_map(|(target, target_scheme, status, preserve_path)| {
+                Unclaimed::Redirect {
+                    target,
+                    target_scheme,
+                    status,
+                    preserve_path,
+                }
+            }),
+    ];
+    (
+        prop::option::of(page.clone()),
+        prop::option::of(page),
+        unclaimed,
     )
+        .prop_map(
+            |(not_found_page, bad_gateway_page, unclaimed)| DefaultServer {
+                not_found_page,
+                bad_gateway_page,
+                unclaimed,
+            },
+        )
 }
 
 /// A whole site: 1–3 proxy hosts, 0–2 redirection hosts and a default server.

@@ -3,7 +3,7 @@
 use super::writer::Writer;
 use crate::nginx::files::RenderedFile;
 use crate::nginx::layout::Layout;
-use crate::nginx::model::DefaultServer;
+use crate::nginx::model::{DefaultServer, TargetScheme, Unclaimed};
 use crate::nginx::values::{ERRORS_PREFIX, ErrorPageHtml};
 
 /// The http-level snippets `nginx.conf` includes, in include order.
@@ -38,7 +38,7 @@ pub fn render_shared(default_server: &DefaultServer, layout: &Layout) -> Vec<Ren
         },
         RenderedFile {
             path: conf(HTTP_SNIPPETS[4]),
-            contents: default_server_block(layout),
+            contents: default_server_block(default_server, layout),
         },
         RenderedFile {
             path: conf("server/error_pages.conf"),
@@ -133,7 +133,7 @@ fn ssl() -> String {
     w.finish()
 }
 
-fn default_server_block(layout: &Layout) -> String {
+fn default_server_block(d: &DefaultServer, layout: &Layout) -> String {
     let mut w = Writer::new();
     w.comment("Answers requests for names no host claims. Rendered by InfraPilot.");
     w.block("server", |w| {
@@ -158,7 +158,29 @@ fn default_server_block(layout: &Layout) -> String {
         // A host waiting for its first Let's Encrypt certificate is not served yet, so its
         // HTTP-01 challenges arrive here.
         super::server::acme_location(w, layout);
-        w.block("location /", |w| w.directive("return", &["404"]));
+        let answer: Vec<String> = match &d.unclaimed {
+            Unclaimed::NotFound => vec!["404".to_owned()],
+            Unclaimed::Drop => vec!["444".to_owned()],
+            Unclaimed::Redirect {
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+            } => {
+                let scheme = match target_scheme {
+                    TargetScheme::Keep => "$scheme",
+                    TargetScheme::Http => "http",
+                    TargetScheme::Https => "https",
+                };
+                let path = if *preserve_path { "$request_uri" } else { "" };
+                vec![
+                    status.code().to_string(),
+                    format!("{scheme}://{}{path}", target.as_str()),
+                ]
+            }
+        };
+        let answer: Vec<&str> = answer.iter().map(String::as_str).collect();
+        w.block("location /", |w| w.directive("return", &answer));
     });
     w.finish()
 }
