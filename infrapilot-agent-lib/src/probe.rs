@@ -108,7 +108,7 @@ impl HostProbe {
     }
 
     /// The containers of the local engine (running and stopped), the running ones with their
-    /// CPU and memory use (one stats reading each, at most [`SAMPLING`] at once; the CPU
+    /// CPU and memory use (one stats reading each, a few containers at once; the CPU
     /// share is over the time since the previous call); empty without Docker.
     pub async fn containers(&self) -> Vec<ContainerSummary> {
         let Some(docker) = self.docker().await else {

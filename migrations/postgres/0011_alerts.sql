@@ -30,6 +30,7 @@ CREATE UNIQUE INDEX alert_rules_org_name ON alert_rules (org_id, name);
 CREATE TABLE alert_cursors (
     org_id TEXT PRIMARY KEY REFERENCES organizations (id) ON DELETE CASCADE,
     events_recorded_at BIGINT NOT NULL,
+    events_id TEXT NOT NULL,
     evaluated_at BIGINT NOT NULL
 );
 

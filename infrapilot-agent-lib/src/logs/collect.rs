@@ -154,7 +154,7 @@ pub async fn run(pipeline: LogPipeline, docker: Docker, shutdown: CancellationTo
     loop {
         if last_collection.elapsed() >= COLLECT_REMOVED {
             last_collection = tokio::time::Instant::now();
-            forget_removed(&pipeline, &docker).await;
+            forget_removed(&pipeline, &docker, &following).await;
         }
         let options = ListContainersOptions {
             all: false,
@@ -207,7 +207,7 @@ const COLLECT_REMOVED: Duration = Duration::from_secs(60);
 /// Removes the buffer's streams of containers that no longer exist once the server has all
 /// their records. A container id is never reused, so such a stream can get no new record;
 /// keeping it would only grow the buffer's directory (and the shipper's rounds) forever.
-async fn forget_removed(pipeline: &LogPipeline, docker: &Docker) {
+async fn forget_removed(pipeline: &LogPipeline, docker: &Docker, following: &HashSet<String>) {
     let options = ListContainersOptions {
         all: true,
         ..Default::default()
@@ -221,7 +221,8 @@ async fn forget_removed(pipeline: &LogPipeline, docker: &Docker) {
         let Some(id) = status.key.strip_prefix("container:") else {
             continue;
         };
-        if status.unacked == 0 && !existing.contains(id) {
+        // A follower still draining a removed container's output would recreate the stream.
+        if status.unacked == 0 && !existing.contains(id) && !following.contains(id) {
             match buffer.remove_stream(&status.key) {
                 Ok(_) => {
                     tracing::debug!(stream = %status.key, "forgot the stream of a removed container")
@@ -271,7 +272,12 @@ async fn follow_container(
         },
     };
     tracing::debug!(container = %name, ?cursor, "collecting logs");
-    let mut cursor = cursor.unwrap_or(i64::MIN);
+    // Only while resuming are frames at or before the cursor skipped (they were buffered
+    // before); once past it, every frame counts, even one stamped like the one before it
+    // (Docker gives every part of a line longer than 16 KiB the first part's time, and
+    // stdout and stderr are stamped separately).
+    let mut resuming = cursor.is_some();
+    let cursor = cursor.unwrap_or(i64::MIN);
     let outputs = docker.logs(&id, Some(options));
     let mut chunks = std::pin::pin!(outputs.ready_chunks(256));
     loop {
@@ -296,8 +302,11 @@ async fn follow_container(
                 let Some((time, source, line)) = split_output(&output) else {
                     continue;
                 };
-                if time <= cursor {
-                    continue;
+                if resuming {
+                    if time <= cursor {
+                        continue;
+                    }
+                    resuming = false;
                 }
                 let cursor_text = time.to_string();
                 let record = NewRecord {
@@ -307,10 +316,7 @@ async fn follow_container(
                     line: &line[..line.len().min(MAX_LINE)],
                 };
                 match buffer.append(&stream, &meta, record) {
-                    Ok(_) => {
-                        cursor = time;
-                        appended = true;
-                    }
+                    Ok(_) => appended = true,
                     Err(e) => {
                         tracing::warn!(container = %name, error = %e, "cannot buffer a log line");
                     }
@@ -520,7 +526,7 @@ mod tests {
             buffer.ack(&gone, 1).unwrap();
             buffer.ack(&kept, 1).unwrap();
         }
-        forget_removed(&pipeline, docker.docker()).await;
+        forget_removed(&pipeline, docker.docker(), &HashSet::new()).await;
         let left: Vec<String> = pipeline
             .buffer()
             .streams()

@@ -45,7 +45,12 @@ pub async fn run(
     let config = pipeline.config().ship.clone();
     // Per stream: the last seq of the batch in flight and when it was sent.
     let mut in_flight: HashMap<String, (u64, Instant)> = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A batch not acknowledged in time is sent again (checked on every pass: appends
+        // wake the loop often enough that a timer branch alone might never run).
+        in_flight.retain(|_, (_, sent)| sent.elapsed() < config.ack_timeout);
         let batches = next_batches(&pipeline, &config, &in_flight);
         for batch in batches {
             let last = batch.records.last().map_or(0, |r| r.seq);
@@ -68,9 +73,7 @@ pub async fn run(
                 }
             }
             () = pipeline.appended().notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {
-                in_flight.retain(|_, (_, sent)| sent.elapsed() < config.ack_timeout);
-            }
+            _ = ticker.tick() => {}
             () = outgoing.closed() => return,
         }
     }

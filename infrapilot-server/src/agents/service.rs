@@ -406,6 +406,32 @@ where
     ));
 
     let state = state.clone();
+    // The agent keeps one batch in flight per stream, so this queue holds at most one per
+    // stream; acknowledgements go out on the session's stream once each batch is committed.
+    let (ingest, mut batches) = mpsc::channel::<infrapilot_proto::v1::LogBatch>(256);
+    {
+        let state = state.clone();
+        let outgoing = session.outgoing.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                let stream = batch.stream.clone();
+                match crate::logs::ingest(&state, id.org, id.agent, batch).await {
+                    Ok(seq) => {
+                        let ack = ServerMessage {
+                            body: Some(server_message::Body::LogAck(LogAck { stream, seq })),
+                        };
+                        if outgoing.send(Ok(ack)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // No acknowledgement: the agent keeps the records and sends them again.
+                    Err(e) => {
+                        tracing::warn!(agent = %id.agent, %stream, error = %e, "storing a log batch failed")
+                    }
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
         loop {
             let message = match next_message(&mut incoming).await {
@@ -451,20 +477,9 @@ where
                     }
                 }
                 Some(agent_message::Body::Logs(batch)) => {
-                    let stream = batch.stream.clone();
-                    match crate::logs::ingest(&state, id.org, id.agent, batch).await {
-                        Ok(seq) => {
-                            let ack = ServerMessage {
-                                body: Some(server_message::Body::LogAck(LogAck { stream, seq })),
-                            };
-                            if session.outgoing.send(Ok(ack)).await.is_err() {
-                                break;
-                            }
-                        }
-                        // No acknowledgement: the agent keeps the records and sends them again.
-                        Err(e) => {
-                            tracing::warn!(agent = %id.agent, %stream, error = %e, "storing a log batch failed")
-                        }
+                    // Stored beside this loop, so heartbeats and replies never wait for it.
+                    if ingest.send(batch).await.is_err() {
+                        break;
                     }
                 }
                 Some(agent_message::Body::Hello(_)) | None => {}

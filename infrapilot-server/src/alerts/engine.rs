@@ -34,13 +34,17 @@ use crate::util::{new_id, now_micros};
 pub const TICK: Duration = Duration::from_secs(5);
 
 /// How long after it was stored an event is read (see [`observe`]), unix microseconds.
-const SETTLE_MICROS: i64 = 2_000_000;
+const SETTLE_MICROS: i64 = 10_000_000;
 
 /// The most events one evaluation reads.
 const EVENTS_PER_RUN: i64 = 10_000;
 
-/// How long a replica may take to send a delivery it claimed before another may claim it.
-const CLAIM_MICROS: i64 = 60_000_000;
+/// How many deliveries one replica claims at a time.
+const CLAIM_BATCH: i64 = 10;
+
+/// How long a replica may take to send the deliveries it claimed before another may claim
+/// them: longer than the slowest sends of a batch (an SMTP exchange may take 60 s).
+const CLAIM_MICROS: i64 = CLAIM_BATCH * 75_000_000;
 
 /// What one evaluation did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,9 +117,16 @@ pub async fn evaluate_org(
     // The watermark is locked before the rules' states are read: a replica that waited for
     // another's evaluation then reads the states it left.
     let (events_from, last_evaluated) = tx.lock_alert_cursor(now).await?;
+    // A replica that waited for the lock must not move the watermark back.
+    let now = now.max(last_evaluated);
     let mut rules = tx.list_rules().await?;
     if rules.is_empty() {
-        tx.set_alert_cursor(events_from.max(now), now).await?;
+        let to = if now > events_from.0 {
+            (now, String::new())
+        } else {
+            events_from.clone()
+        };
+        tx.set_alert_cursor((to.0, &to.1), now).await?;
         return tx.commit().await.map(|()| EvalOutcome::default());
     }
     let (observations, events_to) =
@@ -134,8 +145,8 @@ pub async fn evaluate_org(
             now_secs,
         );
         record.state = evaluation.state;
-        record.updated_at = now;
-        tx.update_rule(record).await?;
+        tx.update_rule_state(record.spec.id, &record.state, now)
+            .await?;
         for firing in &evaluation.firings {
             fire(&mut tx, record, firing, now).await?;
             outcome.fired += 1;
@@ -144,7 +155,8 @@ pub async fn evaluate_org(
             outcome.resolved += resolve(&mut tx, record, resolution, now).await?;
         }
     }
-    tx.set_alert_cursor(events_to, now).await?;
+    tx.set_alert_cursor((events_to.0, &events_to.1), now)
+        .await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -153,10 +165,10 @@ pub async fn evaluate_org(
 async fn observe(
     tx: &mut OrgTx,
     rules: &[crate::store::RuleRecord],
-    events_from: i64,
+    events_from: (i64, String),
     last_evaluated: i64,
     now: i64,
-) -> Result<(Observations, i64), StoreError> {
+) -> Result<(Observations, (i64, String)), StoreError> {
     let wants = |f: fn(&RuleKind) -> bool| rules.iter().any(|r| r.spec.enabled && f(&r.spec.kind));
     let mut obs = Observations::default();
     let mut agents = Vec::new();
@@ -197,16 +209,17 @@ async fn observe(
     // time for the earlier one to arrive.
     let settled = now - SETTLE_MICROS;
     let mut events = tx
-        .events_recorded_since(&filter, events_from, EVENTS_PER_RUN)
+        .events_recorded_after(&filter, (events_from.0, &events_from.1), EVENTS_PER_RUN)
         .await?;
     let full = events.len() == usize::try_from(EVENTS_PER_RUN).unwrap_or(usize::MAX);
     events.retain(|e| e.recorded_at < settled);
     let events_to = match events.last() {
         // A full page: go on after the last event read, next time.
-        Some(last) if full => last.recorded_at + 1,
-        _ => settled,
-    }
-    .max(events_from);
+        Some(last) if full => (last.recorded_at, last.id.clone()),
+        // Everything up to `settled` was read.
+        _ if settled > events_from.0 => (settled, String::new()),
+        _ => events_from.clone(),
+    };
     for e in events {
         let (Some(agent), Some(name)) = (e.agent_id, e.container_name.as_deref()) else {
             continue;
@@ -475,7 +488,8 @@ async fn queue(
 pub async fn deliver_due(state: &AppState, org: OrgId, now: i64) -> Result<usize, StoreError> {
     let scope = system_scope(org);
     let mut tx = state.store().org(&scope).await?;
-    let claimed = tx.claim_deliveries(now, now + CLAIM_MICROS, 50).await?;
+    let lease = now + CLAIM_MICROS;
+    let claimed = tx.claim_deliveries(now, lease, CLAIM_BATCH).await?;
     tx.commit().await?;
     let mut sent = 0;
     for mut delivery in claimed {
@@ -502,7 +516,9 @@ pub async fn deliver_due(state: &AppState, org: OrgId, now: i64) -> Result<usize
             }
         }
         let mut tx = state.store().org(&scope).await?;
-        tx.finish_delivery(&delivery).await?;
+        if !tx.finish_delivery(&delivery, lease).await? {
+            tracing::warn!(%org, delivery = %delivery.id, "a delivery's claim ran out before it was sent; another replica took it");
+        }
         tx.commit().await?;
     }
     Ok(sent)

@@ -246,6 +246,7 @@ pub async fn delete_channel(
 ) -> Result<StatusCode, AppError> {
     let scope = scoped.require(Action::Delete, Resource::Alert)?;
     let mut tx = state.store().org(scope).await?;
+    tx.lock_alert_cursor(now_micros()).await?;
     let channel = tx.channel(id).await?;
     tx.delete_channel(id).await?;
     for mut rule in tx.list_rules().await? {
@@ -419,8 +420,9 @@ async fn checked_rule(
             Err(e) => return Err(e.into()),
         }
     }
+    let mut seen = std::collections::HashSet::new();
     let mut channels = body.channels;
-    channels.dedup();
+    channels.retain(|c| seen.insert(*c));
     Ok((spec, channels))
 }
 
@@ -514,6 +516,8 @@ pub async fn update_rule(
 ) -> Result<axum::Json<RuleView>, AppError> {
     let scope = scoped.require(Action::Update, Resource::Alert)?;
     let mut tx = state.store().org(scope).await?;
+    // Not while an evaluation of this organization runs: it would write back the old state.
+    tx.lock_alert_cursor(now_micros()).await?;
     let mut record = tx.rule(id).await?;
     let (spec, channels) = checked_rule(&mut tx, id, body).await?;
     if spec.kind != record.spec.kind || spec.scope != record.spec.scope {

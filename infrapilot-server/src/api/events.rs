@@ -39,7 +39,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// How far back the live feed looks again on each poll, for events whose transaction
 /// committed after a later one (unix microseconds).
-const FEED_OVERLAP: i64 = 5_000_000;
+const FEED_OVERLAP: i64 = 15_000_000;
+
+/// Events read per page by the live feed.
+const FEED_PAGE: i64 = 500;
+
+/// The most events the live feed sends per poll (the rest follow at the next).
+const FEED_MAX_PER_POLL: usize = 5000;
 
 /// Which events: every parameter narrows, lists are comma-separated.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -321,13 +327,26 @@ pub async fn stream_events(
         let mut sent: HashSet<String> = HashSet::new();
         let mut order: VecDeque<(i64, String)> = VecDeque::new();
         loop {
+            // Page through everything recorded since a little before the newest event sent
+            // (transactions may commit out of order), skipping what was sent already.
+            let mut page_after = (from - FEED_OVERLAP, String::new());
             let rows = async {
-                let mut db = state.store().org_read(&scope).await?;
-                let rows = db
-                    .events_recorded_since(&filter, from - FEED_OVERLAP, 500)
-                    .await?;
-                db.commit().await?;
-                Ok::<_, crate::store::StoreError>(rows)
+                let mut rows = Vec::new();
+                loop {
+                    let mut db = state.store().org_read(&scope).await?;
+                    let page = db
+                        .events_recorded_after(&filter, (page_after.0, &page_after.1), FEED_PAGE)
+                        .await?;
+                    db.commit().await?;
+                    let short = page.len() < usize::try_from(FEED_PAGE).unwrap_or(0);
+                    if let Some(last) = page.last() {
+                        page_after = (last.recorded_at, last.id.clone());
+                    }
+                    rows.extend(page);
+                    if short || rows.len() >= FEED_MAX_PER_POLL {
+                        return Ok::<_, crate::store::StoreError>(rows);
+                    }
+                }
             }
             .await;
             match rows {

@@ -70,7 +70,8 @@ pub struct LogFilterQuery {
     pub source: Option<String>,
     /// Only these levels: `unknown`, `trace`, `debug`, `info`, `warn`, `error`, `fatal`.
     pub level: Option<String>,
-    /// Only lines containing this text (case-insensitive, 1–200 characters).
+    /// Only lines containing this text (1–200 characters; ASCII letters match in either
+    /// case).
     pub q: Option<String>,
 }
 
@@ -276,10 +277,11 @@ fn matches(filter: &LogFilter, line: &LogLineRecord) -> bool {
                 .is_some_and(|n| filter.containers.contains(n)))
         && (filter.sources.is_empty() || filter.sources.contains(&line.source))
         && (filter.levels.is_empty() || filter.levels.contains(&line.level))
-        && filter
-            .text
-            .as_ref()
-            .is_none_or(|t| line.line.to_lowercase().contains(&t.to_lowercase()))
+        && filter.text.as_ref().is_none_or(|t| {
+            line.line
+                .to_ascii_lowercase()
+                .contains(&t.to_ascii_lowercase())
+        })
 }
 
 fn encode_cursor(c: &LogCursor) -> String {
@@ -370,7 +372,11 @@ pub async fn tail_logs(
     let mut batches = state.log_tail().subscribe();
     let stream = async_stream(move |tx| async move {
         loop {
-            match batches.recv().await {
+            let received = tokio::select! {
+                () = tx.closed() => return,
+                received = batches.recv() => received,
+            };
+            match received {
                 Ok(batch) => {
                     if batch.org != org {
                         continue;

@@ -546,7 +546,7 @@ async fn the_default_server_answers_unclaimed_names_and_upstream_errors_with_its
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(
         r.body["default_server"],
-        json!({"not_found_page": null, "bad_gateway_page": null})
+        json!({"not_found_page": null, "bad_gateway_page": null, "unclaimed": {"action": "not_found"}})
     );
 
     // A page that could not be served is refused, naming the field; nothing changes.
@@ -566,6 +566,7 @@ async fn the_default_server_answers_unclaimed_names_and_upstream_errors_with_its
     let pages = json!({"default_server": {
         "not_found_page": "<h1>Nothing here</h1>",
         "bad_gateway_page": "<h1>Be right back</h1>",
+        "unclaimed": {"action": "not_found"},
     }});
     let r = env.api("PUT", &path, Some(pages.clone())).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
@@ -587,6 +588,40 @@ async fn the_default_server_answers_unclaimed_names_and_upstream_errors_with_its
         .await
         .unwrap();
     assert_eq!(code, 502, "{body}");
+
+    // Unclaimed names redirected elsewhere, then dropped without an answer.
+    let redirect = json!({"default_server": {"unclaimed": {"action": "redirect",
+        "target": "www.example.com", "target_scheme": "https", "status": "found"}}});
+    let r = env.api("PUT", &path, Some(redirect)).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    until_code(port, "nobody.test", 302).await;
+    let bad = json!({"default_server": {"unclaimed": {"action": "redirect",
+        "target": "evil.example.com; return 200", "target_scheme": "https", "status": "found"}}});
+    let r = env.api("PUT", &path, Some(bad)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert!(
+        r.body["errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("default_server.unclaimed"),
+        "{r:?}"
+    );
+    let r = env
+        .api(
+            "PUT",
+            &path,
+            Some(json!({"default_server": {"unclaimed": {"action": "drop"}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // The connection closes without a byte of answer (status 0 to this client).
+    let (code, body) = until_code(port, "nobody.test", 0).await;
+    assert!(body.is_empty(), "{code} {body}");
+    assert_eq!(
+        until_code(port, "down.test", 502).await.0,
+        502,
+        "claimed names still answer"
+    );
 
     let audit = env.api("GET", "/api/v1/audit", None).await;
     assert!(

@@ -271,6 +271,26 @@ impl OrgTx {
         Ok(())
     }
 
+    /// Writes back only what the evaluator remembers, so an evaluation never undoes a change
+    /// of the rule itself.
+    pub async fn update_rule_state(
+        &mut self,
+        id: AlertRuleId,
+        state: &RuleState,
+        updated_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_rules SET state = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+        )
+        .bind(self.org().to_string())
+        .bind(id.to_string())
+        .bind(to_json(state)?)
+        .bind(updated_at)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
     /// One rule.
     pub async fn rule(&mut self, id: AlertRuleId) -> Result<RuleRecord, StoreError> {
         let row = sqlx::query(&format!(
@@ -309,12 +329,16 @@ impl OrgTx {
     }
 
     /// Locks the organization's evaluation watermark (creating it at `now` the first time)
-    /// and answers `(events read up to, last evaluation)`, unix microseconds. On PostgreSQL
-    /// the row stays locked until the transaction ends, so one replica evaluates at a time.
-    pub async fn lock_alert_cursor(&mut self, now: i64) -> Result<(i64, i64), StoreError> {
+    /// and answers `(the last event read: (recorded_at, id), last evaluation)`, unix
+    /// microseconds. On PostgreSQL the row stays locked until the transaction ends, so one
+    /// replica evaluates at a time.
+    pub async fn lock_alert_cursor(
+        &mut self,
+        now: i64,
+    ) -> Result<((i64, String), i64), StoreError> {
         sqlx::query(
-            "INSERT INTO alert_cursors (org_id, events_recorded_at, evaluated_at) \
-             VALUES ($1, $2, $2) ON CONFLICT (org_id) DO NOTHING",
+            "INSERT INTO alert_cursors (org_id, events_recorded_at, events_id, evaluated_at) \
+             VALUES ($1, $2, '', $2) ON CONFLICT (org_id) DO NOTHING",
         )
         .bind(self.org().to_string())
         .bind(now)
@@ -326,25 +350,31 @@ impl OrgTx {
             ""
         };
         let row = sqlx::query(&format!(
-            "SELECT events_recorded_at, evaluated_at FROM alert_cursors WHERE org_id = $1{lock}"
+            "SELECT events_recorded_at, events_id, evaluated_at FROM alert_cursors \
+             WHERE org_id = $1{lock}"
         ))
         .bind(self.org().to_string())
         .fetch_one(self.conn())
         .await?;
-        Ok((col(&row, "events_recorded_at")?, col(&row, "evaluated_at")?))
+        Ok((
+            (col(&row, "events_recorded_at")?, col(&row, "events_id")?),
+            col(&row, "evaluated_at")?,
+        ))
     }
 
     /// Moves the watermark.
     pub async fn set_alert_cursor(
         &mut self,
-        events_recorded_at: i64,
+        events: (i64, &str),
         evaluated_at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE alert_cursors SET events_recorded_at = $2, evaluated_at = $3 WHERE org_id = $1",
+            "UPDATE alert_cursors SET events_recorded_at = $2, events_id = $3, evaluated_at = $4 \
+             WHERE org_id = $1",
         )
         .bind(self.org().to_string())
-        .bind(events_recorded_at)
+        .bind(events.0)
+        .bind(events.1.to_owned())
         .bind(evaluated_at)
         .execute(self.conn())
         .await?;
@@ -509,11 +539,18 @@ impl OrgTx {
         Ok(claimed)
     }
 
-    /// Records a delivery attempt's outcome.
-    pub async fn finish_delivery(&mut self, d: &DeliveryRecord) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Records a delivery attempt's outcome, if the claim that ended at `lease` is still
+    /// this sender's (a claim that ran out may have been taken by another replica, whose
+    /// outcome then stands); answers whether it was recorded.
+    pub async fn finish_delivery(
+        &mut self,
+        d: &DeliveryRecord,
+        lease: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE alert_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, \
-             last_error = $6, sent_at = $7 WHERE org_id = $1 AND id = $2",
+             last_error = $6, sent_at = $7 WHERE org_id = $1 AND id = $2 \
+             AND status = 'sending' AND next_attempt_at = $8",
         )
         .bind(self.org().to_string())
         .bind(d.id.clone())
@@ -522,9 +559,10 @@ impl OrgTx {
         .bind(d.next_attempt_at)
         .bind(d.last_error.clone())
         .bind(d.sent_at)
+        .bind(lease)
         .execute(self.conn())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// The deliveries of an alert, oldest first.

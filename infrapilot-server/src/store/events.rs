@@ -145,22 +145,24 @@ impl OrgTx {
         rows.iter().map(event_from_row).collect()
     }
 
-    /// Events recorded at or after `from` (unix microseconds), oldest first: the live feed
-    /// polls with a little overlap and skips what it already sent.
-    pub async fn events_recorded_since(
+    /// Events recorded after the position `after` (`(recorded_at, id)`), in that order, at
+    /// most `limit`: the live feed and the alert engine page through the inventory with it.
+    pub async fn events_recorded_after(
         &mut self,
         filter: &EventFilter,
-        from: i64,
+        after: (i64, &str),
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
         let (where_sql, n) = event_where(filter);
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE {where_sql} AND recorded_at >= ${n} \
-             ORDER BY recorded_at, id LIMIT ${}",
-            n + 1
+            "SELECT {EVENT_COLUMNS} FROM events WHERE {where_sql} \
+             AND (recorded_at, id) > (${n}, ${}) ORDER BY recorded_at, id LIMIT ${}",
+            n + 1,
+            n + 2
         );
         let rows = bind_event_filter(sqlx::query(&sql), self.org().to_string(), filter)
-            .bind(from)
+            .bind(after.0)
+            .bind(after.1.to_owned())
             .bind(limit)
             .fetch_all(self.conn())
             .await?;

@@ -184,7 +184,8 @@ fn placeholders(n: &mut usize, count: usize) -> String {
 fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
-    for c in text.to_lowercase().chars() {
+    // ASCII only: SQLite's LOWER() folds nothing else, and both databases must agree.
+    for c in text.to_ascii_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }

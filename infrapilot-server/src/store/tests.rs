@@ -494,7 +494,7 @@ contract!(
                 .is_empty()
         );
         assert_eq!(
-            tx.events_recorded_since(&EventFilter::default(), now, 10)
+            tx.events_recorded_after(&EventFilter::default(), (now - 1, ""), 10)
                 .await
                 .unwrap()
                 .len(),
