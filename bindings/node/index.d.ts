@@ -114,6 +114,9 @@ export class Client {
   listProxyHosts(options?: PageOptions | null): Promise<Page>;
   createProxyHost(agentId: string, host: Obj): Promise<Obj>;
   deleteProxyHost(id: string): Promise<void>;
+  listPolicies(options?: PageOptions | null): Promise<Page>;
+  deletePolicy(id: string): Promise<void>;
+  listViolations(filters?: Obj | null): Promise<Page>;
   queryLogs(filters?: Obj | null): Promise<Page>;
   listEvents(filters?: Obj | null): Promise<Page>;
   listAlerts(filters?: Obj | null): Promise<Page>;

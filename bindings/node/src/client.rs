@@ -231,6 +231,26 @@ impl Client {
         self.inner.delete_proxy_host(&id).await.map_err(to_napi)
     }
 
+    /// The organization's policies.
+    #[napi]
+    pub async fn list_policies(&self, options: Option<PageOptions>) -> Result<Value> {
+        let q = page(options);
+        self.inner.list_policies(&q).await.map_err(to_napi)
+    }
+
+    /// Deletes a policy.
+    #[napi]
+    pub async fn delete_policy(&self, id: String) -> Result<()> {
+        self.inner.delete_policy(&id).await.map_err(to_napi)
+    }
+
+    /// Recorded policy violations; `filters` is an object of query parameters.
+    #[napi]
+    pub async fn list_violations(&self, filters: Option<Value>) -> Result<Value> {
+        let filters = filters.unwrap_or(Value::Null);
+        self.inner.list_violations(&filters).await.map_err(to_napi)
+    }
+
     /// Central log lines; `filters` is an object of query parameters.
     #[napi]
     pub async fn query_logs(&self, filters: Option<Value>) -> Result<Value> {

@@ -90,3 +90,13 @@ test('alert channels and rules, logs and events', async () => {
   await admin.deleteAlertChannel(channel.id);
   assert.deepEqual(await admin.listAlertChannels(), []);
 });
+
+test('policies are listed and deleted', async () => {
+  const created = await admin.createPolicyFromTemplate({ template: 'no_latest_tag' });
+  const listed = (await admin.listPolicies()).items.map((p) => p.policy.id);
+  assert.ok(listed.includes(created.policy.id));
+  assert.deepEqual((await admin.listViolations({ status: 'open' })).items, []);
+  await admin.deletePolicy(created.policy.id);
+  const after = (await admin.listPolicies()).items.map((p) => p.policy.id);
+  assert.ok(!after.includes(created.policy.id));
+});

@@ -281,6 +281,35 @@ impl Client {
         self.call(py, self.inner.delete_proxy_host(id))
     }
 
+    /// The organization's policies: `{items, next_cursor}`.
+    #[pyo3(signature = (limit = None, cursor = None))]
+    fn list_policies<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = page(limit, cursor);
+        self.call(py, self.inner.list_policies(&q))
+    }
+
+    /// Deletes a policy.
+    fn delete_policy<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.call(py, self.inner.delete_policy(id))
+    }
+
+    /// Recorded policy violations; keyword filters `policy_id`, `action`, `agent_id`,
+    /// `status`, `since`, `limit`, `cursor`.
+    #[pyo3(signature = (**filters))]
+    fn list_violations<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filters = filters_of(filters)?;
+        self.call(py, self.inner.list_violations(&filters))
+    }
+
     /// Central log lines: `{items, next_cursor}`; keyword filters `since`, `until`,
     /// `agent_id`, `container`, `source`, `level` (lists allowed), `q`, `order`, `limit`,
     /// `cursor`.

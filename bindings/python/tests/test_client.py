@@ -132,3 +132,13 @@ def test_alert_channels_and_rules_logs_and_events(admin):
     admin.delete_alert_rule(rule["rule"]["id"])
     admin.delete_alert_channel(channel["id"])
     assert admin.list_alert_channels() == []
+
+
+def test_policies_are_listed_and_deleted(admin):
+    created = admin.create_policy_from_template({"template": "no_latest_tag"})
+    listed = [p["policy"]["id"] for p in admin.list_policies(limit=200)["items"]]
+    assert created["policy"]["id"] in listed
+    assert admin.list_violations(status="open")["items"] == []
+    admin.delete_policy(created["policy"]["id"])
+    listed = [p["policy"]["id"] for p in admin.list_policies(limit=200)["items"]]
+    assert created["policy"]["id"] not in listed

@@ -340,6 +340,24 @@ impl Client {
             .await
     }
 
+    /// A page of the organization's policies.
+    pub async fn list_policies(&self, query: &ListQuery) -> Result<Value, SdkError> {
+        self.get("api/v1/policies", query).await
+    }
+
+    /// Deletes a policy.
+    pub async fn delete_policy(&self, id: &str) -> Result<(), SdkError> {
+        let path = format!("api/v1/policies/{}", segment(id, "id")?);
+        self.send_empty(Method::DELETE, &path).await
+    }
+
+    /// Recorded policy violations; `filters`: `policy_id`, `action`, `agent_id`, `status`
+    /// (`open`, `resolved`), `since`, `limit`, `cursor`.
+    pub async fn list_violations(&self, filters: &Value) -> Result<Value, SdkError> {
+        self.get("api/v1/policy-violations", &query_pairs(filters)?)
+            .await
+    }
+
     /// A page of central log lines (the API's JSON: `{items, next_cursor}`). `filters` is an
     /// object of query parameters: `since`, `until`, `agent_id`, `container`, `source`,
     /// `level`, `q`, `order`, `limit`, `cursor` (lists comma-separated).
