@@ -82,7 +82,12 @@ pub async fn ingest(
         let seq = i64::try_from(record.seq).unwrap_or(i64::MAX);
         let ts = record.time_unix_nanos.div_euclid(1000);
         if is_events {
-            match docker_event(agent, &batch.stream, seq, &record.line, now) {
+            let origin = if batch.epoch.is_empty() {
+                format!("{agent}/{}/{seq}", batch.stream)
+            } else {
+                format!("{agent}/{}/{}/{seq}", batch.stream, batch.epoch)
+            };
+            match docker_event(agent, origin, &record.line, now) {
                 Some(event) => events.push(event),
                 None => {
                     tracing::debug!(%agent, seq, "skipping an event the inventory does not keep")
@@ -116,18 +121,19 @@ pub async fn ingest(
             }),
         });
     }
-    let record = LogBatchRecord {
+    let mut record = LogBatchRecord {
         stream: batch.stream.clone(),
         kind: batch.kind.clone(),
         container_id,
         container_name,
         dropped: i64::try_from(batch.dropped).unwrap_or(i64::MAX),
+        epoch: batch.epoch.clone(),
         last_seq: i64::try_from(last_seq).unwrap_or(i64::MAX),
         lines,
     };
     let scope = system_scope(org);
     let mut tx = state.store().org(&scope).await?;
-    let outcome = tx.ingest_log_batch(agent, &record, now).await?;
+    let outcome = tx.ingest_log_batch(agent, &mut record, now).await?;
     for event in &events {
         tx.insert_event(event).await?;
     }
@@ -143,7 +149,7 @@ pub async fn ingest(
             lines: Arc::new(new),
         });
     }
-    Ok(u64::try_from(outcome.acked_seq).unwrap_or(0))
+    Ok(u64::try_from(outcome.ack).unwrap_or(0))
 }
 
 /// The level of a line of a stream of `kind`: nginx access lines by their status, nginx
@@ -175,15 +181,10 @@ fn line_text(line: &[u8]) -> String {
     format!("{}… [cut at {MAX_LINE_BYTES} bytes]", &text[..end])
 }
 
-/// A Docker event shipped on `stream` as an inventory event; `None` when it is not one the
-/// inventory keeps, or not an event at all.
-fn docker_event(
-    agent: AgentId,
-    stream: &str,
-    seq: i64,
-    line: &[u8],
-    now: i64,
-) -> Option<EventRecord> {
+/// A Docker event shipped as `origin` (`<agent>/<stream>/[<epoch>/]<seq>`, what makes it
+/// unique) as an inventory event; `None` when it is not one the inventory keeps, or not an
+/// event at all.
+fn docker_event(agent: AgentId, origin: String, line: &[u8], now: i64) -> Option<EventRecord> {
     let event: DockerEvent = serde_json::from_slice(line).ok()?;
     let kind = event.kind()?;
     Some(EventRecord {
@@ -199,7 +200,7 @@ fn docker_event(
             "image": event.image,
             "exit_code": event.exit_code,
         }),
-        origin: Some(format!("{agent}/{stream}/{seq}")),
+        origin: Some(origin),
         at: event.time_unix_nanos.div_euclid(1000),
         recorded_at: now,
     })

@@ -2,7 +2,9 @@
 --
 -- Every agent stream (a container's output, Docker's events, nginx's logs) numbers its records
 -- on the agent; a record is stored once per (agent, stream, seq) however often it is sent, and
--- `log_streams.acked_seq` is what the server told the agent it may delete.
+-- `log_streams.acked_seq` is the highest seq stored. When the agent starts a stream over
+-- (a new `epoch`: its buffer state was lost), its records are stored after the old ones:
+-- stored seq = `seq_offset` + the agent's seq.
 CREATE TABLE log_streams (
     org_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     agent_id TEXT NOT NULL,
@@ -12,6 +14,8 @@ CREATE TABLE log_streams (
     container_name TEXT,
     acked_seq BIGINT NOT NULL DEFAULT 0,
     dropped BIGINT NOT NULL DEFAULT 0,
+    epoch TEXT NOT NULL DEFAULT '',
+    seq_offset BIGINT NOT NULL DEFAULT 0,
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (agent_id, stream)
 );

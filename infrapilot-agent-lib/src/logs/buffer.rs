@@ -192,6 +192,9 @@ pub struct StreamStatus {
     pub bytes: u64,
     /// How many segment files the stream has.
     pub segments: usize,
+    /// The stream's incarnation (see `LogBatch.epoch`): it changes only when the stream is
+    /// created anew, its sequence numbers starting over.
+    pub epoch: String,
 }
 
 /// Why the log buffer could not do what was asked. Every variant names the stream or the
@@ -639,6 +642,10 @@ struct StateFile {
     last_cursor_hex: Option<String>,
     #[serde(default)]
     last_time_unix_nanos: Option<i64>,
+    /// The stream's incarnation: made when the stream is created, so a stream created again
+    /// under the same key (its state was lost) is told apart from the old one.
+    #[serde(default)]
+    epoch: String,
 }
 
 /// A segment file as the buffer tracks it.
@@ -662,6 +669,7 @@ struct Stream {
     dropped: u64,
     last_cursor: Option<Vec<u8>>,
     last_time: Option<i64>,
+    epoch: String,
     /// Kept segments, by ascending first sequence number.
     segments: VecDeque<Segment>,
     /// The last segment, opened for appending; opened on the first append after open or a
@@ -689,6 +697,7 @@ impl Stream {
             dropped: 0,
             last_cursor: None,
             last_time: None,
+            epoch: new_epoch(),
             segments: VecDeque::new(),
             active: None,
             appendable: false,
@@ -743,6 +752,7 @@ impl Stream {
                     dropped: 0,
                     last_cursor: None,
                     last_time: None,
+                    epoch: new_epoch(),
                 }
             }
             Err(source) => {
@@ -763,6 +773,7 @@ impl Stream {
             dropped: state.dropped,
             last_cursor: state.last_cursor,
             last_time: state.last_time,
+            epoch: state.epoch,
             segments: VecDeque::new(),
             active: None,
             appendable: false,
@@ -887,6 +898,7 @@ impl Stream {
             last_time_unix_nanos: self.last_time,
             bytes: self.bytes(),
             segments: self.segments.len(),
+            epoch: self.epoch.clone(),
         }
     }
 
@@ -1017,6 +1029,7 @@ impl Stream {
             dropped: self.dropped,
             last_cursor_hex: self.last_cursor.as_deref().map(hex),
             last_time_unix_nanos: self.last_time,
+            epoch: self.epoch.clone(),
         };
         let path = self.dir.join(STATE_FILE);
         let json = serde_json::to_vec_pretty(&state).map_err(|e| BufferError::Corrupt {
@@ -1041,6 +1054,12 @@ struct LoadedState {
     dropped: u64,
     last_cursor: Option<Vec<u8>>,
     last_time: Option<i64>,
+    epoch: String,
+}
+
+/// A new stream incarnation's name: 16 random hex digits.
+fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 fn parse_state(path: &Path, key: &str, bytes: &[u8]) -> Result<LoadedState, BufferError> {
@@ -1074,6 +1093,12 @@ fn parse_state(path: &Path, key: &str, bytes: &[u8]) -> Result<LoadedState, Buff
         dropped: state.dropped,
         last_cursor,
         last_time: state.last_time_unix_nanos,
+        // A state written before epochs existed gets one now (and keeps it).
+        epoch: if state.epoch.is_empty() {
+            new_epoch()
+        } else {
+            state.epoch
+        },
     })
 }
 

@@ -121,6 +121,7 @@ fn next_batches(
                 })
                 .collect(),
             dropped: status.dropped,
+            epoch: status.epoch.clone(),
         });
     }
     batches

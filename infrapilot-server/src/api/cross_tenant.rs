@@ -444,7 +444,7 @@ async fn seed_logs(
             source: "stdout".into(),
             line: b"ERROR beta-secret-log-line".to_vec(),
         }],
-        dropped: 0,
+        ..Default::default()
     };
     assert_eq!(
         crate::logs::ingest(state, org, agent, lines).await.unwrap(),

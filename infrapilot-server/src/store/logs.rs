@@ -29,6 +29,8 @@ pub struct LogBatchRecord {
     pub container_name: Option<String>,
     /// How many records the agent's buffer dropped for this stream, in all.
     pub dropped: i64,
+    /// The stream's incarnation on the agent (empty from an agent that has none).
+    pub epoch: String,
     /// The batch's highest seq (acknowledged even when none of its records is a line, as
     /// for a batch of events).
     pub last_seq: i64,
@@ -70,10 +72,12 @@ pub struct IngestOutcome {
     pub inserted: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// The highest seq of the stream now stored (what to acknowledge).
+    /// The highest seq of the stream now stored.
     pub acked_seq: i64,
     /// The highest seq stored before this batch: its lines above it are new.
     pub previously_acked: i64,
+    /// What to acknowledge to the agent: `acked_seq` in the agent's numbering.
+    pub ack: i64,
 }
 
 /// Which lines a query wants. Every field narrows; empty lists mean "any".
@@ -198,28 +202,44 @@ fn like_escape(text: &str) -> String {
 impl OrgTx {
     /// Stores a batch of `agent`'s stream: the stream's row (created on first sight, its
     /// container and drop count updated), every line not stored yet, and the day's usage.
-    /// Answers what was new and the seq to acknowledge.
+    /// The batch's seqs (the agent's) become stored seqs: after the stream's old records when
+    /// the agent started it over (a new epoch). Answers what was new and what to acknowledge.
     pub async fn ingest_log_batch(
         &mut self,
         agent: AgentId,
-        batch: &LogBatchRecord,
+        batch: &mut LogBatchRecord,
         now: i64,
     ) -> Result<IngestOutcome, StoreError> {
         let org = self.org().to_string();
         let agent_text = agent.to_string();
         let mut outcome = IngestOutcome::default();
         let previous = sqlx::query(
-            "SELECT acked_seq FROM log_streams WHERE org_id = $1 AND agent_id = $2 AND stream = $3",
+            "SELECT acked_seq, epoch, seq_offset FROM log_streams \
+             WHERE org_id = $1 AND agent_id = $2 AND stream = $3",
         )
         .bind(org.clone())
         .bind(agent_text.clone())
         .bind(batch.stream.clone())
         .fetch_optional(self.conn())
         .await?;
-        outcome.previously_acked = match previous {
-            Some(row) => col(&row, "acked_seq")?,
-            None => 0,
+        let (previously_acked, offset) = match previous {
+            Some(row) => {
+                let acked: i64 = col(&row, "acked_seq")?;
+                let epoch: String = col(&row, "epoch")?;
+                let offset: i64 = col(&row, "seq_offset")?;
+                if !batch.epoch.is_empty() && !epoch.is_empty() && epoch != batch.epoch {
+                    // The agent started the stream over: its numbering begins after ours.
+                    (acked, acked)
+                } else {
+                    (acked, offset)
+                }
+            }
+            None => (0, 0),
         };
+        outcome.previously_acked = previously_acked;
+        for line in &mut batch.lines {
+            line.seq += offset;
+        }
         for chunk in batch.lines.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO log_lines (org_id, agent_id, stream, seq, ts, container_id, \
@@ -261,13 +281,13 @@ impl OrgTx {
                 outcome.bytes += line.line.len() as u64;
             }
         }
-        let last = batch.last_seq;
+        let last = batch.last_seq + offset;
         sqlx::query(
             "INSERT INTO log_streams (org_id, agent_id, stream, kind, container_id, \
-             container_name, acked_seq, dropped, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             container_name, acked_seq, dropped, updated_at, epoch, seq_offset) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (agent_id, stream) DO UPDATE SET \
-             kind = excluded.kind, \
+             kind = excluded.kind, epoch = excluded.epoch, seq_offset = excluded.seq_offset, \
              container_id = COALESCE(excluded.container_id, log_streams.container_id), \
              container_name = COALESCE(excluded.container_name, log_streams.container_name), \
              acked_seq = CASE WHEN excluded.acked_seq > log_streams.acked_seq \
@@ -285,9 +305,12 @@ impl OrgTx {
         .bind(last)
         .bind(batch.dropped)
         .bind(now)
+        .bind(batch.epoch.clone())
+        .bind(offset)
         .execute(self.conn())
         .await?;
         outcome.acked_seq = outcome.previously_acked.max(last);
+        outcome.ack = outcome.acked_seq - offset;
         if outcome.inserted > 0 {
             self.add_log_usage(now, outcome.inserted, outcome.bytes)
                 .await?;

@@ -309,6 +309,15 @@ contract!(
     }
 );
 
+fn again_batch(agent: AgentId) -> LogBatchRecord {
+    let mut again = log_batch(agent, 1..=2);
+    again.epoch = "e2".into();
+    for line in &mut again.lines {
+        line.line = format!("line {} of the second epoch", line.seq);
+    }
+    again
+}
+
 fn log_batch(agent: AgentId, seqs: std::ops::RangeInclusive<i64>) -> LogBatchRecord {
     let lines: Vec<LogLineRecord> = seqs
         .clone()
@@ -332,6 +341,7 @@ fn log_batch(agent: AgentId, seqs: std::ops::RangeInclusive<i64>) -> LogBatchRec
         container_id: Some("c1".into()),
         container_name: Some("web".into()),
         dropped: 0,
+        epoch: "e1".into(),
         last_seq: *seqs.end(),
         lines,
     }
@@ -347,7 +357,7 @@ contract!(
         let now = 3 * 86_400_000_000;
         let mut tx = store.org(&scope).await.unwrap();
         let first = tx
-            .ingest_log_batch(agent, &log_batch(agent, 1..=4), now)
+            .ingest_log_batch(agent, &mut log_batch(agent, 1..=4), now)
             .await
             .unwrap();
         assert_eq!(
@@ -356,7 +366,7 @@ contract!(
         );
         // The same batch again (its acknowledgement was lost): nothing new, same answer.
         let again = tx
-            .ingest_log_batch(agent, &log_batch(agent, 1..=4), now)
+            .ingest_log_batch(agent, &mut log_batch(agent, 1..=4), now)
             .await
             .unwrap();
         assert_eq!(
@@ -364,7 +374,7 @@ contract!(
             (0, 4, 4)
         );
         let overlap = tx
-            .ingest_log_batch(agent, &log_batch(agent, 3..=6), now)
+            .ingest_log_batch(agent, &mut log_batch(agent, 3..=6), now)
             .await
             .unwrap();
         assert_eq!((overlap.inserted, overlap.acked_seq), (2, 6));
@@ -505,6 +515,48 @@ contract!(
     }
 );
 
+contract!(
+    a_stream_started_over_is_stored_after_its_old_records,
+    |store: Store| async move {
+        let owner = new_user(&store, "epochs@example.com").await;
+        let scope = new_org(&store, "epochs-org", owner).await;
+        let agent = AgentId::from_uuid(Uuid::new_v4());
+        let mut tx = store.org(&scope).await.unwrap();
+        let first = tx
+            .ingest_log_batch(agent, &mut log_batch(agent, 1..=6), 10)
+            .await
+            .unwrap();
+        assert_eq!((first.inserted, first.ack), (6, 6));
+        // The agent lost its buffer and started the stream over (a new epoch): its new
+        // records are stored after the old ones, not dropped as copies.
+        let restarted = tx
+            .ingest_log_batch(agent, &mut again_batch(agent), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (restarted.inserted, restarted.acked_seq, restarted.ack),
+            (2, 8, 2)
+        );
+        let resent = tx
+            .ingest_log_batch(agent, &mut again_batch(agent), 10)
+            .await
+            .unwrap();
+        assert_eq!((resent.inserted, resent.ack), (0, 2), "resent: nothing new");
+        let stored = tx
+            .query_logs(&LogFilter::default(), None, false, 100)
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = stored.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [1, 7, 2, 8, 3, 4, 5, 6], "by time, then seq");
+        assert!(
+            stored
+                .iter()
+                .any(|l| l.line == "line 2 of the second epoch")
+        );
+        tx.commit().await.unwrap();
+    }
+);
+
 /// The two migration histories end at the same logical schema: same tables, same columns,
 /// same nullability, equivalent types.
 #[tokio::test]
@@ -590,7 +642,7 @@ async fn postgres_rls_hides_everything_without_context_and_other_orgs_with_it() 
     for (scope, seqs) in [(&a, 1..=2), (&b, 1..=3)] {
         let agent = infrapilot_core::ids::AgentId::from_uuid(Uuid::new_v4());
         let mut tx = store.org(scope).await.unwrap();
-        tx.ingest_log_batch(agent, &log_batch(agent, seqs), 1)
+        tx.ingest_log_batch(agent, &mut log_batch(agent, seqs), 1)
             .await
             .unwrap();
         tx.commit().await.unwrap();
