@@ -53,6 +53,7 @@ fn site(hosts: usize, first_port: u16) -> Site {
                 rate_limit: None,
                 locations: Locations::default(),
                 access_list: None,
+                access_list_id: None,
             })
             .collect(),
         ..Site::default()

@@ -78,3 +78,19 @@ fn main_conf() {
     assert_eq!(main.path, "/srv/infrapilot/nginx.conf");
     assert_snapshot("nginx.conf", &main.contents);
 }
+
+#[test]
+fn a_shared_access_list_left_unresolved_denies_everyone() {
+    let mut host = plain_host();
+    host.access_list_id = Some(infrapilot_core::ids::AccessListId::from_uuid(
+        uuid::Uuid::from_u128(9),
+    ));
+    let files = render_proxy_host(&host, &layout(ROOT));
+    let conf = &files.files[0].contents;
+    assert!(conf.contains("deny all;"), "{conf}");
+    structure(conf).unwrap();
+    // Resolved, it is the list's own rules.
+    host.access_list = access_host().access_list;
+    let conf = render_proxy_host(&host, &layout(ROOT)).files[0].contents.clone();
+    assert!(conf.contains("allow 10.0.0.0/8;"), "{conf}");
+}

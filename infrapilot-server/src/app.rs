@@ -160,6 +160,8 @@ impl AppState {
         license(name = "Apache-2.0")
     ),
     modifiers(&SecurityAddon),
+    // Ids that appear only in paths and queries, which register no schema of their own.
+    components(schemas(infrapilot_core::ids::AlertRuleId, infrapilot_core::ids::AccessListId)),
     tags(
         (name = "system", description = "Health, readiness, metrics"),
         (name = "setup", description = "First-run setup"),

@@ -41,3 +41,21 @@ fn every_operation_documents_its_errors_as_problems() {
         }
     }
 }
+
+#[test]
+fn every_schema_reference_resolves() {
+    let text = infrapilot_server::openapi().to_json().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut missing: Vec<&str> = text
+        .split("#/components/schemas/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap_or_default())
+        .filter(|name| !schemas.contains_key(*name))
+        .collect();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "unresolvable schema references: {missing:?}"
+    );
+}

@@ -51,6 +51,7 @@ pub fn host(n: u128, domain: &str, upstream_port: u16, ssl: SslMode) -> ProxyHos
         rate_limit: None,
         locations: Locations::default(),
         access_list: None,
+        access_list_id: None,
     }
 }
 

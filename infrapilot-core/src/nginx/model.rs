@@ -8,7 +8,7 @@ use super::values::{
     BodySize, ContentSecurityPolicy, ErrorPageHtml, FrameOptions, LocationPath, PasswordHash,
     RateLimit, ReferrerPolicy, Seconds, Username,
 };
-use crate::ids::{CertificateId, ProxyHostId};
+use crate::ids::{AccessListId, CertificateId, ProxyHostId};
 use crate::values::{Cidr, Domain, Upstream, ValueError};
 
 /// A site that forwards requests for its domains to an upstream.
@@ -38,6 +38,11 @@ pub struct ProxyHost {
     /// Who may reach the host: addresses and/or basic-auth users.
     #[serde(default)]
     pub access_list: Option<AccessList>,
+    /// A shared access list the host uses instead of its own: the server puts that list's
+    /// rules into `access_list` before the host is rendered. Rendered while still unresolved,
+    /// the host denies everyone (a missing list must never open a host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_list_id: Option<AccessListId>,
 }
 
 /// A site that answers every request for its domains with a redirect.

@@ -56,6 +56,7 @@ pub fn plain_host() -> ProxyHost {
         rate_limit: None,
         locations: Locations::default(),
         access_list: None,
+        access_list_id: None,
     }
 }
 
@@ -684,6 +685,7 @@ pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
                     rate_limit: rate.map(|(r, b, n)| RateLimit::new(r, b, n).unwrap()),
                     locations,
                     access_list,
+                    access_list_id: None,
                 }
             },
         )

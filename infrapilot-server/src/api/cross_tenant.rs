@@ -62,6 +62,7 @@ async fn snapshot(state: &AppState, b: &Tenant, carol: &str) -> Vec<Value> {
         "/api/v1/events?type=container.die".to_owned(),
         "/api/v1/alert-channels".to_owned(),
         "/api/v1/alert-rules".to_owned(),
+        "/api/v1/access-lists".to_owned(),
         "/api/v1/alerts".to_owned(),
     ] {
         let r = call(state, "GET", &uri, Some(&b.token), None, None).await;
@@ -96,6 +97,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/api/v1/api-tokens" => json!({"name": "x"}),
         "/api/v1/enrollment-tokens" => json!({"name": "x"}),
         "/api/v1/agents/{id}" => json!({"name": "pwned", "disabled": true}),
+        "/api/v1/access-lists/{id}" => json!({"name": "pwned", "list": {"rules": [
+            {"action": "allow", "cidr": "0.0.0.0/0"}], "users": [], "satisfy": "any"}}),
         "/api/v1/alert-channels/{id}" => json!({"name": "pwned",
             "config": {"type": "webhook", "url": "http://127.0.0.1:9/pwned"}}),
         "/api/v1/alert-rules/{id}" => json!({"rule": {"name": "pwned", "kind": "agent_offline",
@@ -201,6 +204,18 @@ async fn check_cross_tenant(state: AppState) {
     let r = call(
         &state,
         "POST",
+        "/api/v1/access-lists",
+        Some(&b.token),
+        None,
+        Some(json!({"name": "beta-office", "list": {"rules": [{"action": "allow", "cidr": "10.9.9.0/24"}],
+            "users": [], "satisfy": "any"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let access_list = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &state,
+        "POST",
         "/api/v1/policies/from-template",
         Some(&b.token),
         None,
@@ -295,6 +310,9 @@ async fn check_cross_tenant(state: AppState) {
         "beta-secret-webhook-key-123",
         "beta-rule",
         "beta-secret-alert",
+        "beta-office",
+        "10.9.9.0",
+        access_list.as_str(),
         channel.as_str(),
         rule.as_str(),
         alert.as_str(),
@@ -328,6 +346,10 @@ async fn check_cross_tenant(state: AppState) {
                 &format!("/alert-channels/{channel}"),
             )
             .replace("/alert-rules/{id}", &format!("/alert-rules/{rule}"))
+            .replace(
+                "/access-lists/{id}",
+                &format!("/access-lists/{access_list}"),
+            )
             .replace("/alerts/{id}", &format!("/alerts/{alert}"))
             .replace("{container}", &b_container.name)
             .replace("{network}", "beta-net")

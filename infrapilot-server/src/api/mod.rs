@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area. Each module exposes `routes()` for the OpenAPI
 //! router; DTOs are defined beside their handlers and converted by hand to domain types.
 
+pub mod access_lists;
 pub mod agents;
 pub mod alerts;
 pub mod audit;
@@ -158,6 +159,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(docker::routes())
         .merge(proxy::routes())
         .merge(certificates::routes())
+        .merge(access_lists::routes())
         .merge(install::routes())
         .merge(logs::routes())
         .merge(events::routes())

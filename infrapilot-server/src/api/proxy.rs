@@ -495,6 +495,28 @@ async fn save(
         }
         other => other.into(),
     })?;
+    if let Some(list) = checked
+        .document
+        .get("access_list_id")
+        .and_then(Value::as_str)
+    {
+        if !checked.document["access_list"].is_null() {
+            return Err(AppError::field(
+                "host.access_list_id",
+                "a host uses its own access_list or a shared one, not both",
+            ));
+        }
+        let list: infrapilot_core::ids::AccessListId = list
+            .parse()
+            .map_err(|_| AppError::field("host.access_list_id", "is not an access list id"))?;
+        tx.access_list(list).await.map_err(|e| match e {
+            crate::store::StoreError::NotFound { .. } => AppError::field(
+                "host.access_list_id",
+                "names no access list of this organization (POST /api/v1/access-lists)",
+            ),
+            other => other.into(),
+        })?;
+    }
     if let Some(cert) = checked.certificate
         && kind_uses_uploaded(&checked.document)
     {
@@ -831,12 +853,22 @@ pub async fn preview_proxy_host(
     let scope = scoped.require(Action::View, Resource::ProxyHost)?;
     let mut tx = state.store().org_read(scope).await?;
     let record = tx.proxy_host(id).await?;
+    let mut shared = None;
+    if let Some(list) = record.document["access_list_id"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+    {
+        shared = tx.access_list(list).await.ok().map(|r| r.list);
+    }
     tx.commit().await?;
     let layout = preview_layout()?;
     let files = match record.kind {
         HostKind::Proxy => {
-            let h: ProxyHost =
+            let mut h: ProxyHost =
                 serde_json::from_value(record.document).map_err(AppError::internal)?;
+            if h.access_list.is_none() {
+                h.access_list = shared;
+            }
             render_proxy_host(&h, &layout)
         }
         HostKind::Redirection => {
@@ -1035,13 +1067,18 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
         code: "internal".to_owned(),
         message: e.to_string(),
     };
-    let (revision, hosts, default_server) = async {
+    let (revision, hosts, default_server, shared) = async {
         let mut tx = state.store().org_read(&scope).await?;
         let (desired, _) = tx.desired_revisions(agent).await?;
         let hosts = tx.agent_proxy_hosts(agent).await?;
         let default_server = tx.agent_default_server(agent).await?;
+        // The shared access lists the hosts name, put into each host below.
+        let mut shared = std::collections::BTreeMap::new();
+        for list in tx.list_access_lists().await? {
+            shared.insert(list.id, list.list);
+        }
         tx.commit().await?;
-        Ok::<_, crate::store::StoreError>((desired, hosts, default_server))
+        Ok::<_, crate::store::StoreError>((desired, hosts, default_server, shared))
     }
     .await
     .map_err(|e| internal(&e))?;
@@ -1052,7 +1089,15 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
     for h in hosts.iter().filter(|h| h.enabled) {
         let parsed = match h.kind {
             HostKind::Proxy => {
-                serde_json::from_value(h.document.clone()).map(|p| site.proxy_hosts.push(p))
+                serde_json::from_value(h.document.clone()).map(|mut p: ProxyHost| {
+                    // A list that is gone stays unresolved, and the host then denies everyone.
+                    if p.access_list.is_none()
+                        && let Some(list) = p.access_list_id.and_then(|id| shared.get(&id))
+                    {
+                        p.access_list = Some(list.clone());
+                    }
+                    site.proxy_hosts.push(p);
+                })
             }
             HostKind::Redirection => {
                 serde_json::from_value(h.document.clone()).map(|r| site.redirection_hosts.push(r))

@@ -703,3 +703,95 @@ async fn access_logs_reach_the_server_and_add_up_to_host_metrics() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert_eq!(r.body["errors"][0]["field"], "since");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_access_list_guards_its_hosts_and_its_changes_reach_nginx() {
+    let env = Env::new().await;
+    let port = env.layout.http_port;
+    let up = upstream("guarded").await;
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/access-lists",
+            Some(json!({"name": "office", "list": {"rules": [{"action": "allow", "cidr": "10.0.0.0/8"}],
+                "users": [], "satisfy": "any"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let list = r.body["id"].as_str().unwrap().to_owned();
+    // A bad rule is refused naming the field.
+    let r = env
+        .api(
+            "POST",
+            "/api/v1/access-lists",
+            Some(json!({"name": "bad", "list": {"rules": [{"action": "allow", "cidr": "10.0.0.0/8; allow all"}],
+                "users": [], "satisfy": "any"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert!(
+        r.body["errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("list.rules[0]"),
+        "{r:?}"
+    );
+
+    let r = env
+        .create(
+            json!({"domains": ["guarded.test"], "upstream": format!("http://127.0.0.1:{up}"),
+            "access_list_id": list}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let host = r.body["id"].as_str().unwrap().to_owned();
+    until_code(port, "guarded.test", 403).await;
+    let preview = env
+        .api("GET", &format!("/api/v1/proxy-hosts/{host}/preview"), None)
+        .await;
+    assert!(
+        preview.body.to_string().contains("allow 10.0.0.0/8"),
+        "{preview:?}"
+    );
+
+    // The list lets this machine in: the host's agent gets it, and nginx lets it through.
+    let r = env
+        .api(
+            "PUT",
+            &format!("/api/v1/access-lists/{list}"),
+            Some(json!({"name": "office", "list": {"rules": [{"action": "allow", "cidr": "127.0.0.0/8"}],
+                "users": [], "satisfy": "any"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["hosts"], json!([host]));
+    until_body(port, "guarded.test", "upstream guarded").await;
+
+    // In use: not deletable. Unknown or doubled lists are refused naming the field.
+    let r = env
+        .api("DELETE", &format!("/api/v1/access-lists/{list}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    let r = env
+        .create(
+            json!({"domains": ["other.test"], "upstream": format!("http://127.0.0.1:{up}"),
+            "access_list_id": uuid::Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0]["field"], "host.access_list_id", "{r:?}");
+    let r = env
+        .create(
+            json!({"domains": ["other.test"], "upstream": format!("http://127.0.0.1:{up}"),
+            "access_list_id": list, "access_list": {"rules": [], "users": [], "satisfy": "any"}}),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0]["field"], "host.access_list_id", "{r:?}");
+    let r = env
+        .api("DELETE", &format!("/api/v1/proxy-hosts/{host}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    let r = env
+        .api("DELETE", &format!("/api/v1/access-lists/{list}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+}

@@ -20,6 +20,7 @@
 //! `app.current_org_id`, and row-level security (enabled and forced on every tenant table)
 //! hides every other organization's rows even from a query that forgot its filter.
 
+mod access_lists;
 mod agents;
 mod alerts;
 mod audit;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+pub use access_lists::AccessListRecord;
 pub use agents::AgentRecord;
 pub use alerts::{AlertRecord, ChannelRecord, DeliveryRecord, RuleRecord};
 pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};

@@ -80,6 +80,9 @@ fn body(w: &mut Writer, host: &ProxyHost, layout: &Layout) {
     }
     if let Some(list) = &host.access_list {
         access(w, list, &names::htpasswd(layout, host.id));
+    } else if host.access_list_id.is_some() {
+        // A shared list that was not resolved: fail closed.
+        w.directive("deny", &["all"]);
     }
     w.block("location /", |w| proxy(w, 0, &host.upstream, &host.proxy));
     for (i, location) in host.locations.as_slice().iter().enumerate() {
