@@ -91,6 +91,8 @@ fn a_shared_access_list_left_unresolved_denies_everyone() {
     structure(conf).unwrap();
     // Resolved, it is the list's own rules.
     host.access_list = access_host().access_list;
-    let conf = render_proxy_host(&host, &layout(ROOT)).files[0].contents.clone();
+    let conf = render_proxy_host(&host, &layout(ROOT)).files[0]
+        .contents
+        .clone();
     assert!(conf.contains("allow 10.0.0.0/8;"), "{conf}");
 }

@@ -691,9 +691,9 @@ pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
         )
 }
 
-pub fn redirection_host(id: u128) -> impl Strategy<Value = RedirectionHost> {
+/// Where a redirect goes: a concrete name, a scheme, a status, whether the path is kept.
+pub fn redirect_target() -> impl Strategy<Value = (Domain, TargetScheme, RedirectStatus, bool)> {
     (
-        domain_list(),
         domain().prop_filter("concrete target", |d| !d.is_wildcard()),
         prop_oneof![
             Just(TargetScheme::Keep),
@@ -705,19 +705,21 @@ pub fn redirection_host(id: u128) -> impl Strategy<Value = RedirectionHost> {
             Just(RedirectStatus::Found)
         ],
         any::<bool>(),
-        ssl_mode(),
     )
-        .prop_map(
-            move |(domains, target, target_scheme, status, preserve_path, ssl)| RedirectionHost {
-                id: host_id(id),
-                domains,
-                target,
-                target_scheme,
-                status,
-                preserve_path,
-                ssl,
-            },
-        )
+}
+
+pub fn redirection_host(id: u128) -> impl Strategy<Value = RedirectionHost> {
+    (domain_list(), redirect_target(), ssl_mode()).prop_map(
+        move |(domains, (target, target_scheme, status, preserve_path), ssl)| RedirectionHost {
+            id: host_id(id),
+            domains,
+            target,
+            target_scheme,
+            status,
+            preserve_path,
+            ssl,
+        },
+    )
 }
 
 pub fn default_server_strategy() -> impl Strategy<Value = DefaultServer> {
@@ -725,27 +727,14 @@ pub fn default_server_strategy() -> impl Strategy<Value = DefaultServer> {
     let unclaimed = prop_oneof![
         Just(Unclaimed::NotFound),
         Just(Unclaimed::Drop),
-        (
-            domain(),
-            prop_oneof![
-                Just(TargetScheme::Keep),
-                Just(TargetScheme::Http),
-                Just(TargetScheme::Https)
-            ],
-            prop_oneof![
-                Just(RedirectStatus::MovedPermanently),
-                Just(RedirectStatus::Found)
-            ],
-            any::<bool>(),
-        )
-            .prop_map(|(target, target_scheme, status, preserve_path)| {
-                Unclaimed::Redirect {
-                    target,
-                    target_scheme,
-                    status,
-                    preserve_path,
-                }
-            }),
+        redirect_target().prop_map(|(target, target_scheme, status, preserve_path)| {
+            Unclaimed::Redirect {
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+            }
+        }),
     ];
     (
         prop::option::of(page.clone()),

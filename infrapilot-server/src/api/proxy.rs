@@ -117,6 +117,14 @@ pub async fn put_default_server(
             };
             AppError::field(field, e.inner().to_string())
         })?;
+    if let infrapilot_core::nginx::Unclaimed::Redirect { target, .. } = &parsed.unclaimed
+        && target.is_wildcard()
+    {
+        return Err(AppError::field(
+            "default_server.unclaimed.target",
+            "must be one name, not a wildcard",
+        ));
+    }
     let document = serde_json::to_value(&parsed).map_err(AppError::internal)?;
     let mut tx = state.store().org(scope).await?;
     tx.agent_default_server(id).await?;
