@@ -175,26 +175,16 @@ impl Agent {
             Some(config) => Some(LogPipeline::open(config.clone())?),
             None => None,
         };
-        let _collectors = match (&logs, &self.config.docker_socket) {
-            (Some(pipeline), Some(_)) => Some(AbortOnDrop(tokio::spawn(
-                crate::logs::collect::run_with_probe(
-                    pipeline.clone(),
-                    self.probe.clone(),
-                    shutdown.child_token(),
-                ),
-            ))),
-            _ => None,
-        };
-        let _nginx_logs = match (&logs, &self.config.proxy) {
-            (Some(pipeline), Some(proxy)) => {
-                Some(AbortOnDrop(tokio::spawn(crate::logs::files::run_nginx(
-                    pipeline.clone(),
-                    proxy.log_dir(),
-                    shutdown.child_token(),
-                ))))
-            }
-            _ => None,
-        };
+        let _collectors = logs.as_ref().map(|pipeline| {
+            pipeline.start_collectors(
+                self.config
+                    .docker_socket
+                    .as_ref()
+                    .map(|_| self.probe.clone()),
+                self.config.proxy.as_ref().map(|proxy| proxy.log_dir()),
+                shutdown.child_token(),
+            )
+        });
         let mut backoff = Backoff::new(self.config.backoff);
         loop {
             if shutdown.is_cancelled() {

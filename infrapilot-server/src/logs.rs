@@ -13,12 +13,11 @@ use std::time::Duration;
 use infrapilot_core::events::{DockerEvent, EventKind, Severity};
 use infrapilot_core::ids::{AgentId, OrgId};
 use infrapilot_core::logs::{Level, analyze_line, parse_access_line, parse_error_line};
-use infrapilot_core::rbac::{Effective, OrgRole};
 use infrapilot_proto::v1::LogBatch;
 use tokio::sync::broadcast;
 
 use crate::AppState;
-use crate::store::{Actor, EventRecord, LogBatchRecord, LogLineRecord, OrgScope, StoreError};
+use crate::store::{EventRecord, LogBatchRecord, LogLineRecord, OrgScope, StoreError};
 use crate::util::{new_id, now_micros};
 
 /// The longest line stored, in bytes; longer lines are cut (and say so).
@@ -57,11 +56,6 @@ impl LogTail {
         // No tail listening is the usual case, not an error.
         let _ = self.sender.send(batch);
     }
-}
-
-/// The scope ingest and the server's own events act in.
-fn system_scope(org: OrgId) -> OrgScope {
-    OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer))
 }
 
 /// Stores one batch of `agent`'s stream and answers the seq to acknowledge.
@@ -131,7 +125,7 @@ pub async fn ingest(
         last_seq: i64::try_from(last_seq).unwrap_or(i64::MAX),
         lines,
     };
-    let scope = system_scope(org);
+    let scope = OrgScope::system(org);
     let mut tx = state.store().org(&scope).await?;
     let outcome = tx.ingest_log_batch(agent, &mut record, now).await?;
     for event in &events {
@@ -252,7 +246,7 @@ pub async fn record_event_in(
 /// is never worth failing the operation it describes).
 pub async fn record_event(state: &AppState, org: OrgId, event: ServerEvent) {
     let result = async {
-        let mut tx = state.store().org(&system_scope(org)).await?;
+        let mut tx = state.store().org(&OrgScope::system(org)).await?;
         record_event_in(&mut tx, event).await?;
         tx.commit().await
     }
@@ -277,7 +271,7 @@ pub async fn apply_retention(state: &AppState, now: i64) -> Result<u64, StoreErr
         let Some(last) = orgs.last() else { break };
         after = Some((last.created_at, last.id.to_string()));
         for org in &orgs {
-            let mut tx = state.store().org(&system_scope(org.id)).await?;
+            let mut tx = state.store().org(&OrgScope::system(org.id)).await?;
             let days = tx.log_retention_days().await?;
             let before = now - days * 86_400_000_000;
             deleted += tx.delete_logs_before(before).await?;

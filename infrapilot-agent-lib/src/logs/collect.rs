@@ -168,11 +168,7 @@ pub async fn run(pipeline: LogPipeline, docker: Docker, shutdown: CancellationTo
                     if following.contains(&id) {
                         continue;
                     }
-                    let name = c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .map(|n| n.trim_start_matches('/').to_owned())
-                        .unwrap_or_default();
+                    let name = crate::probe::container_name(c.names.as_deref());
                     following.insert(id.clone());
                     followers.spawn(follow_container(
                         pipeline.clone(),

@@ -23,6 +23,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::probe::HostProbe;
 
 pub use buffer::{BufferConfig, BufferError, FullPolicy, LogBuffer, StreamMeta};
 pub use collect::{Selection, SelectionError};
@@ -108,5 +112,47 @@ impl LogPipeline {
 
     pub(crate) fn appended(&self) -> &Notify {
         &self.appended
+    }
+
+    /// Starts filling the buffer: the selected containers' output and Docker's events
+    /// through `docker` (its engine looked for until found), and nginx's logs from
+    /// `nginx_log_dir`, each when given. They run until `shutdown` is cancelled or the
+    /// returned [`Collectors`] is dropped, server or no server.
+    pub fn start_collectors(
+        &self,
+        docker: Option<Arc<HostProbe>>,
+        nginx_log_dir: Option<PathBuf>,
+        shutdown: CancellationToken,
+    ) -> Collectors {
+        let mut tasks = Vec::new();
+        if let Some(probe) = docker {
+            tasks.push(tokio::spawn(collect::run_with_probe(
+                self.clone(),
+                probe,
+                shutdown.child_token(),
+            )));
+        }
+        if let Some(dir) = nginx_log_dir {
+            tasks.push(tokio::spawn(files::run_nginx(
+                self.clone(),
+                dir,
+                shutdown.child_token(),
+            )));
+        }
+        Collectors { tasks }
+    }
+}
+
+/// The running collectors of a [`LogPipeline`]; dropping it stops them.
+#[derive(Debug)]
+pub struct Collectors {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Collectors {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
 use infrapilot_agent_lib::config::LogSettings;
-use infrapilot_agent_lib::logs::{LogPipeline, collect};
+use infrapilot_agent_lib::logs::LogPipeline;
 use infrapilot_agent_lib::nginx::{ProxyCommands, host_proxy};
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
@@ -111,23 +111,14 @@ pub async fn serve_with(
     let BuiltinOptions { proxy, logs } = options;
     let id = AgentIdentity { agent, org };
     let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
+    // Logs are collected whether or not the session is up.
     let _collectors = logs.as_ref().map(|pipeline| {
-        AbortOnDrop(tokio::spawn(collect::run_with_probe(
-            pipeline.clone(),
-            probe.clone(),
+        pipeline.start_collectors(
+            Some(probe.clone()),
+            proxy.as_ref().map(|proxy| proxy.log_dir()),
             tokio_util::sync::CancellationToken::new(),
-        )))
+        )
     });
-    let _nginx_logs = match (&logs, &proxy) {
-        (Some(pipeline), Some(proxy)) => Some(AbortOnDrop(tokio::spawn(
-            infrapilot_agent_lib::logs::files::run_nginx(
-                pipeline.clone(),
-                proxy.log_dir(),
-                tokio_util::sync::CancellationToken::new(),
-            ),
-        ))),
-        _ => None,
-    };
     let info = AgentInfo::of_this_host();
     let base = Chain {
         first: BuiltinCommands::new(info.clone(), probe.clone()),
@@ -277,13 +268,4 @@ async fn ensure_agent(state: &AppState) -> Result<Option<AgentIdentity>, StoreEr
     };
     tx.commit().await?;
     Ok(Some(AgentIdentity { agent, org }))
-}
-
-/// Aborts the log collectors when the built-in agent stops.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use infrapilot_core::ids::{AgentId, OrgId};
-use infrapilot_core::rbac::{Effective, OrgRole};
 use infrapilot_proto::v1::{Command, command};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -21,7 +20,7 @@ use tokio::sync::oneshot;
 use super::CommandError;
 use super::is_online;
 use crate::AppState;
-use crate::store::{Actor, Backend, OrgScope, RelayRecord, StoreError, replica_channel};
+use crate::store::{Backend, OrgScope, RelayRecord, StoreError, replica_channel};
 use crate::util::now_micros;
 
 /// Waiters for relayed commands this replica asked, by relay id.
@@ -71,10 +70,6 @@ impl RelayReply {
     }
 }
 
-fn system_scope(org: OrgId) -> OrgScope {
-    OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer))
-}
-
 fn store_error(e: StoreError) -> CommandError {
     tracing::warn!(error = %e, "relaying a command failed");
     CommandError::Offline
@@ -93,7 +88,7 @@ pub async fn send_command(
     if hub.holds(agent) || state.store().backend() != Backend::Postgres {
         return hub.command(org, agent, kind, timeout).await;
     }
-    let scope = system_scope(org);
+    let scope = OrgScope::system(org);
     let mut tx = state.store().org_read(&scope).await.map_err(store_error)?;
     let record = tx.agent(agent).await.map_err(store_error)?;
     tx.commit().await.map_err(store_error)?;
@@ -179,7 +174,7 @@ async fn handle(state: &AppState, payload: &str) {
     let Ok(org) = org.parse::<OrgId>() else {
         return;
     };
-    let scope = system_scope(org);
+    let scope = OrgScope::system(org);
     let relay = match state.store().org_read(&scope).await {
         Ok(mut tx) => {
             let relay = tx.relay(id).await;

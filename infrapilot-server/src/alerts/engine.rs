@@ -21,13 +21,12 @@ use infrapilot_core::alerts::{
 };
 use infrapilot_core::events::{EventKind, Severity as EventSeverity};
 use infrapilot_core::ids::OrgId;
-use infrapilot_core::rbac::{Effective, OrgRole};
 use infrapilot_core::values::{ContainerName, Domain};
 
 use super::channels::{self, ChannelConfig, Notification, NotificationStatus};
 use crate::AppState;
 use crate::logs::{ServerEvent, record_event_in};
-use crate::store::{Actor, AlertRecord, DeliveryRecord, EventFilter, OrgScope, OrgTx, StoreError};
+use crate::store::{AlertRecord, DeliveryRecord, EventFilter, OrgScope, OrgTx, StoreError};
 use crate::util::{new_id, now_micros};
 
 /// How often every organization is evaluated and its due deliveries sent.
@@ -55,12 +54,8 @@ pub struct EvalOutcome {
     pub resolved: usize,
 }
 
-fn system_scope(org: OrgId) -> OrgScope {
-    OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer))
-}
-
-/// The HTTP client every webhook and Slack delivery shares.
-fn http() -> &'static reqwest::Client {
+/// The HTTP client every webhook and Slack delivery (and test send) shares.
+pub(crate) fn http() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
@@ -113,7 +108,7 @@ pub async fn evaluate_org(
     org: OrgId,
     now: i64,
 ) -> Result<EvalOutcome, StoreError> {
-    let mut tx = state.store().org(&system_scope(org)).await?;
+    let mut tx = state.store().org(&OrgScope::system(org)).await?;
     // The watermark is locked before the rules' states are read: a replica that waited for
     // another's evaluation then reads the states it left.
     let (events_from, last_evaluated) = tx.lock_alert_cursor(now).await?;
@@ -486,7 +481,7 @@ async fn queue(
 
 /// Sends `org`'s deliveries that are due at `now`; answers how many were sent.
 pub async fn deliver_due(state: &AppState, org: OrgId, now: i64) -> Result<usize, StoreError> {
-    let scope = system_scope(org);
+    let scope = OrgScope::system(org);
     let mut tx = state.store().org(&scope).await?;
     let lease = now + CLAIM_MICROS;
     let claimed = tx.claim_deliveries(now, lease, CLAIM_BATCH).await?;

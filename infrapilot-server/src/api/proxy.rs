@@ -21,7 +21,7 @@ use infrapilot_core::nginx::{
     render_redirection_host,
 };
 use infrapilot_core::policy::ActionKind;
-use infrapilot_core::rbac::{Action, Effective, OrgRole, Resource};
+use infrapilot_core::rbac::{Action, Resource};
 use infrapilot_proto::v1::ApplyDesiredState;
 use infrapilot_proto::v1::command::Kind;
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ use crate::AppState;
 use crate::agents::{CommandError, send_command};
 use crate::auth::{ClientIp, Scoped};
 use crate::error::{ApiJson, AppError, PolicyNotice, Problem};
-use crate::store::{Actor, OrgScope, ProxyHostRecord};
+use crate::store::{OrgScope, ProxyHostRecord};
 use crate::util::{new_id, now_micros, rfc3339};
 
 /// How long the API waits for an agent's apply report before answering `pending`.
@@ -1036,10 +1036,6 @@ pub async fn apply_agent_proxy(
     Ok(axum::Json(proxy_status(&state, scope, id).await?))
 }
 
-fn system_scope(org: OrgId) -> OrgScope {
-    OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer))
-}
-
 /// Pushes the agent's state and records the report; an offline agent is left `pending` (it
 /// gets the state when it connects). Never fails the caller: the change is stored.
 pub async fn push(state: &AppState, org: OrgId, agent: AgentId) {
@@ -1053,7 +1049,7 @@ pub async fn push(state: &AppState, org: OrgId, agent: AgentId) {
 /// an agent connects).
 pub async fn push_if_behind(state: AppState, org: OrgId, agent: AgentId, applied: u64) {
     let desired = async {
-        let mut tx = state.store().org_read(&system_scope(org)).await?;
+        let mut tx = state.store().org_read(&OrgScope::system(org)).await?;
         let revisions = tx.desired_revisions(agent).await?;
         tx.commit().await?;
         Ok::<_, crate::store::StoreError>(revisions.0)
@@ -1070,7 +1066,7 @@ pub async fn push_if_behind(state: AppState, org: OrgId, agent: AgentId, applied
 
 /// Builds the agent's state at its current revision, sends it, and records the report.
 async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), CommandError> {
-    let scope = system_scope(org);
+    let scope = OrgScope::system(org);
     let internal = |e: &dyn std::fmt::Display| CommandError::Agent {
         code: "internal".to_owned(),
         message: e.to_string(),
@@ -1184,7 +1180,7 @@ async fn push_now(state: &AppState, org: OrgId, agent: AgentId) -> Result<(), Co
 /// Records a report the agent sent on its own (a certificate issued or renewed, the state
 /// restored at its start): the hosts' statuses and the Let's Encrypt certificates it holds.
 pub async fn record_report(state: &AppState, org: OrgId, agent: AgentId, report: &ApplyReport) {
-    if let Err(e) = store_report(state, &system_scope(org), agent, report).await {
+    if let Err(e) = store_report(state, &OrgScope::system(org), agent, report).await {
         tracing::warn!(%agent, error = %e, "recording the agent's apply report failed");
     }
 }

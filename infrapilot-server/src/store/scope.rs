@@ -57,6 +57,16 @@ impl OrgScope {
         Self { org, actor, role }
     }
 
+    /// The scope the server's own work acts in for `org` (relaying commands, storing agents'
+    /// reports and logs, evaluating alerts): the system, with a viewer's role.
+    pub(crate) fn system(org: OrgId) -> Self {
+        Self::new(
+            org,
+            Actor::System,
+            Effective::Org(infrapilot_core::rbac::OrgRole::Viewer),
+        )
+    }
+
     /// The organization.
     pub fn org(&self) -> OrgId {
         self.org
