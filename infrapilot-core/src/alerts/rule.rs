@@ -40,6 +40,24 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The name as it appears in JSON (`"critical"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// The severity named `name` (as [`Severity::as_str`] writes it), if any.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        [Self::Info, Self::Warning, Self::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
 /// The memory level above which a [`RuleKind::MemoryAbove`] sample counts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -394,6 +412,15 @@ fn seconds(parameter: &'static str, value: u32) -> Result<(), RuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn severity_names_match_json() {
+        for s in [Severity::Info, Severity::Warning, Severity::Critical] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(Severity::from_name(s.as_str()), Some(s));
+        }
+        assert_eq!(Severity::from_name("loud"), None);
+    }
     use crate::alerts::test_support::spec;
 
     fn check(kind: RuleKind, expected_error: Option<&str>) {

@@ -987,14 +987,6 @@ fn keyed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>>
     Some(mac)
 }
 
-fn severity_str(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
 /// The bracketed tag that starts a mail subject and a Slack title.
 fn tag(n: &Notification) -> &'static str {
     match (n.status, n.severity) {
@@ -1095,7 +1087,7 @@ fn slack_payload(n: &Notification) -> Value {
                 {
                     "type": "section",
                     "fields": [
-                        field("Severity", severity_str(n.severity)),
+                        field("Severity", n.severity.as_str()),
                         field("Status", n.status.as_str()),
                         field("Subject", &subject),
                         field("Time", &rfc3339(n.at_unix)),
@@ -1124,7 +1116,7 @@ fn webhook_payload(n: &Notification) -> Value {
     json!({
         "alert_id": n.alert_id,
         "status": n.status.as_str(),
-        "severity": severity_str(n.severity),
+        "severity": n.severity.as_str(),
         "rule": n.rule_name,
         "subject": n.subject,
         "summary": n.summary,
@@ -1230,7 +1222,7 @@ fn mail_body(n: &Notification) -> String {
     };
     // One line each, so that no value can pass for a line of its own.
     line("Rule:", &one_line(&n.rule_name));
-    line("Severity:", severity_str(n.severity));
+    line("Severity:", n.severity.as_str());
     line("Status:", n.status.as_str());
     line("Subject:", &one_line(&n.subject));
     line("Time:", &rfc3339(n.at_unix));
@@ -2097,7 +2089,7 @@ mod tests {
             assert_eq!(fields.len(), 4);
             assert_eq!(
                 fields[0]["text"],
-                format!("*Severity*\n{}", severity_str(severity))
+                format!("*Severity*\n{}", severity.as_str())
             );
             assert_eq!(fields[1]["text"], format!("*Status*\n{}", status.as_str()));
             assert_eq!(fields[3]["text"], "*Time*\n2023-11-14T22:13:20Z");

@@ -373,14 +373,6 @@ fn subject_key(subject: &Subject) -> String {
     serde_json::to_string(subject).unwrap_or_default()
 }
 
-fn severity_name(s: infrapilot_core::alerts::Severity) -> &'static str {
-    match s {
-        infrapilot_core::alerts::Severity::Info => "info",
-        infrapilot_core::alerts::Severity::Warning => "warning",
-        infrapilot_core::alerts::Severity::Critical => "critical",
-    }
-}
-
 /// Stores a firing: the alert, a pending delivery per channel, an event.
 async fn fire(
     tx: &mut OrgTx,
@@ -394,7 +386,7 @@ async fn fire(
         rule_name: rule.spec.name.clone(),
         subject_key: subject_key(&firing.subject),
         subject: firing.subject.to_string(),
-        severity: severity_name(firing.severity).to_owned(),
+        severity: firing.severity.as_str().to_owned(),
         summary: firing.summary.clone(),
         details: serde_json::json!({ "value": firing.value, "subject": firing.subject }),
         fired_at: firing.at.saturating_mul(1_000_000),
@@ -567,11 +559,8 @@ pub fn notification(
 ) -> Notification {
     Notification {
         rule_name: alert.rule_name.clone(),
-        severity: match alert.severity.as_str() {
-            "critical" => infrapilot_core::alerts::Severity::Critical,
-            "warning" => infrapilot_core::alerts::Severity::Warning,
-            _ => infrapilot_core::alerts::Severity::Info,
-        },
+        severity: infrapilot_core::alerts::Severity::from_name(&alert.severity)
+            .unwrap_or(infrapilot_core::alerts::Severity::Info),
         status: match event {
             "resolved" => NotificationStatus::Resolved,
             "test" => NotificationStatus::Test,

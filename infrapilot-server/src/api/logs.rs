@@ -20,6 +20,7 @@ use futures_util::Stream;
 use infrapilot_core::ids::AgentId;
 use infrapilot_core::logs::Level;
 use infrapilot_core::rbac::{Action, Resource};
+use infrapilot_core::values::ContainerName;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -179,20 +180,17 @@ pub(crate) fn parse_list<T>(
         .collect()
 }
 
-/// A Docker container name: 1–128 of `a-z A-Z 0-9 _ . -`.
+/// A Docker container name, read by the core's `ContainerName` (a leading `/` dropped).
 pub(crate) fn container_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{:?} is not a container name (1-128 of a-z, A-Z, 0-9, _, ., -)",
-            s.chars().take(40).collect::<String>()
-        ))
-    }
+    ContainerName::parse(s)
+        .map(|name| name.as_str().to_owned())
+        .map_err(|e| {
+            format!(
+                "{:?} is not a container name: it {}",
+                s.chars().take(40).collect::<String>(),
+                e.reason()
+            )
+        })
 }
 
 pub(crate) fn agent_id(s: &str) -> Result<AgentId, String> {
