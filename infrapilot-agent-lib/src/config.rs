@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use infrapilot_core::values::ContainerName;
+
 use crate::endpoint::{AgentEndpoint, EndpointError};
 use crate::logs::buffer::ParseFullPolicyError;
 use crate::logs::{FullPolicy, LogConfig, Selection, SelectionError};
+use crate::nginx::container::{DEFAULT_CONTAINER_NAME, DEFAULT_IMAGE};
 
 /// The log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -36,6 +39,9 @@ pub struct Settings {
     /// The nginx the agent drives (`nginx_binary`, `INFRAPILOT_NGINX_BINARY`); default
     /// `/usr/sbin/nginx` when it exists, else no proxy. An empty value turns the proxy off.
     pub nginx_binary: Option<PathBuf>,
+    /// nginx in a container the agent manages instead of the host's nginx (`nginx =
+    /// "container"`, `INFRAPILOT_NGINX=container`; `host`, the default, or `off`).
+    pub nginx_container: Option<NginxContainerSettings>,
     /// The ports nginx serves plain HTTP (and ACME HTTP-01) and HTTPS on (`nginx_http_port`,
     /// `INFRAPILOT_NGINX_HTTP_PORT`: 80; `nginx_https_port`, `INFRAPILOT_NGINX_HTTPS_PORT`: 443).
     pub nginx_ports: (u16, u16),
@@ -45,6 +51,20 @@ pub struct Settings {
     /// Log collection (`logs`, `log_buffer_mb`, `log_buffer_full` and their
     /// `INFRAPILOT_…` variables).
     pub logs: LogSettings,
+}
+
+/// The container nginx runs in when the agent manages it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxContainerSettings {
+    /// The container's name (`nginx_container`, `INFRAPILOT_NGINX_CONTAINER`:
+    /// `infrapilot-nginx`).
+    pub name: String,
+    /// The image (`nginx_image`, `INFRAPILOT_NGINX_IMAGE`: `nginx:stable`).
+    pub image: String,
+    /// The agent's nginx directory as the Docker host sees it, when the agent runs in a
+    /// container that mounts it from elsewhere (`nginx_host_root`,
+    /// `INFRAPILOT_NGINX_HOST_ROOT`).
+    pub host_root: Option<PathBuf>,
 }
 
 /// Which logs the agent collects and how much it buffers while the server is away.
@@ -169,6 +189,10 @@ struct FileSettings {
     nginx_http_port: Option<u16>,
     nginx_https_port: Option<u16>,
     acme_ca_root: Option<PathBuf>,
+    nginx: Option<String>,
+    nginx_container: Option<String>,
+    nginx_image: Option<String>,
+    nginx_host_root: Option<PathBuf>,
     logs: Option<String>,
     log_buffer_mb: Option<u64>,
     log_buffer_full: Option<String>,
@@ -212,8 +236,15 @@ impl Settings {
                 file.nginx_https_port.unwrap_or(443),
             ),
             acme_ca_root: file.acme_ca_root,
+            nginx_container: None,
             logs: LogSettings::default(),
         };
+        let mut placement = file.nginx.map(|v| ("nginx".to_owned(), v));
+        let mut container_name = file
+            .nginx_container
+            .map(|v| ("nginx_container".to_owned(), v));
+        let mut image = file.nginx_image.map(|v| ("nginx_image".to_owned(), v));
+        let mut host_root = file.nginx_host_root;
         for (key, value) in [
             ("logs", file.logs),
             ("log_buffer_mb", file.log_buffer_mb.map(|m| m.to_string())),
@@ -246,6 +277,12 @@ impl Settings {
                 }
                 "INFRAPILOT_NGINX_HTTP_PORT" => settings.nginx_ports.0 = port(&name, &value)?,
                 "INFRAPILOT_NGINX_HTTPS_PORT" => settings.nginx_ports.1 = port(&name, &value)?,
+                "INFRAPILOT_NGINX" => placement = Some((name, value)),
+                "INFRAPILOT_NGINX_CONTAINER" => container_name = Some((name, value)),
+                "INFRAPILOT_NGINX_IMAGE" => image = Some((name, value)),
+                "INFRAPILOT_NGINX_HOST_ROOT" => {
+                    host_root = (!value.is_empty()).then(|| PathBuf::from(value));
+                }
                 "INFRAPILOT_ACME_CA_ROOT" => {
                     settings.acme_ca_root = (!value.is_empty()).then(|| PathBuf::from(value));
                 }
@@ -254,7 +291,63 @@ impl Settings {
                 }
             }
         }
+        match placement {
+            None => {}
+            Some((_, v)) if v == "host" => {}
+            Some((_, v)) if v == "off" => settings.nginx_binary = None,
+            Some((_, v)) if v == "container" => {
+                let name = match container_name {
+                    Some((setting, value)) => ContainerName::parse(&value)
+                        .map_err(|e| SettingsError::Invalid {
+                            setting,
+                            value: value.clone(),
+                            reason: e.reason().to_owned(),
+                        })?
+                        .as_str()
+                        .to_owned(),
+                    None => DEFAULT_CONTAINER_NAME.to_owned(),
+                };
+                let image = match image {
+                    Some((setting, value)) => image_reference(setting, value)?,
+                    None => DEFAULT_IMAGE.to_owned(),
+                };
+                settings.nginx_container = Some(NginxContainerSettings {
+                    name,
+                    image,
+                    host_root,
+                });
+            }
+            Some((setting, value)) => {
+                return Err(SettingsError::Invalid {
+                    setting,
+                    value,
+                    reason: "must be host, container or off".to_owned(),
+                });
+            }
+        }
         Ok(settings)
+    }
+}
+
+/// An image reference as Docker writes them (`name[:tag][@digest]`, registry and path
+/// included): letters, digits and `._-/:@`, at most 255 characters.
+fn image_reference(setting: String, value: String) -> Result<String, SettingsError> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(value)
+    } else {
+        Err(SettingsError::Invalid {
+            setting,
+            value,
+            reason:
+                "must be an image reference such as nginx:stable or registry.example/nginx:1.27"
+                    .to_owned(),
+        })
     }
 }
 
@@ -356,5 +449,58 @@ mod tests {
         std::fs::write(tmp.path().join("agent.toml"), "heartbeat = 5\n").unwrap();
         let e = Settings::load(tmp.path(), []).unwrap_err().to_string();
         assert!(e.contains("heartbeat"), "{e}");
+    }
+
+    #[test]
+    fn nginx_in_a_container_is_chosen_and_validated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let s = Settings::load(tmp.path(), env(&[("INFRAPILOT_NGINX", "container")])).unwrap();
+        assert_eq!(
+            s.nginx_container,
+            Some(NginxContainerSettings {
+                name: "infrapilot-nginx".into(),
+                image: "nginx:stable".into(),
+                host_root: None,
+            })
+        );
+        std::fs::write(
+            tmp.path().join("agent.toml"),
+            "nginx = \"container\"\nnginx_image = \"registry.example/nginx:1.27\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            tmp.path(),
+            env(&[
+                ("INFRAPILOT_NGINX_CONTAINER", "edge-nginx"),
+                ("INFRAPILOT_NGINX_HOST_ROOT", "/srv/infrapilot/nginx"),
+            ]),
+        )
+        .unwrap();
+        let c = s.nginx_container.unwrap();
+        assert_eq!(c.name, "edge-nginx");
+        assert_eq!(c.image, "registry.example/nginx:1.27");
+        assert_eq!(c.host_root, Some(PathBuf::from("/srv/infrapilot/nginx")));
+        std::fs::remove_file(tmp.path().join("agent.toml")).unwrap();
+        let s = Settings::load(tmp.path(), env(&[("INFRAPILOT_NGINX", "off")])).unwrap();
+        assert_eq!((s.nginx_binary, s.nginx_container), (None, None));
+        for (name, value) in [
+            ("INFRAPILOT_NGINX", "docker"),
+            ("INFRAPILOT_NGINX_IMAGE", "nginx; rm -rf /"),
+            ("INFRAPILOT_NGINX_CONTAINER", "-bad name"),
+        ] {
+            let e = Settings::load(
+                tmp.path(),
+                env(&[("INFRAPILOT_NGINX", "container"), (name, value)]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(name) && e.contains(value), "{e}");
+        }
     }
 }

@@ -222,7 +222,9 @@ impl HostProbe {
     }
 }
 
-async fn connect_docker(socket: &Path) -> Option<Docker> {
+/// A client for the engine at `socket`, speaking its API version; `None` when no engine
+/// answers there.
+pub async fn connect_docker(socket: &Path) -> Option<Docker> {
     if !socket.exists() {
         return None;
     }

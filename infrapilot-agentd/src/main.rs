@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use infrapilot_agent_lib::config::{DEFAULT_NGINX_BINARY, LogFormat, Settings};
-use infrapilot_agent_lib::nginx::host_proxy;
+use infrapilot_agent_lib::nginx::{NginxPlacement, ProxySetup};
+use infrapilot_agent_lib::probe::{DEFAULT_DOCKER_SOCKET, connect_docker};
 use infrapilot_agent_lib::renew::Validity;
 use infrapilot_agent_lib::state::DEFAULT_STATE_DIR;
 use infrapilot_agent_lib::{
@@ -123,27 +124,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(socket) = settings.docker_socket {
                 config.docker_socket = Some(socket);
             }
-            match settings.nginx_binary {
-                Some(binary) => {
-                    let proxy = host_proxy(
-                        &state_dir.join("nginx"),
-                        binary.clone(),
-                        settings.nginx_ports,
-                        state_dir.join("desired-state.json"),
-                        state_dir.join("acme"),
-                        settings.acme_ca_root,
-                    )
-                    .with_context(|| {
-                        format!(
-                            "setting up nginx under {}",
-                            state_dir.join("nginx").display()
-                        )
-                    })?;
-                    tracing::info!(binary = %binary.display(), http = settings.nginx_ports.0, https = settings.nginx_ports.1, "driving the host's nginx");
+            let docker_socket = config
+                .docker_socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DOCKER_SOCKET));
+            let docker = connect_docker(&docker_socket).await;
+            let placement = match (
+                settings.nginx_container.clone(),
+                settings.nginx_binary.clone(),
+            ) {
+                (Some(c), _) => Some(NginxPlacement::Container {
+                    name: c.name,
+                    image: c.image,
+                    host_root: c.host_root,
+                }),
+                (None, Some(binary)) => Some(NginxPlacement::Host { binary }),
+                (None, None) => None,
+            };
+            match placement {
+                Some(placement) => {
+                    let described = match &placement {
+                        NginxPlacement::Host { binary } => {
+                            format!("the host's nginx at {}", binary.display())
+                        }
+                        NginxPlacement::Container { name, image, .. } => {
+                            format!("nginx in the container {name} (image {image})")
+                        }
+                    };
+                    let root = state_dir.join("nginx");
+                    let proxy = ProxySetup {
+                        nginx_root: root.clone(),
+                        placement,
+                        ports: settings.nginx_ports,
+                        state_file: state_dir.join("desired-state.json"),
+                        acme_dir: state_dir.join("acme"),
+                        acme_ca_root: settings.acme_ca_root.clone(),
+                        docker,
+                    }
+                    .build()
+                    .with_context(|| format!("setting up nginx under {}", root.display()))?;
+                    tracing::info!(
+                        http = settings.nginx_ports.0,
+                        https = settings.nginx_ports.1,
+                        "driving {described}"
+                    );
                     config.proxy = Some(std::sync::Arc::new(proxy));
                 }
                 None => tracing::info!(
-                    "no nginx at {DEFAULT_NGINX_BINARY} and none configured (INFRAPILOT_NGINX_BINARY): proxy hosts stay pending on this agent"
+                    "no nginx at {DEFAULT_NGINX_BINARY} and none configured (INFRAPILOT_NGINX, INFRAPILOT_NGINX_BINARY): proxy hosts stay pending on this agent"
                 ),
             }
             config.logs = settings.logs.config(state_dir.join("logs"));

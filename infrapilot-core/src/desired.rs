@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acme::{AcmeSettings, CertificateRecord};
 use crate::ids::{CertificateId, ProxyHostId};
+use crate::nginx::upstreams::UpstreamNetworkStatus;
 use crate::nginx::{HostKind, Site};
 
 /// The declarative configuration of one agent at one revision.
@@ -67,6 +68,9 @@ pub struct ApplyReport {
     /// The Let's Encrypt certificates the agent manages for these hosts.
     #[serde(default)]
     pub certificates: Vec<ManagedCertificateStatus>,
+    /// How nginx reaches each container the hosts forward to.
+    #[serde(default)]
+    pub networks: Vec<UpstreamNetworkStatus>,
 }
 
 /// One Let's Encrypt certificate as the agent holds it.

@@ -59,8 +59,10 @@ async fn main() -> anyhow::Result<()> {
     );
     if config.edition == infrapilot_server::config::Edition::Community && docker_socket.exists() {
         tracing::info!(socket = %docker_socket.display(), "Docker found: running the built-in agent");
-        let proxy = infrapilot_server::agents::builtin::host_nginx(&config.data_dir)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let proxy =
+            infrapilot_server::agents::builtin::builtin_nginx(&config.data_dir, &docker_socket)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let logs = infrapilot_server::agents::builtin::host_logs(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         tokio::spawn(infrapilot_server::agents::builtin::run_with(

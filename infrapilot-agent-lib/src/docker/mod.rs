@@ -12,7 +12,7 @@
 
 mod containers;
 pub(crate) mod convert;
-mod error;
+pub(crate) mod error;
 mod exec;
 mod images;
 mod logs;

@@ -175,6 +175,7 @@ impl ProxyCommands {
                     reloaded: false,
                     error: Some(e.to_string()),
                     certificates: Vec::new(),
+                    networks: Vec::new(),
                 }
             }
         };

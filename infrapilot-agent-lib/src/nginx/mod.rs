@@ -25,11 +25,14 @@
 pub mod acme;
 mod check;
 mod commands;
+pub mod container;
 mod runner;
+pub mod upstreams;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bollard::Docker;
 pub use infrapilot_core::desired::{ApplyReport, CertificateFiles, HostState, HostStatus};
 use infrapilot_core::ids::ProxyHostId;
 use infrapilot_core::nginx::{
@@ -40,6 +43,7 @@ use tokio::sync::Mutex;
 pub use check::check_host;
 pub use commands::ProxyCommands;
 pub use runner::{NginxRunner, RunOutput};
+pub use upstreams::{Resolved, UpstreamNetworks};
 
 /// Why an apply failed as a whole. Nothing live changed, or it was rolled back.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,14 @@ pub enum NginxError {
         /// nginx's output.
         output: String,
     },
+    /// The Docker engine refused a step of driving the nginx container; its message verbatim.
+    #[error("Docker ({action}): {message}")]
+    Docker {
+        /// What was being done.
+        action: String,
+        /// The engine's message.
+        message: String,
+    },
     /// The layout's configuration directory cannot take the staging suffix.
     #[error("the layout's conf_dir cannot be staged: {0}")]
     Layout(String),
@@ -85,6 +97,8 @@ pub enum NginxError {
 pub struct NginxController {
     layout: Layout,
     runner: NginxRunner,
+    /// Finds and connects upstream containers (needs Docker).
+    upstreams: Option<UpstreamNetworks>,
     /// Serializes applies: two at once would race on the directories.
     lock: Mutex<()>,
 }
@@ -95,8 +109,22 @@ impl NginxController {
         Self {
             layout,
             runner,
+            upstreams: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// Reaches container upstreams through `upstreams` (without, they are reported as
+    /// unreachable and answer 502).
+    #[must_use]
+    pub fn with_upstreams(mut self, upstreams: UpstreamNetworks) -> Self {
+        self.upstreams = Some(upstreams);
+        self
+    }
+
+    /// The runner.
+    pub fn runner(&self) -> &NginxRunner {
+        &self.runner
     }
 
     /// The layout the controller renders for.
@@ -118,6 +146,14 @@ impl NginxController {
         files_changed: bool,
     ) -> Result<ApplyReport, NginxError> {
         let _guard = self.lock.lock().await;
+        let resolved = match &self.upstreams {
+            Some(upstreams) => upstreams.resolve(site).await,
+            None => Resolved::unresolved(
+                site,
+                "the agent has no Docker connection to find the container with",
+            ),
+        };
+        let site = &resolved.site;
         // nginx needs these before it even tests a configuration.
         for dir in [
             &self.layout.log_dir,
@@ -159,12 +195,17 @@ impl NginxController {
                 error: quarantined.get(&h.id).cloned(),
             })
             .collect();
+        let networks = match &self.upstreams {
+            Some(upstreams) => upstreams.attach(resolved).await,
+            None => resolved.statuses,
+        };
         Ok(ApplyReport {
             revision: 0,
             hosts,
             reloaded,
             error: None,
             certificates: Vec::new(),
+            networks,
         })
     }
 
@@ -312,33 +353,128 @@ impl NginxController {
     }
 }
 
-/// The proxy of an agent driving the host's nginx at `binary`: its files under `nginx_root`
-/// ([`host_layout`]) serving on `ports` (HTTP, HTTPS), the desired state persisted to
-/// `state_file`, Let's Encrypt certificates kept in `acme_dir` (HTTP-01 through the layout's
-/// webroot), trusting `acme_ca_root` instead of the system's roots when given.
-pub fn host_proxy(
-    nginx_root: &Path,
-    binary: PathBuf,
-    ports: (u16, u16),
-    state_file: PathBuf,
-    acme_dir: PathBuf,
-    acme_ca_root: Option<PathBuf>,
-) -> Result<ProxyCommands, NginxError> {
-    std::fs::create_dir_all(nginx_root).map_err(|source| io("creating", nginx_root, source))?;
-    let root = nginx_root
-        .canonicalize()
-        .map_err(|source| io("resolving", nginx_root, source))?;
-    let layout = host_layout(&root, ports.0, ports.1)?;
-    let acme = acme::AcmeManager::new(
-        acme_dir,
-        Box::new(acme::Http01Webroot::new(layout.acme_webroot.as_str())),
-        acme_ca_root,
-    );
-    Ok(ProxyCommands::new(
-        NginxController::new(layout, NginxRunner::host(binary)),
-        state_file,
-    )
-    .with_acme(acme))
+/// Where the agent's nginx runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NginxPlacement {
+    /// The host's nginx at `binary`, run directly.
+    Host {
+        /// The binary (Debian's is `/usr/sbin/nginx`).
+        binary: PathBuf,
+    },
+    /// nginx in a container the agent creates or adopts ([`container`]).
+    Container {
+        /// The container's name ([`container::DEFAULT_CONTAINER_NAME`]).
+        name: String,
+        /// Its image ([`container::DEFAULT_IMAGE`]).
+        image: String,
+        /// The nginx root as the Docker host sees it, when the agent sees it elsewhere.
+        host_root: Option<PathBuf>,
+    },
+}
+
+/// Everything an agent's proxy is made of; [`build`](Self::build) makes it.
+#[derive(Debug, Clone)]
+pub struct ProxySetup {
+    /// Where nginx's files live: every directory of the layout ([`host_layout`]).
+    pub nginx_root: PathBuf,
+    /// Where nginx runs.
+    pub placement: NginxPlacement,
+    /// The ports nginx serves plain HTTP (and ACME HTTP-01) and HTTPS on.
+    pub ports: (u16, u16),
+    /// Where the desired state is persisted.
+    pub state_file: PathBuf,
+    /// Where Let's Encrypt accounts and certificates are kept.
+    pub acme_dir: PathBuf,
+    /// A PEM file trusted for the ACME server's TLS instead of the system's roots.
+    pub acme_ca_root: Option<PathBuf>,
+    /// The Docker engine: drives the nginx container and finds upstream containers (without
+    /// it, container upstreams are reported unreachable).
+    pub docker: Option<Docker>,
+}
+
+impl ProxySetup {
+    /// The host's nginx at `binary` with its files under `nginx_root`, no Docker, no private
+    /// ACME root.
+    pub fn host(
+        nginx_root: impl Into<PathBuf>,
+        binary: impl Into<PathBuf>,
+        ports: (u16, u16),
+        state_file: impl Into<PathBuf>,
+        acme_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            nginx_root: nginx_root.into(),
+            placement: NginxPlacement::Host {
+                binary: binary.into(),
+            },
+            ports,
+            state_file: state_file.into(),
+            acme_dir: acme_dir.into(),
+            acme_ca_root: None,
+            docker: None,
+        }
+    }
+
+    /// The proxy: the controller for the placement (its layout under `nginx_root`; in a
+    /// container, names resolve with Docker's DNS at `127.0.0.11`), the desired state
+    /// persisted to `state_file`, Let's Encrypt over HTTP-01 through the layout's webroot.
+    pub fn build(self) -> Result<ProxyCommands, NginxError> {
+        let nginx_root = &self.nginx_root;
+        std::fs::create_dir_all(nginx_root).map_err(|source| io("creating", nginx_root, source))?;
+        let root = nginx_root
+            .canonicalize()
+            .map_err(|source| io("resolving", nginx_root, source))?;
+        let mut layout = host_layout(&root, self.ports.0, self.ports.1)?;
+        let networks_file = root.join("upstream-networks.json");
+        let controller = match self.placement {
+            NginxPlacement::Host { binary } => {
+                let controller = NginxController::new(layout.clone(), NginxRunner::host(binary));
+                match self.docker {
+                    Some(docker) => {
+                        controller.with_upstreams(UpstreamNetworks::host(docker, networks_file))
+                    }
+                    None => controller,
+                }
+            }
+            NginxPlacement::Container {
+                name,
+                image,
+                host_root,
+            } => {
+                let docker = self.docker.ok_or_else(|| NginxError::Docker {
+                    action: format!("setting up the nginx container {name}"),
+                    message: "no Docker engine to run it with".to_owned(),
+                })?;
+                let docker_dns =
+                    Resolver::parse("127.0.0.11").map_err(|e| NginxError::Layout(e.to_string()))?;
+                layout.resolvers = Resolvers::new(vec![docker_dns])
+                    .map_err(|e| NginxError::Layout(e.to_string()))?;
+                // Docker gives containers IPv6 only on networks made for it.
+                layout.ipv6 = false;
+                let mut settings = container::ContainerSettings::new(
+                    name.clone(),
+                    image,
+                    root.clone(),
+                    vec![self.ports.0, self.ports.1],
+                );
+                if let Some(host_root) = host_root {
+                    settings.host_root = host_root;
+                }
+                let runner = NginxRunner::Container(container::NginxContainer::new(
+                    docker.clone(),
+                    settings,
+                ));
+                NginxController::new(layout.clone(), runner)
+                    .with_upstreams(UpstreamNetworks::container(docker, name, networks_file))
+            }
+        };
+        let acme = acme::AcmeManager::new(
+            self.acme_dir,
+            Box::new(acme::Http01Webroot::new(layout.acme_webroot.as_str())),
+            self.acme_ca_root,
+        );
+        Ok(ProxyCommands::new(controller, self.state_file).with_acme(acme))
+    }
 }
 
 /// A layout with every directory under `root` (`conf`, `certs`, `htpasswd`, `logs`, `tmp`,

@@ -6,6 +6,7 @@ use infrapilot_core::nginx::Layout;
 use tokio::process::Command;
 
 use super::NginxError;
+use super::container::NginxContainer;
 
 /// The nginx binary a controller drives.
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub enum NginxRunner {
         /// The binary.
         binary: PathBuf,
     },
+    /// nginx in the container the agent manages ([`NginxContainer`]).
+    Container(NginxContainer),
 }
 
 /// What one nginx invocation said.
@@ -39,8 +42,12 @@ impl NginxRunner {
         self.run(&["-t", "-q", "-c", &main.to_string_lossy()]).await
     }
 
-    /// Whether the nginx of `layout` runs: its pid file names a live process.
+    /// Whether the nginx of `layout` runs: its pid file names a live process (host), or the
+    /// managed container runs as the settings want it.
     pub async fn is_running(&self, layout: &Layout) -> bool {
+        if let NginxRunner::Container(c) = self {
+            return c.is_running().await;
+        }
         let Ok(pid) = tokio::fs::read_to_string(layout.pid_file.as_str()).await else {
             return false;
         };
@@ -59,6 +66,12 @@ impl NginxRunner {
         layout: &Layout,
     ) -> Result<RunOutput, NginxError> {
         let main = main.to_string_lossy();
+        if let NginxRunner::Container(c) = self {
+            return c
+                .reload_or_start(&["-q", "-c", &main, "-s", "reload"])
+                .await
+                .map_err(|e| docker(&c.settings().name, "nginx -s reload", e));
+        }
         if self.is_running(layout).await {
             self.run(&["-q", "-c", &main, "-s", "reload"]).await
         } else {
@@ -68,6 +81,12 @@ impl NginxRunner {
 
     /// Stops the nginx of `layout` (`nginx -s quit`), if it runs.
     pub async fn stop(&self, main: &Path, layout: &Layout) -> Result<RunOutput, NginxError> {
+        if let NginxRunner::Container(c) = self {
+            return c
+                .stop()
+                .await
+                .map_err(|e| docker(&c.settings().name, "stop", e));
+        }
         if !self.is_running(layout).await {
             return Ok(RunOutput {
                 success: true,
@@ -97,6 +116,17 @@ impl NginxRunner {
                     output,
                 })
             }
+            NginxRunner::Container(c) => c
+                .run(args)
+                .await
+                .map_err(|e| docker(&c.settings().name, &format!("nginx {}", args.join(" ")), e)),
         }
+    }
+}
+
+fn docker(container: &str, action: &str, message: String) -> NginxError {
+    NginxError::Docker {
+        action: format!("{action} in the container {container}"),
+        message,
     }
 }

@@ -21,6 +21,7 @@ mod files;
 mod layout;
 mod model;
 mod render;
+pub mod upstreams;
 mod values;
 
 pub use files::{ConfigSet, HostFiles, HostKind, RenderedFile, names};

@@ -295,6 +295,11 @@ impl Locations {
     pub fn as_slice(&self) -> &[Location] {
         &self.0
     }
+
+    /// The locations' upstreams, to rewrite (paths, and so the invariants, stay).
+    pub(crate) fn upstreams_mut(&mut self) -> impl Iterator<Item = &mut Upstream> {
+        self.0.iter_mut().map(|l| &mut l.upstream)
+    }
 }
 
 impl TryFrom<Vec<Location>> for Locations {

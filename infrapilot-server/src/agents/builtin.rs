@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
-use infrapilot_agent_lib::config::LogSettings;
+use infrapilot_agent_lib::config::{LogSettings, Settings};
 use infrapilot_agent_lib::logs::LogPipeline;
-use infrapilot_agent_lib::nginx::{ProxyCommands, host_proxy};
+use infrapilot_agent_lib::nginx::{NginxPlacement, ProxyCommands, ProxySetup};
+use infrapilot_agent_lib::probe::connect_docker;
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
 use infrapilot_core::ids::{AgentId, OrgId};
 use infrapilot_core::rbac::{Effective, OrgRole};
@@ -163,48 +164,52 @@ pub async fn serve_with(
     }
 }
 
-/// The built-in agent's nginx: the host's nginx (`INFRAPILOT_NGINX_BINARY`, default
-/// `/usr/sbin/nginx`) with its files under `<data_dir>/nginx`, serving on
-/// `INFRAPILOT_NGINX_HTTP_PORT` (80) and `INFRAPILOT_NGINX_HTTPS_PORT` (443). `None` (and a log
-/// line saying why) when nginx is not installed; an error names a bad setting. Let's Encrypt
-/// certificates are kept under `<data_dir>/nginx/acme`; `INFRAPILOT_ACME_CA_ROOT` names a PEM
-/// file to trust for the ACME server's own TLS instead of the system's roots (a private ACME
-/// server).
-pub fn host_nginx(data_dir: &Path) -> Result<Option<Arc<ProxyCommands>>, String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let binary = PathBuf::from(
-        var("INFRAPILOT_NGINX_BINARY").unwrap_or_else(|| "/usr/sbin/nginx".to_owned()),
-    );
-    if !binary.exists() {
-        tracing::info!(binary = %binary.display(), "nginx not found: proxy hosts stay pending until an agent with nginx serves them");
-        return Ok(None);
-    }
-    let port = |name: &str, default: u16| match var(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{name}: {v:?} is not a port (1-65535)")),
+/// The built-in agent's nginx, set as an agent's is (see `infrapilot_agent_lib::config`):
+/// the host's nginx (`INFRAPILOT_NGINX_BINARY`, default `/usr/sbin/nginx`) or, with
+/// `INFRAPILOT_NGINX=container`, nginx in a container the agent manages
+/// (`INFRAPILOT_NGINX_CONTAINER`, `INFRAPILOT_NGINX_IMAGE`, `INFRAPILOT_NGINX_HOST_ROOT`); its
+/// files under `<data_dir>/nginx`, serving on `INFRAPILOT_NGINX_HTTP_PORT` (80) and
+/// `INFRAPILOT_NGINX_HTTPS_PORT` (443). `None` (and a log line saying why) when there is no
+/// nginx; an error names a bad setting. Let's Encrypt certificates are kept under
+/// `<data_dir>/nginx/acme`; `INFRAPILOT_ACME_CA_ROOT` names a PEM file to trust for the ACME
+/// server's own TLS instead of the system's roots (a private ACME server). Container
+/// upstreams are found through the Docker engine at `docker_socket`.
+pub async fn builtin_nginx(
+    data_dir: &Path,
+    docker_socket: &Path,
+) -> Result<Option<Arc<ProxyCommands>>, String> {
+    let settings = Settings::load(data_dir, std::env::vars()).map_err(|e| e.to_string())?;
+    let placement = match (settings.nginx_container, settings.nginx_binary) {
+        (Some(c), _) => NginxPlacement::Container {
+            name: c.name,
+            image: c.image,
+            host_root: c.host_root,
+        },
+        (None, Some(binary)) if binary.exists() => NginxPlacement::Host { binary },
+        (None, binary) => {
+            tracing::info!(binary = ?binary, "nginx not found: proxy hosts stay pending until an agent with nginx serves them");
+            return Ok(None);
+        }
     };
-    let http = port("INFRAPILOT_NGINX_HTTP_PORT", 80)?;
-    let https = port("INFRAPILOT_NGINX_HTTPS_PORT", 443)?;
     let root = data_dir.join("nginx");
-    let proxy = host_proxy(
-        &root,
-        binary.clone(),
-        (http, https),
-        root.join("desired-state.json"),
-        root.join("acme"),
-        var("INFRAPILOT_ACME_CA_ROOT").map(PathBuf::from),
-    )
+    let (http, https) = settings.nginx_ports;
+    tracing::info!(?placement, http, https, "the built-in agent manages nginx");
+    let proxy = ProxySetup {
+        nginx_root: root.clone(),
+        placement,
+        ports: settings.nginx_ports,
+        state_file: root.join("desired-state.json"),
+        acme_dir: root.join("acme"),
+        acme_ca_root: settings.acme_ca_root,
+        docker: connect_docker(docker_socket).await,
+    }
+    .build()
     .map_err(|e| {
         format!(
             "INFRAPILOT_DATA_DIR: nginx cannot use {}: {e}",
             root.display()
         )
     })?;
-    tracing::info!(binary = %binary.display(), http, https, "the built-in agent manages the host's nginx");
     Ok(Some(Arc::new(proxy)))
 }
 

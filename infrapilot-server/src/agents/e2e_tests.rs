@@ -821,14 +821,14 @@ async fn a_remote_agent_drives_its_hosts_nginx_and_keeps_serving_after_a_restart
     let (dir, id) = enrolled(&env, &token, &[]).await;
     let ports = (free_port(), free_port());
     let start = || {
-        let proxy = infrapilot_agent_lib::nginx::host_proxy(
-            &dir.path().join("nginx"),
-            NGINX.into(),
+        let proxy = infrapilot_agent_lib::nginx::ProxySetup::host(
+            dir.path().join("nginx"),
+            NGINX,
             ports,
             dir.path().join("desired-state.json"),
             dir.path().join("acme"),
-            None,
         )
+        .build()
         .unwrap();
         let mut config = AgentConfig::new(dir.path());
         config.heartbeat_override = Some(Duration::from_millis(500));
