@@ -137,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     name: c.name,
                     image: c.image,
                     host_root: c.host_root,
+                    labels: Default::default(),
                 }),
                 (None, Some(binary)) => Some(NginxPlacement::Host { binary }),
                 (None, None) => None,

@@ -15,7 +15,7 @@
 //!   replaced. A container of that name the agent did not create is never touched: the apply
 //!   fails and says so.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub struct ContainerSettings {
     pub ports: Vec<u16>,
     /// The host address the ports are published on (all addresses when `None`).
     pub bind_address: Option<String>,
+    /// Labels put on the container besides the agent's own (for the operator's tooling).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ContainerSettings {
@@ -82,6 +84,7 @@ impl ContainerSettings {
             root,
             ports,
             bind_address: None,
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -261,7 +264,7 @@ impl NginxContainer {
             return Ok(Some(out));
         }
         let s = &self.settings;
-        let mut labels = HashMap::new();
+        let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
         labels.insert(MANAGED_LABEL.to_owned(), self.fingerprint());
         let mut exposed = HashMap::new();
         let mut bindings = HashMap::new();
@@ -437,6 +440,7 @@ impl NginxContainer {
         let body = ContainerCreateBody {
             image: Some(s.image.clone()),
             cmd: Some(cmd),
+            labels: Some(s.labels.clone().into_iter().collect()),
             host_config: Some(HostConfig {
                 binds: Some(vec![format!(
                     "{}:{}",

@@ -369,6 +369,8 @@ pub enum NginxPlacement {
         image: String,
         /// The nginx root as the Docker host sees it, when the agent sees it elsewhere.
         host_root: Option<PathBuf>,
+        /// Labels put on the container besides the agent's own.
+        labels: BTreeMap<String, String>,
     },
 }
 
@@ -440,6 +442,7 @@ impl ProxySetup {
                 name,
                 image,
                 host_root,
+                labels,
             } => {
                 let docker = self.docker.ok_or_else(|| NginxError::Docker {
                     action: format!("setting up the nginx container {name}"),
@@ -460,10 +463,11 @@ impl ProxySetup {
                 if let Some(host_root) = host_root {
                     settings.host_root = host_root;
                 }
-                let runner = NginxRunner::Container(container::NginxContainer::new(
+                settings.labels = labels;
+                let runner = NginxRunner::Container(Box::new(container::NginxContainer::new(
                     docker.clone(),
                     settings,
-                ));
+                )));
                 NginxController::new(layout.clone(), runner)
                     .with_upstreams(UpstreamNetworks::container(docker, name, networks_file))
             }

@@ -17,7 +17,7 @@ pub enum NginxRunner {
         binary: PathBuf,
     },
     /// nginx in the container the agent manages ([`NginxContainer`]).
-    Container(NginxContainer),
+    Container(Box<NginxContainer>),
 }
 
 /// What one nginx invocation said.

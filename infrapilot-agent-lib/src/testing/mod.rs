@@ -23,8 +23,11 @@
 //! ```
 
 pub mod http;
+mod nginx_image;
 pub mod pebble;
 mod tar;
+
+pub use nginx_image::{NGINX_BINARY, NGINX_IMAGE, ensure_nginx_image};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -121,19 +124,7 @@ pub async fn connect() -> Result<Docker, TestDockerError> {
 pub async fn ensure_test_image() -> Result<String, TestDockerError> {
     static BUILT: OnceCell<String> = OnceCell::const_new();
     BUILT
-        .get_or_try_init(|| async {
-            let docker = connect().await?;
-            if has_test_image(&docker).await {
-                return Ok(TEST_IMAGE.to_owned());
-            }
-            let lock = lock_builds().await?;
-            // Another process may have built it while this one waited for the lock.
-            if !has_test_image(&docker).await {
-                build(&docker, TEST_IMAGE, &image_context()?, "Dockerfile").await?;
-            }
-            drop(lock);
-            Ok(TEST_IMAGE.to_owned())
-        })
+        .get_or_try_init(|| ensure_image(TEST_IMAGE, IMAGE_MARK, image_context))
         .await
         .cloned()
 }
@@ -443,13 +434,37 @@ async fn remove_labeled(filter: &str) {
     }
 }
 
-async fn has_test_image(docker: &Docker) -> bool {
-    docker.inspect_image(TEST_IMAGE).await.is_ok_and(|image| {
+/// Builds `tag` from the context `context` makes unless an image of ours (carrying `mark`)
+/// has that tag; builds are serialized across processes by a lock file.
+async fn ensure_image(
+    tag: &str,
+    mark: (&str, &str),
+    context: fn() -> Result<Vec<u8>, TestDockerError>,
+) -> Result<String, TestDockerError> {
+    let docker = connect().await?;
+    if has_image(&docker, tag, mark).await {
+        return Ok(tag.to_owned());
+    }
+    let lock = lock_builds().await?;
+    // Another process may have built it while this one waited for the lock.
+    if !has_image(&docker, tag, mark).await {
+        let context = tokio::task::spawn_blocking(context)
+            .await
+            .map_err(|e| TestDockerError::Build(e.to_string()))??;
+        build(&docker, tag, &context, "Dockerfile").await?;
+    }
+    drop(lock);
+    Ok(tag.to_owned())
+}
+
+/// Whether `tag` is an image of ours: it carries `mark` (a foreign image may have the tag).
+async fn has_image(docker: &Docker, tag: &str, mark: (&str, &str)) -> bool {
+    docker.inspect_image(tag).await.is_ok_and(|image| {
         image
             .config
             .and_then(|c| c.labels)
-            .and_then(|l| l.get(IMAGE_MARK.0).cloned())
-            .is_some_and(|v| v == IMAGE_MARK.1)
+            .and_then(|l| l.get(mark.0).cloned())
+            .is_some_and(|v| v == mark.1)
     })
 }
 

@@ -184,6 +184,7 @@ pub async fn builtin_nginx(
             name: c.name,
             image: c.image,
             host_root: c.host_root,
+            labels: Default::default(),
         },
         (None, Some(binary)) if binary.exists() => NginxPlacement::Host { binary },
         (None, binary) => {
