@@ -161,11 +161,11 @@ impl Agent {
     /// server is reachable), and its certificates are obtained and renewed alongside, with or
     /// without the server.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<StopReason, AgentError> {
-        let _acme = match &self.config.proxy {
+        let _proxy_work = match &self.config.proxy {
             Some(proxy) => {
                 proxy.restore().await;
                 Some(AbortOnDrop(tokio::spawn(
-                    proxy.clone().run_acme(shutdown.child_token()),
+                    proxy.clone().run_background(shutdown.child_token()),
                 )))
             }
             None => None,

@@ -10,9 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::query_parameters::InspectContainerOptions;
-use infrapilot_agent_lib::nginx::{
-    HostState, NginxPlacement, ProxyCommands, ProxySetup, UpstreamNetworks,
-};
+use infrapilot_agent_lib::nginx::{HostState, NginxPlacement, ProxyCommands, ProxySetup};
 use infrapilot_agent_lib::testing::http::until;
 use infrapilot_agent_lib::testing::{
     RunOptions, TestContainer, TestDocker, connect, ensure_nginx_image, wait_until,
@@ -305,41 +303,99 @@ async fn a_container_of_that_name_the_agent_did_not_create_is_left_alone() {
 }
 
 #[tokio::test]
-async fn the_hosts_nginx_reaches_a_container_by_its_address() {
+async fn the_hosts_nginx_reaches_a_container_by_its_address_and_follows_it_when_it_moves() {
     let docker = TestDocker::new("nginx_host_upstream").await.unwrap();
     let (app, web) = web_on_a_network(&docker).await;
     let root = tempfile::tempdir().unwrap();
-    let layout = layout(root.path());
-    let port = layout.http_port;
-    let controller = infrapilot_agent_lib::nginx::NginxController::new(
-        layout,
-        infrapilot_agent_lib::nginx::NginxRunner::host(NGINX),
-    )
-    .with_upstreams(UpstreamNetworks::host(
-        connect().await.unwrap(),
-        root.path().join("networks.json"),
-    ));
-    let _stop = Stop(&controller);
-    let site = state(
-        1,
-        vec![to(1, "web.test", &format!("container:{}:8080", web.name))],
-    )
-    .proxy;
-    let report = controller.apply(&site).await.unwrap();
+    let ports = (free_port(), free_port());
+    let mut setup = ProxySetup::host(
+        root.path().join("nginx"),
+        NGINX,
+        ports,
+        root.path().join("desired-state.json"),
+        root.path().join("acme"),
+    );
+    setup.docker = Some(connect().await.unwrap());
+    let proxy = std::sync::Arc::new(setup.build().unwrap());
+    let _stop = StopAt(root.path().join("nginx/conf/nginx.conf"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _cancel = shutdown.clone().drop_guard();
+    tokio::spawn(proxy.clone().run_background(shutdown));
+
+    let upstream = format!("container:{}:8080", web.name);
+    let report = proxy
+        .apply(&state(1, vec![to(1, "web.test", &upstream)]))
+        .await
+        .unwrap();
     let status = network_of(&report, &web.name);
     assert_eq!(status.network.as_deref(), Some(app.as_str()), "{report:?}");
-    let address = status.address.clone().unwrap();
-    let rendered = std::fs::read_to_string(
-        root.path()
-            .join("conf/hosts")
-            .read_dir()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
+    let first = status.address.clone().unwrap();
+    let rendered = std::fs::read_dir(root.path().join("nginx/conf/hosts"))
+        .unwrap()
+        .flatten()
+        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+        .collect::<String>();
+    assert!(rendered.contains(&format!("{first}:8080")), "{rendered}");
+    answers(ports.0, "web.test", 200, "infrapilot test").await;
+
+    // The container stops, another takes its address, it starts again with a new one: the
+    // agent sees the start and re-applies, and the host follows it.
+    let d = docker.docker();
+    d.stop_container(
+        &web.name,
+        None::<bollard::query_parameters::StopContainerOptions>,
     )
+    .await
     .unwrap();
-    assert!(rendered.contains(&format!("{address}:8080")), "{rendered}");
-    answers(port, "web.test", 200, "infrapilot test").await;
+    let squatter = docker
+        .run(
+            "squatter",
+            &["sleep", "300"],
+            RunOptions {
+                network: Some(app.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    d.start_container(
+        &web.name,
+        None::<bollard::query_parameters::StartContainerOptions>,
+    )
+    .await
+    .unwrap();
+    let moved = d
+        .inspect_container(&web.name, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .network_settings
+        .unwrap()
+        .networks
+        .unwrap()[&app]
+        .ip_address
+        .clone()
+        .unwrap();
+    assert_ne!(
+        moved, first,
+        "the squatter ({}) took the old address",
+        squatter.name
+    );
+    answers(ports.0, "web.test", 200, "infrapilot test").await;
+    let report = proxy.reports().borrow().clone().unwrap();
+    assert_eq!(
+        network_of(&report, &web.name).address.as_deref(),
+        Some(moved.as_str()),
+        "{report:?}"
+    );
+}
+
+/// Stops the host's nginx of the main config at `.0` when the test ends.
+struct StopAt(std::path::PathBuf);
+
+impl Drop for StopAt {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(NGINX)
+            .args(["-q", "-c", &self.0.to_string_lossy(), "-s", "stop"])
+            .output();
+    }
 }

@@ -2,14 +2,18 @@
 //! agent's own Let's Encrypt work, which re-applies the persisted state when a certificate
 //! is issued or renewed — with or without the control plane.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bollard::query_parameters::EventsOptions;
+use futures_util::StreamExt as _;
 use infrapilot_core::acme::{Due, managed_certificates};
 use infrapilot_core::desired::{
     ApplyReport, DesiredState, HostState, HostStatus, ManagedCertificateStatus,
 };
+use infrapilot_core::nginx::upstreams::container_upstreams;
 use infrapilot_core::nginx::{SslMode, render_site};
 use infrapilot_proto::v1::command::Kind;
 use tokio::sync::{Notify, watch};
@@ -273,6 +277,75 @@ impl ProxyCommands {
             return (None, next);
         };
         (Some(self.apply_only(&state).await), next)
+    }
+
+    /// What the proxy does on its own until `shutdown`: Let's Encrypt
+    /// ([`run_acme`](Self::run_acme)) and following containers
+    /// ([`watch_containers`](Self::watch_containers)).
+    pub async fn run_background(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::join!(
+            self.clone().run_acme(shutdown.clone()),
+            self.watch_containers(shutdown)
+        );
+    }
+
+    /// Re-applies the persisted state when a container a host forwards to starts (its address
+    /// may have changed) or when nginx's own container is removed (it is created again), until
+    /// `shutdown`. Needs Docker; reconnects to the engine's event stream when it breaks.
+    pub async fn watch_containers(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(docker) = self.controller.docker().cloned() else {
+            return;
+        };
+        let nginx = self.controller.runner().container_name().map(str::to_owned);
+        loop {
+            let filters = HashMap::from([
+                ("type".to_owned(), vec!["container".to_owned()]),
+                (
+                    "event".to_owned(),
+                    vec!["start".to_owned(), "destroy".to_owned()],
+                ),
+            ]);
+            let mut events = docker.events(Some(EventsOptions {
+                since: None,
+                until: None,
+                filters: Some(filters),
+            }));
+            loop {
+                let event = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    event = events.next() => event,
+                };
+                let Some(Ok(event)) = event else { break };
+                let action = event.action.unwrap_or_default();
+                let Some(name) = event
+                    .actor
+                    .and_then(|a| a.attributes)
+                    .and_then(|mut a| a.remove("name"))
+                else {
+                    continue;
+                };
+                let ours = nginx.as_deref() == Some(name.as_str()) && action == "destroy";
+                let upstream = action == "start" && self.forwards_to(&name).await;
+                if ours || upstream {
+                    tracing::info!(container = %name, %action, "a container the proxy depends on changed: re-applying");
+                    self.restore().await;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Whether a host of the persisted state forwards to the container `name`.
+    async fn forwards_to(&self, name: &str) -> bool {
+        let Some(state) = self.persisted().await else {
+            return false;
+        };
+        container_upstreams(&state.proxy)
+            .keys()
+            .any(|c| c.as_str() == name)
     }
 
     /// Obtains and renews certificates until `shutdown`: a pass after every apply, when the

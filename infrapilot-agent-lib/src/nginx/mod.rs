@@ -127,6 +127,11 @@ impl NginxController {
         &self.runner
     }
 
+    /// The Docker engine upstream containers are found with, if any.
+    pub fn docker(&self) -> Option<&Docker> {
+        self.upstreams.as_ref().map(UpstreamNetworks::docker)
+    }
+
     /// The layout the controller renders for.
     pub fn layout(&self) -> &Layout {
         &self.layout

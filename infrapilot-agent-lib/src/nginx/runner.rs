@@ -37,6 +37,14 @@ impl NginxRunner {
         }
     }
 
+    /// The managed container's name, when nginx runs in one.
+    pub fn container_name(&self) -> Option<&str> {
+        match self {
+            NginxRunner::Host { .. } => None,
+            NginxRunner::Container(c) => Some(&c.settings().name),
+        }
+    }
+
     /// `nginx -t` of the configuration whose main file is `main`.
     pub async fn test(&self, main: &Path) -> Result<RunOutput, NginxError> {
         self.run(&["-t", "-q", "-c", &main.to_string_lossy()]).await

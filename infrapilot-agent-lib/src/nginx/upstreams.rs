@@ -87,6 +87,11 @@ impl UpstreamNetworks {
         }
     }
 
+    /// The Docker engine.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     /// Decides how nginx reaches each container `site` forwards to.
     pub async fn resolve(&self, site: &Site) -> Resolved {
         let used = container_upstreams(site);

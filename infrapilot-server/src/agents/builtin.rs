@@ -61,11 +61,12 @@ pub struct BuiltinOptions {
 pub async fn run_with(state: AppState, docker_socket: PathBuf, options: BuiltinOptions) {
     if let Some(proxy) = &options.proxy {
         proxy.restore().await;
-        // Certificates are obtained and renewed from the agent's own state, server or not.
+        // Certificates are obtained and renewed, and upstream containers followed, from the
+        // agent's own state, server or not.
         tokio::spawn(
             proxy
                 .clone()
-                .run_acme(tokio_util::sync::CancellationToken::new()),
+                .run_background(tokio_util::sync::CancellationToken::new()),
         );
     }
     let id = loop {

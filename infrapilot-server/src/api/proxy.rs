@@ -912,6 +912,41 @@ pub struct AgentProxyStatus {
     /// The Let's Encrypt certificates the agent obtains and renews for its hosts, as it last
     /// reported them.
     pub certificates: Vec<ManagedCertificateView>,
+    /// How nginx reaches each container the hosts forward to (`container:NAME:PORT`
+    /// upstreams), as the agent last reported it.
+    pub networks: Vec<UpstreamNetworkView>,
+}
+
+/// How an agent's nginx reaches one upstream container.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpstreamNetworkView {
+    /// The container's name.
+    pub container: String,
+    /// The hosts that forward to it.
+    pub hosts: Vec<ProxyHostId>,
+    /// The network nginx reaches it over; absent when it cannot.
+    pub network: Option<String>,
+    /// The address nginx uses instead of the name (a container on the default bridge, or the
+    /// host's nginx).
+    pub address: Option<String>,
+    /// Whether the agent connected nginx to `network` (it disconnects it when no host needs it
+    /// any more).
+    pub connected_by_agent: bool,
+    /// Why nginx cannot reach it; its hosts answer 502 until it can.
+    pub error: Option<String>,
+}
+
+impl From<infrapilot_core::nginx::upstreams::UpstreamNetworkStatus> for UpstreamNetworkView {
+    fn from(n: infrapilot_core::nginx::upstreams::UpstreamNetworkStatus) -> Self {
+        Self {
+            container: n.container,
+            hosts: n.hosts,
+            network: n.network,
+            address: n.address,
+            connected_by_agent: n.connected_by_agent,
+            error: n.error,
+        }
+    }
 }
 
 /// A Let's Encrypt certificate an agent manages.
@@ -982,7 +1017,10 @@ async fn proxy_status(
     let (desired, applied) = tx.desired_revisions(id).await?;
     let hosts = tx.agent_proxy_hosts(id).await?;
     let certificates = tx.agent_certificates(id).await?;
+    let networks = tx.agent_upstream_networks(id).await?;
     tx.commit().await?;
+    let networks: Vec<infrapilot_core::nginx::upstreams::UpstreamNetworkStatus> =
+        serde_json::from_str(&networks).map_err(AppError::internal)?;
     let certificates: Vec<infrapilot_core::desired::ManagedCertificateStatus> =
         serde_json::from_str(&certificates).map_err(AppError::internal)?;
     let now_secs = now_micros() / 1_000_000;
@@ -995,6 +1033,7 @@ async fn proxy_status(
             .into_iter()
             .map(|c| managed_view(c, now_secs))
             .collect(),
+        networks: networks.into_iter().map(Into::into).collect(),
     })
 }
 
@@ -1199,9 +1238,11 @@ async fn store_report(
         .collect();
     let revision = i64::try_from(report.revision).unwrap_or(i64::MAX);
     let certificates = serde_json::to_string(&report.certificates).unwrap_or_else(|_| "[]".into());
+    let networks = serde_json::to_string(&report.networks).unwrap_or_else(|_| "[]".into());
     let mut tx = state.store().org(scope).await?;
     tx.record_apply(agent, revision, &statuses).await?;
     tx.set_agent_certificates(agent, &certificates).await?;
+    tx.set_agent_upstream_networks(agent, &networks).await?;
     if let Some(event) = apply_event(agent, report) {
         crate::logs::record_event_in(&mut tx, event).await?;
     }

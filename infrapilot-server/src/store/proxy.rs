@@ -311,6 +311,24 @@ impl OrgTx {
             .await
     }
 
+    /// Stores how the agent's nginx reaches its upstream containers (the JSON of
+    /// `Vec<UpstreamNetworkStatus>`).
+    pub async fn set_agent_upstream_networks(
+        &mut self,
+        agent: AgentId,
+        networks_json: &str,
+    ) -> Result<(), StoreError> {
+        self.set_agent_document(agent, AgentDocument::UpstreamNetworks, networks_json)
+            .await
+    }
+
+    /// How the agent's nginx reaches its upstream containers, as last reported (JSON); not
+    /// found for an agent of another organization.
+    pub async fn agent_upstream_networks(&mut self, agent: AgentId) -> Result<String, StoreError> {
+        self.agent_document(agent, AgentDocument::UpstreamNetworks)
+            .await
+    }
+
     /// The agent's default server (JSON of the core's `DefaultServer`); not found for an
     /// agent of another organization.
     pub async fn agent_default_server(&mut self, agent: AgentId) -> Result<String, StoreError> {
@@ -371,6 +389,7 @@ impl OrgTx {
 enum AgentDocument {
     Certificates,
     DefaultServer,
+    UpstreamNetworks,
 }
 
 impl AgentDocument {
@@ -379,6 +398,7 @@ impl AgentDocument {
         match self {
             AgentDocument::Certificates => "acme_certificates",
             AgentDocument::DefaultServer => "default_server",
+            AgentDocument::UpstreamNetworks => "upstream_networks",
         }
     }
 }
