@@ -9,7 +9,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use infrapilot_agent_lib::logs::{LogConfig, LogPipeline, Selection};
 use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
-use infrapilot_agent_lib::nginx::{NginxController, NginxRunner, ProxyCommands, host_layout};
+use infrapilot_agent_lib::nginx::{
+    NginxController, NginxRunner, ProxyCommands, UpstreamNetworks, host_layout,
+};
 use infrapilot_agent_lib::testing::http;
 use infrapilot_agent_lib::testing::pebble::Pebble;
 use infrapilot_core::nginx::Layout;
@@ -78,8 +80,12 @@ impl Env {
         let root = tempfile::tempdir().unwrap();
         let http_port = pebble.map_or_else(free_port, |(_, port)| port);
         let layout = host_layout(root.path(), http_port, free_port()).unwrap();
+        // The engine finds the containers hosts forward to (reached by address from the host).
+        let docker = infrapilot_agent_lib::testing::connect().await.unwrap();
         let mut proxy = ProxyCommands::new(
-            NginxController::new(layout.clone(), NginxRunner::host(NGINX)),
+            NginxController::new(layout.clone(), NginxRunner::host(NGINX)).with_upstreams(
+                UpstreamNetworks::host(docker, root.path().join("upstream-networks.json")),
+            ),
             root.path().join("desired-state.json"),
         );
         let mut vars = Vec::new();
@@ -794,4 +800,83 @@ async fn a_shared_access_list_guards_its_hosts_and_its_changes_reach_nginx() {
         .api("DELETE", &format!("/api/v1/access-lists/{list}"), None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_upstream_is_reached_and_its_network_shown() {
+    use infrapilot_agent_lib::testing::{RunOptions, TestDocker};
+    let docker = TestDocker::new("proxy_api_container_upstream")
+        .await
+        .unwrap();
+    let app = docker.network("app").await.unwrap();
+    let web = docker
+        .run(
+            "web",
+            &["httpd", "-f", "-p", "8080", "-h", "/www"],
+            RunOptions {
+                network: Some(app.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let env = Env::new().await;
+
+    // A container reference that could carry config syntax is refused, naming the field.
+    for bad in [
+        "container:web;evil:80",
+        "container:web:80 ",
+        "container:{x}:80",
+        "container:web",
+    ] {
+        let r = env
+            .create(json!({"domains": ["bad.test"], "upstream": bad}))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {r:?}");
+        assert!(
+            r.body["errors"][0]["field"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("host.upstream")),
+            "{bad}: {r:?}"
+        );
+    }
+
+    let upstream = format!("container:{}:8080", web.name);
+    let r = env
+        .create(json!({"domains": ["web.test"], "upstream": upstream}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = env
+        .create(json!({"domains": ["gone.test"], "upstream": "container:no-such-container:80"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    http::until(env.layout.http_port, "web.test", |r| {
+        r.1.contains("infrapilot test")
+    })
+    .await
+    .unwrap();
+
+    let status = env
+        .api("GET", &format!("/api/v1/agents/{}/proxy", env.agent), None)
+        .await;
+    assert_eq!(status.status, StatusCode::OK, "{status:?}");
+    let networks = status.body["networks"].as_array().unwrap();
+    let reached = networks
+        .iter()
+        .find(|n| n["container"] == web.name.as_str())
+        .unwrap();
+    assert_eq!(reached["network"], app.as_str(), "{status:?}");
+    assert_eq!(reached["hosts"], json!([id]));
+    assert!(reached["address"].is_string() && reached["error"].is_null());
+    let gone = networks
+        .iter()
+        .find(|n| n["container"] == "no-such-container")
+        .unwrap();
+    assert!(
+        gone["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no container of that name")),
+        "{status:?}"
+    );
 }
