@@ -1,6 +1,6 @@
 //! The agent's state directory: its key, certificates and enrollment record.
 //!
-//! Layout (directory mode 0700):
+//! Layout (directory mode 0711: traversable, not listable):
 //!
 //! | file | content |
 //! |---|---|
@@ -26,8 +26,11 @@ use serde::{Deserialize, Serialize};
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/infrapilot-agent";
 
-/// The mode of the state directory: only the agent's user.
-const DIR_MODE: u32 = 0o700;
+/// The mode of the state directory: only the agent's user may list or change it; others may
+/// only pass through (0711), so nginx's unprivileged workers reach the files the agent keeps
+/// for them under `nginx/` (the ACME webroot, htpasswd files, error pages). The secrets in it
+/// are files of mode 0600.
+const DIR_MODE: u32 = 0o711;
 /// The mode of the private key.
 const KEY_MODE: u32 = 0o600;
 /// The mode of every other file.
@@ -95,7 +98,7 @@ pub enum StateError {
 }
 
 /// The agent's state directory. Creating the value touches nothing on disk; the first
-/// write creates the directory (mode 0700).
+/// write creates the directory (mode 0711).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
     root: PathBuf,
@@ -117,7 +120,7 @@ impl StateDir {
         self.root.join(name)
     }
 
-    /// Creates the directory if it is missing and sets its mode to 0700.
+    /// Creates the directory if it is missing and sets its mode to 0711 (see `DIR_MODE`).
     pub fn ensure(&self) -> Result<(), StateError> {
         let err = |source| StateError::CreateDir {
             path: self.root.clone(),
@@ -228,7 +231,7 @@ impl StateDir {
 
     /// Writes `bytes` to `name` atomically with `mode`: a temporary file in the directory,
     /// flushed, renamed over the target, then the directory flushed. Creates the directory
-    /// (0700) first if needed.
+    /// (0711) first if needed.
     pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StateError> {
         self.ensure()?;
         let path = self.file(name);
@@ -344,7 +347,7 @@ mod tests {
 
         let mode = |p: PathBuf| fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!(mode(dir.file("key.pem")), 0o600);
-        assert_eq!(mode(dir.path().to_path_buf()), 0o700);
+        assert_eq!(mode(dir.path().to_path_buf()), 0o711);
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

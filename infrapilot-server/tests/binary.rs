@@ -532,6 +532,38 @@ fn nginx_pids(pid_file: &std::path::Path) -> (u32, Vec<u32>) {
     (master, workers)
 }
 
+/// An HTTP upstream on loopback, answering every request with `body`, for the rest of the
+/// test process; its port.
+fn upstream(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut socket in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf);
+            let _ = write!(
+                socket,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// Stops the host's nginx whose main config is `.0` when dropped.
+struct StopNginx(std::path::PathBuf);
+
+impl Drop for StopNginx {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/sbin/nginx")
+            .args(["-q", "-c"])
+            .arg(&self.0)
+            .args(["-s", "stop"])
+            .output();
+    }
+}
+
 /// `GET /` through nginx with `Host: host`; the status code and the body.
 fn through_nginx(port: u16, host: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("nginx listens");
@@ -567,17 +599,7 @@ fn proxies_keep_serving_while_the_server_is_down_and_a_restart_does_not_reload_n
         "this test needs nginx (cargo xtask provision) and a Docker engine for the built-in agent"
     );
     // An upstream that outlives every server process of the test.
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut socket in upstream.incoming().map_while(Result::ok) {
-            let mut buf = [0u8; 4096];
-            let _ = socket.read(&mut buf);
-            let _ = socket.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream",
-            );
-        }
-    });
+    let upstream_port = upstream("upstream");
     let data = std::env::temp_dir().join(format!(
         "infrapilot-outage-{}",
         uuid::Uuid::new_v4().simple()
@@ -594,16 +616,6 @@ fn proxies_keep_serving_while_the_server_is_down_and_a_restart_does_not_reload_n
         ),
     ];
     let nginx_conf = data.join("nginx/conf/nginx.conf");
-    struct StopNginx(std::path::PathBuf);
-    impl Drop for StopNginx {
-        fn drop(&mut self) {
-            let _ = Command::new("/usr/sbin/nginx")
-                .args(["-q", "-c"])
-                .arg(&self.0)
-                .args(["-s", "stop"])
-                .output();
-        }
-    }
     let _stop_nginx = StopNginx(nginx_conf);
 
     let agent_port = free_port();
@@ -698,4 +710,273 @@ fn proxies_keep_serving_while_the_server_is_down_and_a_restart_does_not_reload_n
         through_nginx(http_port, "app.test"),
         (200, "upstream".to_owned())
     );
+}
+
+/// The issuer and serial of the certificate nginx serves for `name` on `port` (`openssl
+/// s_client`); empty when nothing answers.
+fn served_certificate(port: u16, name: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername {name} </dev/null 2>/dev/null \
+             | openssl x509 -noout -issuer -serial"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// An agent process (`infrapilot-agentd run`), killed when dropped.
+struct AgentProcess(Child);
+
+impl AgentProcess {
+    fn start(
+        agentd: &std::path::Path,
+        state_dir: &std::path::Path,
+        env: &[(&str, String)],
+    ) -> Self {
+        let child = Command::new(agentd)
+            .args(["run", "--state-dir"])
+            .arg(state_dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(state_dir.join("agent.err")).unwrap())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    /// SIGTERM, and waits for the exit.
+    fn stop(mut self) {
+        let pid = rustix::process::Pid::from_child(&self.0);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        for _ in 0..200 {
+            if self.0.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the agent did not stop within 20 s");
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The control plane's process is killed; a Let's Encrypt certificate falls due while it is
+/// dead (the agent's stored certificate is replaced by one ten days from expiry, as time
+/// would have done, and the agent restarted so it reads it); the agent, alone, renews it from
+/// Pebble and nginx serves the new one. The server comes back and learns of the renewal.
+#[test]
+fn a_renewal_that_falls_due_while_the_server_process_is_dead_still_happens() {
+    use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
+    use infrapilot_agent_lib::testing::pebble::Pebble;
+
+    let server_binary = std::path::Path::new(env!("CARGO_BIN_EXE_infrapilot-server"));
+    let agentd = server_binary.with_file_name("infrapilot-agentd");
+    assert!(
+        agentd.exists() && std::path::Path::new("/usr/sbin/nginx").exists(),
+        "this test needs {} (cargo build -p infrapilot-agentd; cargo xtask test does) and nginx",
+        agentd.display()
+    );
+    const SHOP: &str = "shop.infrapilot.test";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (http_port, https_port, agent_port) = (free_port(), free_port(), free_port());
+    let pebble = runtime.block_on(Pebble::start(http_port)).unwrap();
+    let upstream_port = upstream("shop");
+    let dir = tempfile::tempdir().unwrap();
+    let master: [u8; 32] = rand::random();
+    let env = [
+        (
+            "INFRAPILOT_DATA_DIR",
+            dir.path().join("server").to_string_lossy().into_owned(),
+        ),
+        (
+            "INFRAPILOT_SECRET_KEY",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, master),
+        ),
+        // No built-in agent: the agent is a process of its own that outlives the server.
+        (
+            "INFRAPILOT_DOCKER_SOCKET",
+            "/nonexistent/docker.sock".to_owned(),
+        ),
+        (
+            "INFRAPILOT_AGENT_URL",
+            format!("https://127.0.0.1:{agent_port}"),
+        ),
+        ("INFRAPILOT_ACME_DIRECTORY_URL", pebble.directory_url()),
+        ("INFRAPILOT_ACME_EMAIL", "ops@infrapilot.test".to_owned()),
+    ];
+    let (server, code) = spawn_server(agent_port, &env, &[]);
+    let token = setup_and_login(server.port, &code.expect("a setup code"));
+    let enroll = create_enrollment_token(server.port, &token, "edge");
+    let state_dir = dir.path().join("agent");
+    let enrolled = Command::new(&agentd)
+        .args([
+            "enroll",
+            "--endpoint",
+            &format!("https://127.0.0.1:{agent_port}"),
+        ])
+        .args(["--token", enroll["token"].as_str().unwrap(), "--state-dir"])
+        .arg(&state_dir)
+        .output()
+        .unwrap();
+    assert!(enrolled.status.success(), "{enrolled:?}");
+    let _stop_nginx = StopNginx(state_dir.join("nginx/conf/nginx.conf"));
+    let agent_env = [
+        ("INFRAPILOT_NGINX_BINARY", "/usr/sbin/nginx".to_owned()),
+        ("INFRAPILOT_NGINX_HTTP_PORT", http_port.to_string()),
+        ("INFRAPILOT_NGINX_HTTPS_PORT", https_port.to_string()),
+        (
+            "INFRAPILOT_ACME_CA_ROOT",
+            pebble.listener_ca_file().to_string_lossy().into_owned(),
+        ),
+        (
+            "INFRAPILOT_DOCKER_SOCKET",
+            "/nonexistent/docker.sock".to_owned(),
+        ),
+        ("INFRAPILOT_LOGS", "off".to_owned()),
+        ("INFRAPILOT_HEARTBEAT_SECS", "1".to_owned()),
+    ];
+    let agent = AgentProcess::start(&agentd, &state_dir, &agent_env);
+    let agent_id = {
+        let mut found = None;
+        for _ in 0..150 {
+            let (_, body) = http(server.port, "GET", "/api/v1/agents", Some(&token), None);
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if let Some(a) = v["items"]
+                .as_array()
+                .and_then(|a| a.iter().find(|a| a["status"] == "online"))
+            {
+                found = Some(a["id"].as_str().unwrap().to_owned());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        found.unwrap_or_else(|| {
+            panic!(
+                "the agent never came online:\n{}",
+                std::fs::read_to_string(state_dir.join("agent.err")).unwrap_or_default()
+            )
+        })
+    };
+    let (status, body) = http(
+        server.port,
+        "POST",
+        "/api/v1/proxy-hosts",
+        Some(&token),
+        Some(json!({"agent_id": agent_id, "host": {
+            "domains": [SHOP], "upstream": format!("http://127.0.0.1:{upstream_port}"),
+            "ssl": {"mode": "lets_encrypt", "force_https": false, "http2": true},
+        }})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let certificate = created["host"]["ssl"]["certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        for _ in 0..600 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{what} within 60 s\nagent log:\n{}\npebble log:\n{}",
+            std::fs::read_to_string(state_dir.join("agent.err")).unwrap_or_default(),
+            pebble.log()
+        );
+    };
+    wait_for("no certificate from Pebble served", &|| {
+        served_certificate(https_port, SHOP).contains("Pebble")
+    });
+    let first = served_certificate(https_port, SHOP);
+
+    // The control plane's process dies (SIGKILL, no goodbye).
+    drop(server);
+    // Time passes: the certificate the agent holds is now ten days from expiry. The agent is
+    // restarted to read it (its loop would otherwise wake at its next hourly check).
+    agent.stop();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![SHOP.to_owned()]).unwrap();
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    params.not_after = expires;
+    let aging = params.self_signed(&key).unwrap();
+    let store = AcmeManager::new(
+        state_dir.join("acme"),
+        Box::new(Http01Webroot::new(state_dir.join("nginx/acme"))),
+        None,
+    );
+    let id: infrapilot_core::ids::CertificateId = certificate.parse().unwrap();
+    runtime
+        .block_on(store.store(
+            id,
+            vec![SHOP.to_owned()],
+            &aging.pem(),
+            &key.serialize_pem(),
+        ))
+        .unwrap();
+    let agent = AgentProcess::start(&agentd, &state_dir, &agent_env);
+    // The agent renews from its own state, and nginx serves the new certificate.
+    wait_for(
+        "no renewed certificate served with the server dead",
+        &|| {
+            let now = served_certificate(https_port, SHOP);
+            now.contains("Pebble") && now != first
+        },
+    );
+    let renewed = served_certificate(https_port, SHOP);
+    let record = runtime.block_on(store.record(id)).unwrap();
+    assert!(
+        record.not_after > expires.unix_timestamp(),
+        "the stored certificate is the renewed one: {record:?}"
+    );
+    let (code, body) = through_nginx(http_port, SHOP);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "shop"),
+        "the proxy serves throughout"
+    );
+
+    // The server comes back: the agent reconnects and the server learns of the renewal.
+    let (server, _) = spawn_server(agent_port, &env, &[]);
+    let (_, body) = http(
+        server.port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": "admin@example.com", "password": "a long passphrase here"})),
+    );
+    let login: Value = serde_json::from_str(&body).unwrap();
+    let token = login["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let proxy_status = || {
+        let (_, body) = http(
+            server.port,
+            "GET",
+            &format!("/api/v1/agents/{agent_id}/proxy"),
+            Some(&token),
+            None,
+        );
+        serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)
+    };
+    wait_for("the server never learned of the renewal", &|| {
+        let status = proxy_status();
+        status["certificates"][0]["status"] == "valid"
+            && status["certificates"][0]["days_until_expiry"]
+                .as_i64()
+                .is_some_and(|d| d > 10)
+    });
+    assert_eq!(served_certificate(https_port, SHOP), renewed);
+    drop(agent);
 }

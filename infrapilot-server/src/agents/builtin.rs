@@ -195,7 +195,14 @@ pub async fn builtin_nginx(
     };
     let root = data_dir.join("nginx");
     let (http, https) = settings.nginx_ports;
-    tracing::info!(?placement, http, https, "the built-in agent manages nginx");
+    match &placement {
+        NginxPlacement::Host { binary } => {
+            tracing::info!(binary = %binary.display(), http, https, "the built-in agent manages the host's nginx");
+        }
+        NginxPlacement::Container { name, image, .. } => {
+            tracing::info!(container = %name, %image, http, https, "the built-in agent manages nginx in a container");
+        }
+    }
     let proxy = ProxySetup {
         nginx_root: root.clone(),
         placement,
