@@ -11,6 +11,7 @@ use infrapilot_core::values::ContainerName;
 use crate::endpoint::{AgentEndpoint, EndpointError};
 use crate::logs::buffer::ParseFullPolicyError;
 use crate::logs::{FullPolicy, LogConfig, Selection, SelectionError};
+use crate::nginx::NginxPlacement;
 use crate::nginx::container::{DEFAULT_CONTAINER_NAME, DEFAULT_IMAGE};
 
 /// The log output format.
@@ -199,6 +200,23 @@ struct FileSettings {
 }
 
 impl Settings {
+    /// Where nginx runs: in the agent's container when `nginx_container` is set, else the
+    /// host's `nginx_binary`; `None` when the proxy is off.
+    pub fn nginx_placement(&self) -> Option<NginxPlacement> {
+        match (&self.nginx_container, &self.nginx_binary) {
+            (Some(c), _) => Some(NginxPlacement::Container {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                host_root: c.host_root.clone(),
+                labels: Default::default(),
+            }),
+            (None, Some(binary)) => Some(NginxPlacement::Host {
+                binary: binary.clone(),
+            }),
+            (None, None) => None,
+        }
+    }
+
     /// Reads `agent.toml` in `state_dir` (if present), then applies `env` (pairs of name and
     /// value, e.g. from `std::env::vars()`), which wins.
     pub fn load(

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use infrapilot_agent_lib::config::{DEFAULT_NGINX_BINARY, LogFormat, Settings};
-use infrapilot_agent_lib::nginx::{NginxPlacement, ProxySetup};
+use infrapilot_agent_lib::nginx::ProxySetup;
 use infrapilot_agent_lib::probe::{DEFAULT_DOCKER_SOCKET, connect_docker};
 use infrapilot_agent_lib::renew::Validity;
 use infrapilot_agent_lib::state::DEFAULT_STATE_DIR;
@@ -119,39 +119,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::load(&state_dir, std::env::vars())?;
             init_tracing(settings.log_format);
             let mut config = AgentConfig::new(&state_dir);
-            config.endpoint_override = settings.endpoint;
+            config.endpoint_override = settings.endpoint.clone();
             config.heartbeat_override = settings.heartbeat;
-            if let Some(socket) = settings.docker_socket {
-                config.docker_socket = Some(socket);
+            if let Some(socket) = &settings.docker_socket {
+                config.docker_socket = Some(socket.clone());
             }
             let docker_socket = config
                 .docker_socket
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DOCKER_SOCKET));
             let docker = connect_docker(&docker_socket).await;
-            let placement = match (
-                settings.nginx_container.clone(),
-                settings.nginx_binary.clone(),
-            ) {
-                (Some(c), _) => Some(NginxPlacement::Container {
-                    name: c.name,
-                    image: c.image,
-                    host_root: c.host_root,
-                    labels: Default::default(),
-                }),
-                (None, Some(binary)) => Some(NginxPlacement::Host { binary }),
-                (None, None) => None,
-            };
-            match placement {
+            match settings.nginx_placement() {
                 Some(placement) => {
-                    let described = match &placement {
-                        NginxPlacement::Host { binary } => {
-                            format!("the host's nginx at {}", binary.display())
-                        }
-                        NginxPlacement::Container { name, image, .. } => {
-                            format!("nginx in the container {name} (image {image})")
-                        }
-                    };
+                    let described = placement.to_string();
                     let root = state_dir.join("nginx");
                     let proxy = ProxySetup {
                         nginx_root: root.clone(),

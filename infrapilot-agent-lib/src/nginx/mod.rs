@@ -379,6 +379,20 @@ pub enum NginxPlacement {
     },
 }
 
+impl std::fmt::Display for NginxPlacement {
+    /// `the host's nginx at BINARY` or `nginx in the container NAME (image IMAGE)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NginxPlacement::Host { binary } => {
+                write!(f, "the host's nginx at {}", binary.display())
+            }
+            NginxPlacement::Container { name, image, .. } => {
+                write!(f, "nginx in the container {name} (image {image})")
+            }
+        }
+    }
+}
+
 /// Everything an agent's proxy is made of; [`build`](Self::build) makes it.
 #[derive(Debug, Clone)]
 pub struct ProxySetup {

@@ -40,6 +40,8 @@ pub struct Resolved {
     pub statuses: Vec<UpstreamNetworkStatus>,
     /// The networks nginx must be on to reach containers by name.
     wanted: BTreeSet<String>,
+    /// The networks the agent had connected nginx to when the site was resolved.
+    connected: BTreeSet<String>,
 }
 
 impl Resolved {
@@ -61,6 +63,7 @@ impl Resolved {
             site: site.clone(),
             statuses,
             wanted: BTreeSet::new(),
+            connected: BTreeSet::new(),
         }
     }
 }
@@ -95,11 +98,17 @@ impl UpstreamNetworks {
     /// Decides how nginx reaches each container `site` forwards to.
     pub async fn resolve(&self, site: &Site) -> Resolved {
         let used = container_upstreams(site);
+        // Only nginx's own container is ever connected to networks.
+        let connected = match &self.nginx {
+            Some(_) => self.connected_by_agent().await,
+            None => BTreeSet::new(),
+        };
         if used.is_empty() {
             return Resolved {
                 site: site.clone(),
                 statuses: Vec::new(),
                 wanted: BTreeSet::new(),
+                connected,
             };
         }
         let nginx_networks = match &self.nginx {
@@ -110,7 +119,6 @@ impl UpstreamNetworks {
                 .unwrap_or_else(|| BTreeSet::from(["bridge".to_owned()])),
             None => BTreeSet::new(),
         };
-        let connected = self.connected_by_agent().await;
         let mut networks: HashMap<String, (String, String, bool)> = HashMap::new();
         let mut addresses = BTreeMap::new();
         let mut statuses = Vec::new();
@@ -163,6 +171,7 @@ impl UpstreamNetworks {
             site: with_addresses(site, &addresses),
             statuses,
             wanted,
+            connected,
         }
     }
 
@@ -174,7 +183,7 @@ impl UpstreamNetworks {
             return resolved.statuses;
         };
         let mut statuses = resolved.statuses;
-        let mut connected = self.connected_by_agent().await;
+        let mut connected = resolved.connected;
         let before = connected.clone();
         let current = self.container_networks(nginx).await.unwrap_or_default();
         for network in &resolved.wanted {

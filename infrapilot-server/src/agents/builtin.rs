@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
-use infrapilot_agent_lib::config::{LogSettings, Settings};
+use infrapilot_agent_lib::config::Settings;
 use infrapilot_agent_lib::logs::LogPipeline;
 use infrapilot_agent_lib::nginx::{NginxPlacement, ProxyCommands, ProxySetup};
 use infrapilot_agent_lib::probe::connect_docker;
@@ -180,29 +180,17 @@ pub async fn builtin_nginx(
     docker_socket: &Path,
 ) -> Result<Option<Arc<ProxyCommands>>, String> {
     let settings = Settings::load(data_dir, std::env::vars()).map_err(|e| e.to_string())?;
-    let placement = match (settings.nginx_container, settings.nginx_binary) {
-        (Some(c), _) => NginxPlacement::Container {
-            name: c.name,
-            image: c.image,
-            host_root: c.host_root,
-            labels: Default::default(),
-        },
-        (None, Some(binary)) if binary.exists() => NginxPlacement::Host { binary },
-        (None, binary) => {
-            tracing::info!(binary = ?binary, "nginx not found: proxy hosts stay pending until an agent with nginx serves them");
-            return Ok(None);
-        }
+    let placement = match settings.nginx_placement() {
+        Some(NginxPlacement::Host { binary }) if !binary.exists() => None,
+        placement => placement,
+    };
+    let Some(placement) = placement else {
+        tracing::info!(binary = ?settings.nginx_binary, "nginx not found: proxy hosts stay pending until an agent with nginx serves them");
+        return Ok(None);
     };
     let root = data_dir.join("nginx");
     let (http, https) = settings.nginx_ports;
-    match &placement {
-        NginxPlacement::Host { binary } => {
-            tracing::info!(binary = %binary.display(), http, https, "the built-in agent manages the host's nginx");
-        }
-        NginxPlacement::Container { name, image, .. } => {
-            tracing::info!(container = %name, %image, http, https, "the built-in agent manages nginx in a container");
-        }
-    }
+    tracing::info!(http, https, "the built-in agent manages {placement}");
     let proxy = ProxySetup {
         nginx_root: root.clone(),
         placement,
@@ -228,11 +216,8 @@ pub async fn builtin_nginx(
 /// `INFRAPILOT_LOG_BUFFER_FULL=drop_newest`). `None` when turned off; an error names a bad
 /// setting.
 pub fn host_logs(data_dir: &Path) -> Result<Option<LogPipeline>, String> {
-    let mut settings = LogSettings::default();
-    for (name, value) in std::env::vars() {
-        settings.apply(&name, &value).map_err(|e| e.to_string())?;
-    }
-    let Some(config) = settings.config(data_dir.join("agent-logs")) else {
+    let settings = Settings::load(data_dir, std::env::vars()).map_err(|e| e.to_string())?;
+    let Some(config) = settings.logs.config(data_dir.join("agent-logs")) else {
         return Ok(None);
     };
     LogPipeline::open(config)
