@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use infrapilot_agent_lib::nginx::{HostState, NginxController, NginxRunner, host_layout};
+use infrapilot_agent_lib::testing::free_port;
 use infrapilot_core::ids::ProxyHostId;
 use infrapilot_core::nginx::{
     DomainList, Locations, ProxyHost, ProxyOptions, SecurityHeaders, Site, SslMode,
@@ -23,14 +24,6 @@ use infrapilot_core::values::{Domain, Upstream};
 
 const NGINX: &str = "/usr/sbin/nginx";
 const ROUNDS: usize = 7;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `hosts` hosts; the first one's upstream port is `first_port`, the others' 9.
 fn site(hosts: usize, first_port: u16) -> Site {

@@ -25,9 +25,11 @@
 pub mod http;
 mod nginx_image;
 pub mod pebble;
+pub mod ports;
 mod tar;
 
 pub use nginx_image::{NGINX_BINARY, NGINX_IMAGE, ensure_nginx_image};
+pub use ports::{free_port, free_ports};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -25,12 +25,6 @@ pub struct Pebble {
     children: Vec<Child>,
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -80,15 +74,20 @@ impl Pebble {
         std::fs::write(dir.path().join("key.pem"), key.serialize_pem())?;
         std::fs::write(dir.path().join("ca.pem"), ca.pem())?;
 
-        let (acme_port, management_port) = (free_port()?, free_port()?);
-        let (dns_port, dns_management_port) = (free_port()?, free_port()?);
+        let [
+            acme_port,
+            management_port,
+            dns_port,
+            dns_management_port,
+            tls_port,
+        ] = super::free_ports();
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{acme_port}"),
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
             "certificate": dir.path().join("cert.pem"),
             "privateKey": dir.path().join("key.pem"),
             "httpPort": http_port,
-            "tlsPort": free_port()?,
+            "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         }});

@@ -15,13 +15,7 @@ use infrapilot_core::values::{Domain, Upstream};
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use infrapilot_agent_lib::testing::free_port;
 
 pub fn layout(root: &Path) -> Layout {
     let p = |s: &str| ConfPath::parse(&format!("{}{s}", root.display())).unwrap();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use infrapilot_agent_lib::AgentEndpoint;
+pub use infrapilot_agent_lib::testing::free_port;
 use infrapilot_server::keys::Keys;
 use serde_json::{Value, json};
 
@@ -259,14 +260,6 @@ pub fn status_kib(status: &str, key: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {

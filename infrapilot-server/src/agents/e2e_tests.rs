@@ -806,16 +806,9 @@ async fn the_community_built_in_agent_registers_itself_and_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_agent_drives_its_hosts_nginx_and_keeps_serving_after_a_restart() {
-    use infrapilot_agent_lib::testing::http;
+    use infrapilot_agent_lib::testing::{free_port, http};
 
     const NGINX: &str = "/usr/sbin/nginx";
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let env = env(Kind::Sqlite).await;
     let token = env.token(json!({"name": "edge"})).await;
     let (dir, id) = enrolled(&env, &token, &[]).await;

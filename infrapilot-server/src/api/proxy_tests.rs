@@ -12,6 +12,7 @@ use infrapilot_agent_lib::nginx::acme::{AcmeManager, Http01Webroot};
 use infrapilot_agent_lib::nginx::{
     NginxController, NginxRunner, ProxyCommands, UpstreamNetworks, host_layout,
 };
+use infrapilot_agent_lib::testing::free_port;
 use infrapilot_agent_lib::testing::http;
 use infrapilot_agent_lib::testing::pebble::Pebble;
 use infrapilot_core::nginx::Layout;
@@ -23,14 +24,6 @@ use crate::config::Edition;
 use crate::testing::{self, Kind};
 
 const NGINX: &str = "/usr/sbin/nginx";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn upstream(name: &'static str) -> u16 {
     http::upstream(name).await.unwrap()
