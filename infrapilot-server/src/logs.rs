@@ -17,13 +17,13 @@ use infrapilot_proto::v1::LogBatch;
 use tokio::sync::broadcast;
 
 use crate::AppState;
-use crate::store::{EventRecord, LogBatchRecord, LogLineRecord, OrgScope, StoreError};
+use crate::store::{EventRecord, LogBatchRecord, LogLineRecord, OrgScope, StoreError, StoredLines};
 use crate::util::{new_id, now_micros};
 
 /// The longest line stored, in bytes; longer lines are cut (and say so).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// Lines ingested on this replica, for live tails.
+/// Lines ingested, for live tails: on this replica, or on another one (PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct TailBatch {
     /// Whose lines.
@@ -32,8 +32,9 @@ pub struct TailBatch {
     pub lines: Arc<Vec<LogLineRecord>>,
 }
 
-/// The live-tail fan-out of one replica: every ingested batch is offered to every tail; a tail
-/// that falls behind by more than the channel holds is told how many batches it missed.
+/// The live-tail fan-out of one replica: every batch ingested here or announced by another
+/// replica is offered to every tail; a tail that falls behind by more than the channel holds
+/// is told how many batches it missed.
 #[derive(Debug, Clone)]
 pub struct LogTail {
     sender: broadcast::Sender<TailBatch>,
@@ -55,6 +56,41 @@ impl LogTail {
     fn publish(&self, batch: TailBatch) {
         // No tail listening is the usual case, not an error.
         let _ = self.sender.send(batch);
+    }
+
+    /// Whether any tail is open on this replica.
+    fn is_watched(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+}
+
+/// Offers lines another replica stored (announced on [`crate::store::LOG_LINES_CHANNEL`] as
+/// `payload`) to this replica's tails: read back from the database, when a tail is open to see
+/// them. Called in the order the announcements arrive, so each stream's lines stay in order.
+pub async fn offer_stored_lines(state: &AppState, payload: &str) {
+    let Some(stored) = StoredLines::parse(payload) else {
+        tracing::debug!(payload, "not an announcement of stored lines");
+        return;
+    };
+    if stored.replica == state.hub().replica() || !state.log_tail().is_watched() {
+        return;
+    }
+    let scope = OrgScope::system(stored.org);
+    let read = async {
+        let mut tx = state.store().org_read(&scope).await?;
+        let lines = tx
+            .log_lines_between(stored.agent, &stored.stream, stored.first, stored.last)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(lines)
+    };
+    match read.await {
+        Ok(lines) if !lines.is_empty() => state.log_tail().publish(TailBatch {
+            org: stored.org,
+            lines: Arc::new(lines),
+        }),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reading lines another replica stored failed"),
     }
 }
 
@@ -131,12 +167,24 @@ pub async fn ingest(
     for event in &events {
         tx.insert_event(event).await?;
     }
-    tx.commit().await?;
     let new: Vec<LogLineRecord> = record
         .lines
         .into_iter()
         .filter(|l| l.seq > outcome.previously_acked)
         .collect();
+    if let (Some(first), Some(last)) = (new.first(), new.last()) {
+        // The other replicas' tails hear of them once they are committed.
+        tx.notify_log_lines(&StoredLines {
+            replica: state.hub().replica().to_owned(),
+            org,
+            agent,
+            first: first.seq,
+            last: last.seq,
+            stream: record.stream.clone(),
+        })
+        .await?;
+    }
+    tx.commit().await?;
     if !new.is_empty() {
         state.log_tail().publish(TailBatch {
             org,

@@ -20,7 +20,9 @@ use tokio::sync::oneshot;
 use super::CommandError;
 use super::is_online;
 use crate::AppState;
-use crate::store::{Backend, OrgScope, RelayRecord, StoreError, replica_channel};
+use crate::store::{
+    Backend, LOG_LINES_CHANNEL, OrgScope, RelayRecord, StoreError, replica_channel,
+};
 use crate::util::now_micros;
 
 /// Waiters for relayed commands this replica asked, by relay id.
@@ -143,19 +145,38 @@ pub async fn send_command(
 }
 
 /// Listens on this replica's channel until the process ends: runs commands relayed to it and
-/// hands answers to the commands it relayed. PostgreSQL only.
+/// hands answers to the commands it relayed. On [`LOG_LINES_CHANNEL`] too: lines the other
+/// replicas stored reach this one's live tails, one announcement after the other.
+/// PostgreSQL only.
 pub async fn listen(state: AppState) {
     let channel = replica_channel(state.hub().replica());
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(1024);
+    let lines_state = state.clone();
+    tokio::spawn(async move {
+        while let Some(payload) = lines_rx.recv().await {
+            crate::logs::offer_stored_lines(&lines_state, &payload).await;
+        }
+    });
     loop {
         match sqlx::postgres::PgListener::connect(state.store().url()).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen(&channel).await {
+                if let Err(e) = listener
+                    .listen_all([channel.as_str(), LOG_LINES_CHANNEL])
+                    .await
+                {
                     tracing::warn!(error = %e, "LISTEN failed; retrying");
                 } else {
                     tracing::info!(channel, "listening for relayed agent commands");
                     while let Ok(notification) = listener.recv().await {
-                        let state = state.clone();
                         let payload = notification.payload().to_owned();
+                        if notification.channel() == LOG_LINES_CHANNEL {
+                            // A full queue means the tails are far behind: they skip lines.
+                            if lines_tx.try_send(payload).is_err() {
+                                tracing::debug!("too many stored lines to offer; some skipped");
+                            }
+                            continue;
+                        }
+                        let state = state.clone();
                         tokio::spawn(async move { handle(&state, &payload).await });
                     }
                     tracing::warn!("the LISTEN connection dropped; reconnecting");

@@ -12,13 +12,13 @@ use crate::AppState;
 use crate::config::Edition;
 use crate::testing::{self, Kind};
 
-struct Tenant {
+pub(super) struct Tenant {
     token: String,
-    org: String,
+    pub(super) org: String,
     user: String,
 }
 
-async fn signup(state: &AppState, email: &str, org_name: &str) -> Tenant {
+pub(super) async fn signup(state: &AppState, email: &str, org_name: &str) -> Tenant {
     let r = call(
         state,
         "POST",

@@ -353,7 +353,7 @@ pub async fn query_logs(
 
 /// Streams new lines as they arrive (Server-Sent Events: `line` events, each one line as
 /// JSON; a `lagged` event if the client fell behind and lines were skipped). The same filters
-/// as the query, applied to lines ingested from now on by this server replica.
+/// as the query, applied to lines stored from now on (by any server replica).
 #[utoipa::path(get, path = "/api/v1/logs/tail", tag = "logs", security(("bearer" = [])),
     params(LogFilterQuery), responses(
     (status = 200, description = "An event stream of `line` events", content_type = "text/event-stream", body = String),

@@ -11,6 +11,7 @@ use infrapilot_proto::v1::{LogBatch, LogRecord};
 use serde_json::json;
 use tower::ServiceExt as _;
 
+use super::cross_tenant::signup;
 use super::http_tests_support::{PASSWORD, bootstrap, call, login, read_for};
 use crate::config::Edition;
 use crate::testing::{self, Kind};
@@ -105,19 +106,9 @@ async fn the_event_feed_resumes_where_it_left_off_and_nothing_crosses_organizati
     let state = testing::app_state(Kind::Sqlite, Edition::Saas).await;
     let (a_token, a_org) = bootstrap(&state).await;
     let a_org: OrgId = a_org.parse().unwrap();
-    let r = call(
-        &state,
-        "POST",
-        "/api/v1/auth/signup",
-        None,
-        None,
-        Some(json!({"email": "bob@example.com", "name": "Bob", "password": PASSWORD, "organization_name": "Beta"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let b_org: OrgId = r.body["organization"]["id"]
-        .as_str()
-        .unwrap()
+    let b_org: OrgId = signup(&state, "bob@example.com", "Beta")
+        .await
+        .org
         .parse()
         .unwrap();
     let b_token = login(&state, "bob@example.com").await;
@@ -348,4 +339,103 @@ async fn retention_deletes_what_fell_out_and_settings_are_validated_and_audited(
     assert_eq!(r.body["total_lines"], 1, "usage stays: it was stored today");
     let audit = call(&state, "GET", "/api/v1/audit", Some(&token), None, None).await;
     assert!(audit.body.to_string().contains("logs.settings.update"));
+}
+
+/// Reads `body` until the `line` messages read so far satisfy `done` (or `within` passes);
+/// answers their texts.
+async fn tail_until(
+    body: &mut Body,
+    within: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    use http_body_util::BodyExt as _;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut bytes = Vec::new();
+    loop {
+        let lines: Vec<String> = messages(&bytes)
+            .into_iter()
+            .filter_map(|(_, data)| data["line"].as_str().map(str::to_owned))
+            .collect();
+        if done(&lines) {
+            return lines;
+        }
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes.extend_from_slice(data);
+                }
+            }
+            _ => return lines,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_on_one_replica_shows_the_lines_another_stored_in_order() {
+    let database = testing::database(Kind::Postgres).await;
+    let a = testing::app_state_on(&database, Edition::Saas).await;
+    let b = testing::app_state_on(&database, Edition::Saas).await;
+    assert_ne!(a.hub().replica(), b.hub().replica());
+    tokio::spawn(crate::agents::listen_for_relays(b.clone()));
+    let (token, org) = bootstrap(&a).await;
+    let org: OrgId = org.parse().unwrap();
+    let agent = testing::insert_agent(&a, org, "edge").await;
+    let other_org: OrgId = signup(&a, "bob@example.com", "Beta")
+        .await
+        .org
+        .parse()
+        .unwrap();
+    let other_agent = testing::insert_agent(&a, other_org, "beta-edge").await;
+
+    // The agent ships to replica A; the user tails on replica B.
+    let mut tail = open(&b, &token, "/api/v1/logs/tail?container=web", None).await;
+    // B listens from some moment on: A ships until B's tail shows a line.
+    let ship_web =
+        |seq: u64, line: String| ship(&a, org, agent, "container:web", "container", seq, line);
+    let mut seq = 0;
+    let mut first_seen = None;
+    while first_seen.is_none() && seq < 40 {
+        seq += 1;
+        ship_web(seq, format!("warm-up {seq}")).await;
+        let within = Duration::from_millis(500);
+        let seen = tail_until(&mut tail, within, |l| !l.is_empty()).await;
+        first_seen = seen.first().cloned();
+    }
+    assert!(
+        first_seen.is_some(),
+        "replica B's tail never showed a line A stored"
+    );
+
+    // From then on every line arrives, in order, and another organization's never does.
+    ship(
+        &a,
+        other_org,
+        other_agent,
+        "container:web",
+        "container",
+        1,
+        "beta secret".into(),
+    )
+    .await;
+    let mut expected = Vec::new();
+    for _ in 0..5 {
+        seq += 1;
+        let line = format!("line {seq}");
+        ship_web(seq, line.clone()).await;
+        expected.push(line);
+    }
+    let last = expected[4].clone();
+    let seen = tail_until(&mut tail, Duration::from_secs(20), |l| {
+        l.last() == Some(&last)
+    })
+    .await;
+    let after: Vec<&String> = seen
+        .iter()
+        .skip_while(|l| l.starts_with("warm-up"))
+        .collect();
+    assert_eq!(
+        after,
+        expected.iter().collect::<Vec<_>>(),
+        "all seen: {seen:?}"
+    );
 }

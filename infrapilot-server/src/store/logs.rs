@@ -4,11 +4,11 @@
 //! acknowledgement inserts nothing new (`ON CONFLICT DO NOTHING`), and usage counts only the
 //! lines that were new.
 
-use infrapilot_core::ids::AgentId;
+use infrapilot_core::ids::{AgentId, OrgId};
 use sqlx::any::AnyRow;
 
 use super::org::OrgTx;
-use super::{StoreError, col, parsed};
+use super::{Backend, StoreError, col, parsed};
 
 /// The most rows one `INSERT` carries (PostgreSQL allows 65,535 bound parameters).
 const ROWS_PER_INSERT: usize = 400;
@@ -199,6 +199,50 @@ fn like_escape(text: &str) -> String {
     out
 }
 
+/// The PostgreSQL channel on which every replica hears of the lines another one stored, for
+/// its live tails: `<replica>:<org>:<agent>:<first seq>:<last seq>:<stream>`.
+pub const LOG_LINES_CHANNEL: &str = "infrapilot_log_lines";
+
+/// Lines one replica stored, as [`LOG_LINES_CHANNEL`] announces them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLines {
+    /// The replica that stored them.
+    pub replica: String,
+    /// Whose lines.
+    pub org: OrgId,
+    /// The agent that shipped them.
+    pub agent: AgentId,
+    /// The stored seq of the first line.
+    pub first: i64,
+    /// The stored seq of the last line.
+    pub last: i64,
+    /// The agent's stream.
+    pub stream: String,
+}
+
+impl StoredLines {
+    /// The notification's payload (the stream last: it is the only part that may hold `:`).
+    pub fn payload(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}",
+            self.replica, self.org, self.agent, self.first, self.last, self.stream
+        )
+    }
+
+    /// Reads a payload back; `None` for anything else.
+    pub fn parse(payload: &str) -> Option<Self> {
+        let mut parts = payload.splitn(6, ':');
+        Some(Self {
+            replica: parts.next()?.to_owned(),
+            org: parts.next()?.parse().ok()?,
+            agent: parts.next()?.parse().ok()?,
+            first: parts.next()?.parse().ok()?,
+            last: parts.next()?.parse().ok()?,
+            stream: parts.next()?.to_owned(),
+        })
+    }
+}
+
 impl OrgTx {
     /// Stores a batch of `agent`'s stream: the stream's row (created on first sight, its
     /// container and drop count updated), every line not stored yet, and the day's usage.
@@ -316,6 +360,42 @@ impl OrgTx {
                 .await?;
         }
         Ok(outcome)
+    }
+
+    /// Announces `lines` to every replica when this transaction commits (PostgreSQL; on
+    /// SQLite there is one replica, and nothing to do).
+    pub async fn notify_log_lines(&mut self, lines: &StoredLines) -> Result<(), StoreError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(LOG_LINES_CHANNEL)
+            .bind(lines.payload())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// `agent`'s lines of `stream` with stored seqs `first..=last`, in order.
+    pub async fn log_lines_between(
+        &mut self,
+        agent: AgentId,
+        stream: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<LogLineRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LINE_COLUMNS} FROM log_lines WHERE org_id = $1 AND agent_id = $2 \
+             AND stream = $3 AND seq >= $4 AND seq <= $5 ORDER BY seq"
+        ))
+        .bind(self.org().to_string())
+        .bind(agent.to_string())
+        .bind(stream.to_owned())
+        .bind(first)
+        .bind(last)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(line_from_row).collect()
     }
 
     async fn add_log_usage(&mut self, now: i64, lines: u64, bytes: u64) -> Result<(), StoreError> {

@@ -53,8 +53,8 @@ pub use enrollment::StoredEnrollmentToken;
 pub use events::{EventFilter, EventRecord};
 pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
 pub use logs::{
-    DEFAULT_RETENTION_DAYS, IngestOutcome, LogBatchRecord, LogCursor, LogFilter, LogLineRecord,
-    LogStreamRecord, UsageRecord,
+    DEFAULT_RETENTION_DAYS, IngestOutcome, LOG_LINES_CHANNEL, LogBatchRecord, LogCursor, LogFilter,
+    LogLineRecord, LogStreamRecord, StoredLines, UsageRecord,
 };
 pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
