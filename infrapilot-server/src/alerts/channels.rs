@@ -13,10 +13,12 @@
 //! # Secrets
 //!
 //! The SMTP `password`, the Slack `webhook_url` (whoever has it can post to the channel) and the
-//! webhook `secret` are secrets: [`ChannelConfig::redacted`] shows only whether each is set, and
-//! an update that leaves one out (absent or an empty string) keeps the stored one. The stored
+//! webhook `secret` and header values are secrets: [`ChannelConfig::redacted`] shows only
+//! whether each is set, and an update that leaves one out (absent or an empty string; a header
+//! value `null`) keeps the stored one. The stored
 //! SMTP password is kept only while the host and username stay the same, so that nobody can
-//! send it to a server of their choosing without knowing it. The serde form of a
+//! send it to a server of their choosing without knowing it; a stored header value likewise
+//! only while the webhook's URL stays the same. The serde form of a
 //! [`ChannelConfig`] carries the secrets in clear — it is meant to be sealed before storage —
 //! while its `Debug` form is redacted.
 //!
@@ -123,9 +125,11 @@ pub enum ChannelInput {
     Webhook {
         /// The endpoint.
         url: String,
-        /// Extra request headers (at most [`MAX_HEADERS`]), e.g. an `Authorization`.
+        /// Extra request headers (at most [`MAX_HEADERS`]), e.g. an `Authorization`. Their
+        /// values are secrets; on a change, a value `null` keeps the stored one (while the
+        /// `url` stays the same).
         #[serde(default)]
-        headers: BTreeMap<String, String>,
+        headers: BTreeMap<String, Option<String>>,
         /// The key requests are signed with (16 to 256 characters), when signing is wanted.
         secret: Option<String>,
     },
@@ -353,7 +357,11 @@ impl ChannelConfig {
             Channel::Webhook(webhook) => json!({
                 "type": "webhook",
                 "url": webhook.url.as_str(),
-                "headers": webhook.headers,
+                "headers": webhook
+                    .headers
+                    .keys()
+                    .map(|name| (name.clone(), set(true)))
+                    .collect::<serde_json::Map<_, _>>(),
                 "secret": set(webhook.secret.is_some()),
             }),
         }
@@ -376,7 +384,11 @@ impl ChannelConfig {
             },
             Channel::Webhook(webhook) => ChannelInput::Webhook {
                 url: webhook.url.as_str().to_owned(),
-                headers: webhook.headers.clone(),
+                headers: webhook
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), Some(value.clone())))
+                    .collect(),
                 secret: webhook.secret.clone(),
             },
         }
@@ -707,13 +719,23 @@ impl SlackChannel {
 impl WebhookChannel {
     fn validate(
         url: &str,
-        headers: BTreeMap<String, String>,
+        headers: BTreeMap<String, Option<String>>,
         secret: Option<String>,
         previous: Option<&WebhookChannel>,
         problems: &mut Problems,
     ) -> Option<Self> {
         let url = problems.check("url", parse_http_url(url));
-        let headers = check_headers(headers, problems);
+        // A stored header value goes only where it went before: to the same URL.
+        let same_url = match (&url, previous) {
+            (Some(url), Some(previous)) => *url == previous.url,
+            _ => false,
+        };
+        let headers = keep_header_values(
+            headers,
+            previous.filter(|_| same_url).map(|p| &p.headers),
+            problems,
+        )
+        .and_then(|headers| check_headers(headers, problems));
         let secret = match secret.filter(|s| !s.is_empty()) {
             None => Some(previous.and_then(|p| p.secret.clone())),
             Some(secret) => {
@@ -895,6 +917,46 @@ fn is_loopback(url: &Url) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The headers with every `null` value replaced by the stored value of the same header
+/// (`stored`: the previous headers, when they may be kept); a `null` with nothing to keep is
+/// a problem.
+fn keep_header_values(
+    headers: BTreeMap<String, Option<String>>,
+    stored: Option<&BTreeMap<String, String>>,
+    problems: &mut Problems,
+) -> Option<BTreeMap<String, String>> {
+    let before = problems.0.len();
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let value = match value {
+            Some(value) => value,
+            None => {
+                let kept = stored.and_then(|stored| {
+                    stored
+                        .iter()
+                        .find(|(stored_name, _)| stored_name.eq_ignore_ascii_case(&name))
+                        .map(|(_, value)| value.clone())
+                });
+                match kept {
+                    Some(value) => value,
+                    None => {
+                        let reason = if stored.is_some() {
+                            "is null but no value of this header is stored; give its value"
+                        } else {
+                            "is null: give its value (a stored value is kept only while the url \
+                             stays the same)"
+                        };
+                        problems.push(format!("headers.{name}"), reason);
+                        continue;
+                    }
+                }
+            }
+        };
+        out.insert(name, value);
+    }
+    (problems.0.len() == before).then_some(out)
 }
 
 fn check_headers(
@@ -1339,7 +1401,7 @@ mod tests {
     fn webhook_input() -> ChannelInput {
         ChannelInput::Webhook {
             url: "https://hooks.example.com/infrapilot".into(),
-            headers: BTreeMap::from([("Authorization".into(), "Bearer abc".into())]),
+            headers: BTreeMap::from([("Authorization".into(), Some("Bearer abc".into()))]),
             secret: Some(SECRET.into()),
         }
     }
@@ -1385,7 +1447,7 @@ mod tests {
             url: url.into(),
             headers: headers
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
                 .collect(),
             secret: secret.map(str::to_owned),
         }
@@ -1701,6 +1763,47 @@ mod tests {
             other => panic!("{other:?}"),
         }
 
+        // A header value null keeps the stored one (names match case-insensitively), while
+        // the URL stays the same; a new value replaces it.
+        let with_null = |url: &str, name: &str| ChannelInput::Webhook {
+            url: url.into(),
+            headers: BTreeMap::from([
+                (name.to_owned(), None),
+                ("X-Team".to_owned(), Some("ops".to_owned())),
+            ]),
+            secret: None,
+        };
+        let same_url = "https://hooks.example.com/infrapilot";
+        let kept =
+            ChannelConfig::validate(with_null(same_url, "authorization"), Some(&stored)).unwrap();
+        match kept.to_input() {
+            ChannelInput::Webhook { headers, .. } => assert_eq!(
+                headers,
+                BTreeMap::from([
+                    ("X-Team".to_owned(), Some("ops".to_owned())),
+                    ("authorization".to_owned(), Some("Bearer abc".to_owned())),
+                ])
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Elsewhere the stored value would go to a URL of the editor's choosing: refused.
+        check_refused(
+            with_null("https://evil.example.com/", "Authorization"),
+            Some(&stored),
+            "headers.Authorization",
+        );
+        // A header never stored has nothing to keep; nor has a new channel.
+        check_refused(
+            with_null(same_url, "X-Other"),
+            Some(&stored),
+            "headers.X-Other",
+        );
+        check_refused(
+            with_null(same_url, "Authorization"),
+            None,
+            "headers.Authorization",
+        );
+
         // A previous config of another kind has nothing to keep.
         check_refused(slack_input(""), Some(&stored), "webhook_url");
         let unsigned = ChannelConfig::validate(
@@ -1738,7 +1841,7 @@ mod tests {
             json!({
                 "type": "webhook",
                 "url": "https://hooks.example.com/infrapilot",
-                "headers": { "Authorization": "Bearer abc" },
+                "headers": { "Authorization": { "set": true } },
                 "secret": { "set": true },
             })
         );
@@ -1746,6 +1849,7 @@ mod tests {
             (&smtp, PASSWORD),
             (&slack, "SlackSecretToken123"),
             (&hook, SECRET),
+            (&hook, "Bearer abc"),
         ] {
             let shown = serde_json::to_string(&config.redacted()).unwrap();
             assert!(!shown.contains(secret), "{shown}");

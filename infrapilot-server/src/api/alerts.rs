@@ -43,7 +43,8 @@ pub struct ChannelBody {
     /// `{"type": "smtp", "host", "port", "security": "starttls"|"tls"|"none", "username",
     /// "password", "from", "to": [...]}`, `{"type": "slack", "webhook_url"}` or
     /// `{"type": "webhook", "url", "headers": {...}, "secret"}`. On a change, a secret left
-    /// out keeps its stored value.
+    /// out keeps its stored value, and so does a webhook header whose value is `null` (while
+    /// the `url` stays the same); header values are shown only as set.
     #[schema(value_type = Object)]
     pub config: Value,
 }
