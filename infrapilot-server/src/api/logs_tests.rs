@@ -12,7 +12,7 @@ use serde_json::json;
 use tower::ServiceExt as _;
 
 use super::cross_tenant::signup;
-use super::http_tests_support::{PASSWORD, bootstrap, call, login, read_for};
+use super::http_tests_support::{bootstrap, call, login, read_for};
 use crate::config::Edition;
 use crate::testing::{self, Kind};
 use crate::{AppState, app};
