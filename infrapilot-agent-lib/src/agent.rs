@@ -181,7 +181,7 @@ impl Agent {
                     .docker_socket
                     .as_ref()
                     .map(|_| self.probe.clone()),
-                self.config.proxy.as_ref().map(|proxy| proxy.log_dir()),
+                self.config.proxy.as_ref().map(ProxyCommands::nginx_logs),
                 shutdown.child_token(),
             )
         });

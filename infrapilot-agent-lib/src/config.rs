@@ -49,7 +49,7 @@ pub struct Settings {
     /// A PEM file trusted for a private ACME server's TLS instead of the system's roots
     /// (`acme_ca_root`, `INFRAPILOT_ACME_CA_ROOT`).
     pub acme_ca_root: Option<PathBuf>,
-    /// Log collection (`logs`, `log_buffer_mb`, `log_buffer_full` and their
+    /// Log collection (`logs`, `log_buffer_mb`, `log_buffer_full`, `nginx_log_mb` and their
     /// `INFRAPILOT_…` variables).
     pub logs: LogSettings,
 }
@@ -79,6 +79,9 @@ pub struct LogSettings {
     /// What happens when the buffer is full (`log_buffer_full`, `INFRAPILOT_LOG_BUFFER_FULL`:
     /// `drop_oldest`, the default, or `drop_newest`).
     pub when_full: FullPolicy,
+    /// The size in MiB past which an nginx log file is rotated (`nginx_log_mb`,
+    /// `INFRAPILOT_NGINX_LOG_MB`: 64; 0 never rotates).
+    pub nginx_log_mb: u64,
 }
 
 impl Default for LogSettings {
@@ -87,6 +90,7 @@ impl Default for LogSettings {
             selection: Some(Selection::All),
             buffer_mb: 256,
             when_full: FullPolicy::DropOldest,
+            nginx_log_mb: 64,
         }
     }
 }
@@ -123,6 +127,15 @@ impl LogSettings {
                     .parse()
                     .map_err(|e: ParseFullPolicyError| invalid(e.to_string()))?;
             }
+            "nginx_log_mb" | "INFRAPILOT_NGINX_LOG_MB" => {
+                self.nginx_log_mb = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|mb| *mb <= 1_048_576)
+                    .ok_or_else(|| {
+                        invalid("must be a size in MiB from 0 (never rotate) to 1048576".to_owned())
+                    })?;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -140,6 +153,7 @@ impl LogSettings {
             .min(config.buffer.max_bytes / 4)
             .max(4096);
         config.buffer.when_full = self.when_full;
+        config.nginx_rotate_bytes = (self.nginx_log_mb > 0).then_some(self.nginx_log_mb << 20);
         Some(config)
     }
 }
@@ -197,6 +211,7 @@ struct FileSettings {
     logs: Option<String>,
     log_buffer_mb: Option<u64>,
     log_buffer_full: Option<String>,
+    nginx_log_mb: Option<u64>,
 }
 
 impl Settings {
@@ -267,6 +282,7 @@ impl Settings {
             ("logs", file.logs),
             ("log_buffer_mb", file.log_buffer_mb.map(|m| m.to_string())),
             ("log_buffer_full", file.log_buffer_full),
+            ("nginx_log_mb", file.nginx_log_mb.map(|m| m.to_string())),
         ] {
             if let Some(value) = value {
                 settings.logs.apply(key, &value)?;
@@ -442,6 +458,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.nginx_binary, None, "an empty value turns the proxy off");
+
+        // nginx's log rotation: 64 MiB, set in the file, overridden, or turned off with 0.
+        let rotate = |s: &Settings| s.logs.config("/buffer").unwrap().nginx_rotate_bytes;
+        assert_eq!(rotate(&s), Some(64 << 20));
+        std::fs::write(tmp.path().join("agent.toml"), "nginx_log_mb = 8\n").unwrap();
+        assert_eq!(
+            rotate(&Settings::load(tmp.path(), []).unwrap()),
+            Some(8 << 20)
+        );
+        let off = [("INFRAPILOT_NGINX_LOG_MB".to_owned(), "0".to_owned())];
+        assert_eq!(rotate(&Settings::load(tmp.path(), off).unwrap()), None);
+        let bad = [("INFRAPILOT_NGINX_LOG_MB".to_owned(), "-1".to_owned())];
+        let e = Settings::load(tmp.path(), bad).unwrap_err().to_string();
+        assert!(
+            e.contains("INFRAPILOT_NGINX_LOG_MB") && e.contains("\"-1\""),
+            "{e}"
+        );
     }
 
     #[test]

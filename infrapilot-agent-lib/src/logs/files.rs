@@ -1,16 +1,32 @@
-//! nginx's log files, tailed into the buffer: the shared `access.log` and `error.log` and
-//! every host's `<kind>-<id>.access.log` and `<kind>-<id>.error.log`.
+//! nginx's log files, tailed into the buffer — the shared `access.log` and `error.log` and
+//! every host's `<kind>-<id>.access.log` and `<kind>-<id>.error.log` — and rotated so that
+//! they never fill the disk.
 //!
 //! Each file is a stream (`nginx:<file name without .log>`); a record's cursor is
 //! `<inode>:<offset after the line>`, so a restarted agent goes on exactly after the last
-//! line it buffered, and a file replaced by another (rotated, recreated) is read from its
-//! start. Only whole lines are read: a line nginx is still writing waits for its newline.
+//! line it buffered. Only whole lines are read: a line nginx is still writing waits for its
+//! newline.
+//!
+//! # Rotation
+//!
+//! A file that has grown past its bound ([`LogConfig::nginx_rotate_bytes`]) and is read to
+//! its end is renamed to `<name>.1` (replacing the one before) and nginx is asked to reopen
+//! its logs ([`ReopenLogs`]). nginx writes on into the renamed file until it has reopened, so
+//! the tailer goes on reading `<name>.1` — the file its cursor's inode names — until it is
+//! read to its end *and* its successor has existed for [`ROTATE_WAIT`]; only then does it
+//! move to the new `<name>` from its start. An outside `logrotate` that renames to `<name>.1`
+//! is followed the same way, also across a restart of the agent; a file replaced any other
+//! way is read from its start. Nothing nginx wrote is skipped, and the disk holds at most two
+//! files per log.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use infrapilot_core::logs::{parse_access_line, parse_error_line};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +40,34 @@ const POLL: Duration = Duration::from_millis(500);
 const MAX_READ: usize = 1024 * 1024;
 /// The longest line kept; the rest of a longer line is dropped.
 const MAX_LINE: usize = 64 * 1024;
+/// How long a rotated file is still read after its successor appeared: nginx's workers
+/// reopen a moment after its master, and write to the old file until then.
+pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
+/// How often nginx is asked again to reopen while a rotated file has no successor.
+const REOPEN_RETRY: Duration = Duration::from_secs(10);
+
+/// Makes nginx reopen its log files (`nginx -s reopen`), after the tailer renamed one.
+pub trait ReopenLogs: Send + Sync {
+    /// Asks nginx to reopen; an nginx that does not run has nothing to reopen (`Ok`).
+    fn reopen_logs(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// nginx's log directory, and what rotating its files needs.
+#[derive(Clone)]
+pub struct NginxLogs {
+    /// The directory nginx writes its logs to.
+    pub dir: PathBuf,
+    /// Asks nginx to reopen its logs after a rotation.
+    pub reopen: Arc<dyn ReopenLogs>,
+}
+
+impl std::fmt::Debug for NginxLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NginxLogs")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a file in nginx's log directory is.
 fn classify(name: &str) -> Option<(&'static str, &'static str)> {
@@ -62,25 +106,65 @@ impl Position {
     }
 }
 
-/// Tails the log files in `dir` into `pipeline` until `shutdown` is cancelled.
-pub async fn run_nginx(pipeline: LogPipeline, dir: PathBuf, shutdown: CancellationToken) {
-    let mut positions: HashMap<String, Position> = HashMap::new();
+/// What the tailer knows of one stream.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    position: Position,
+    /// When the current file was first seen renamed to `<name>.1` with a successor.
+    successor_since: Option<Instant>,
+}
+
+/// The tailer's state across looks.
+#[derive(Debug, Default)]
+struct Tails {
+    streams: HashMap<String, Tail>,
+}
+
+/// What one look did.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Look {
+    /// Records were buffered.
+    appended: bool,
+    /// A file was renamed to `<name>.1`: nginx must reopen.
+    rotated: bool,
+    /// A renamed file has no successor yet: nginx has not reopened.
+    awaiting_reopen: bool,
+}
+
+/// Tails the log files of `logs` into `pipeline` until `shutdown` is cancelled, rotating
+/// each past `rotate_bytes` (`None`: never).
+pub async fn run_nginx(
+    pipeline: LogPipeline,
+    logs: NginxLogs,
+    rotate_bytes: Option<u64>,
+    shutdown: CancellationToken,
+) {
+    let mut tails = Tails::default();
+    let mut last_reopen: Option<Instant> = None;
     loop {
-        let tick = {
+        let look = {
             let pipeline = pipeline.clone();
-            let dir = dir.clone();
-            let mut owned = std::mem::take(&mut positions);
+            let dir = logs.dir.clone();
+            let mut owned = std::mem::take(&mut tails);
             tokio::task::spawn_blocking(move || {
-                let appended = read_dir_once(&pipeline, &dir, &mut owned);
-                (owned, appended)
+                let look = look_once(&pipeline, &dir, &mut owned, rotate_bytes, Instant::now());
+                (owned, look)
             })
             .await
         };
-        match tick {
-            Ok((kept, appended)) => {
-                positions = kept;
-                if appended {
+        match look {
+            Ok((kept, look)) => {
+                tails = kept;
+                if look.appended {
                     pipeline.notify_appended();
+                }
+                let retry = look.awaiting_reopen
+                    && last_reopen.is_none_or(|at| at.elapsed() >= REOPEN_RETRY);
+                if look.rotated || retry {
+                    last_reopen = Some(Instant::now());
+                    if let Err(e) = logs.reopen.reopen_logs().await {
+                        tracing::warn!(error = %e, "nginx could not reopen its logs");
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading nginx's logs failed"),
@@ -92,69 +176,193 @@ pub async fn run_nginx(pipeline: LogPipeline, dir: PathBuf, shutdown: Cancellati
     }
 }
 
-/// Reads what is new in every log file once; answers whether anything was buffered.
-fn read_dir_once(
-    pipeline: &LogPipeline,
-    dir: &Path,
-    positions: &mut HashMap<String, Position>,
-) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut appended = false;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((kind, source)) = classify(&name) else {
-            continue;
-        };
-        let stream = nginx_stream(&name);
-        match read_file(pipeline, &entry.path(), &stream, kind, source, positions) {
-            Ok(n) => appended |= n > 0,
-            Err(e) => tracing::debug!(file = %name, error = %e, "cannot read an nginx log"),
-        }
-    }
-    appended
+/// The files of one log: `<name>` and `<name>.1`, each when it exists.
+#[derive(Debug, Default)]
+struct LogFiles {
+    kind: &'static str,
+    source: &'static str,
+    current: Option<PathBuf>,
+    rotated: Option<PathBuf>,
 }
 
-/// Buffers the whole lines of `path` after its position; answers how many.
-fn read_file(
+/// Reads what is new in every log file once, rotating what is due.
+fn look_once(
+    pipeline: &LogPipeline,
+    dir: &Path,
+    tails: &mut Tails,
+    rotate_bytes: Option<u64>,
+    now: Instant,
+) -> Look {
+    let mut look = Look::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return look;
+    };
+    let mut logs: HashMap<String, LogFiles> = HashMap::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (base, rotated) = match name.strip_suffix(".1") {
+            Some(base) => (base.to_owned(), true),
+            None => (name.clone(), false),
+        };
+        let Some((kind, source)) = classify(&base) else {
+            continue;
+        };
+        let files = logs.entry(base).or_default();
+        files.kind = kind;
+        files.source = source;
+        if rotated {
+            files.rotated = Some(entry.path());
+        } else {
+            files.current = Some(entry.path());
+        }
+    }
+    for (name, files) in &logs {
+        let stream = nginx_stream(name);
+        if let Err(e) = look_at(
+            pipeline,
+            &stream,
+            files,
+            tails,
+            rotate_bytes,
+            now,
+            &mut look,
+        ) {
+            tracing::debug!(file = %name, error = %e, "cannot read an nginx log");
+        }
+    }
+    look
+}
+
+/// One log's share of a look.
+fn look_at(
+    pipeline: &LogPipeline,
+    stream: &str,
+    files: &LogFiles,
+    tails: &mut Tails,
+    rotate_bytes: Option<u64>,
+    now: Instant,
+    look: &mut Look,
+) -> std::io::Result<()> {
+    let known = match tails.streams.get(stream) {
+        Some(tail) => Some(*tail),
+        None => pipeline
+            .buffer()
+            .last_cursor(stream)
+            .and_then(|c| Position::parse(&c))
+            .map(|position| Tail {
+                position,
+                successor_since: None,
+            }),
+    };
+    let inode_of = |path: &Option<PathBuf>| {
+        path.as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.ino())
+    };
+    let current_inode = inode_of(&files.current);
+    // Still on a file that was renamed away: read it to its end, and on until its
+    // successor has been there long enough for every nginx worker to have moved over.
+    if let (Some(mut tail), Some(rotated)) = (known, &files.rotated)
+        && inode_of(&files.rotated) == Some(tail.position.inode)
+        && current_inode != Some(tail.position.inode)
+    {
+        let (count, position, len) = read_lines(
+            pipeline,
+            rotated,
+            stream,
+            files.kind,
+            files.source,
+            tail.position,
+        )?;
+        look.appended |= count > 0;
+        tail.position = position;
+        if current_inode.is_none() {
+            look.awaiting_reopen = true;
+            tails.streams.insert(stream.to_owned(), tail);
+            return Ok(());
+        }
+        let since = *tail.successor_since.get_or_insert(now);
+        let drained = position.offset >= len;
+        if !drained || now.duration_since(since) < ROTATE_WAIT {
+            tails.streams.insert(stream.to_owned(), tail);
+            return Ok(());
+        }
+        // Done with it: on to its successor, from its start.
+        tails.streams.remove(stream);
+    }
+    let Some(current) = &files.current else {
+        return Ok(());
+    };
+    let Some(inode) = current_inode else {
+        return Ok(());
+    };
+    let known = tails
+        .streams
+        .get(stream)
+        .map(|t| t.position)
+        .or_else(|| known.map(|t| t.position).filter(|p| p.inode == inode));
+    // Another file under the same name, or the same one truncated: start at its beginning.
+    let start = match known {
+        Some(p) if p.inode == inode => p,
+        _ => Position { inode, offset: 0 },
+    };
+    let (count, position, len) =
+        read_lines(pipeline, current, stream, files.kind, files.source, start)?;
+    look.appended |= count > 0;
+    tails.streams.insert(
+        stream.to_owned(),
+        Tail {
+            position,
+            successor_since: None,
+        },
+    );
+    // Read to its end and past its bound: renamed away, and nginx asked to reopen.
+    if let Some(bound) = rotate_bytes
+        && position.offset >= len
+        && len >= bound
+    {
+        let mut to = current.clone().into_os_string();
+        to.push(".1");
+        std::fs::rename(current, &to)?;
+        tracing::info!(file = %current.display(), bytes = len, "rotated an nginx log");
+        look.rotated = true;
+    }
+    Ok(())
+}
+
+/// Buffers the whole lines of `path` after `start` (whose inode must be the file's, else it
+/// is read from its beginning); answers how many, the position after them, and the file's
+/// length.
+fn read_lines(
     pipeline: &LogPipeline,
     path: &Path,
     stream: &str,
     kind: &str,
     source: &str,
-    positions: &mut HashMap<String, Position>,
-) -> std::io::Result<usize> {
+    start: Position,
+) -> std::io::Result<(usize, Position, u64)> {
     let mut file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     let inode = meta.ino();
-    let known = match positions.get(stream) {
-        Some(p) => Some(*p),
-        None => pipeline
-            .buffer()
-            .last_cursor(stream)
-            .and_then(|c| Position::parse(&c)),
+    let len = meta.len();
+    // A truncated file, or another one than expected, is read from its start.
+    let start = if start.inode == inode && start.offset <= len {
+        start.offset
+    } else {
+        0
     };
-    // Another file under the same name, or the same one truncated: start at its beginning.
-    let start = match known {
-        Some(p) if p.inode == inode && p.offset <= meta.len() => p.offset,
-        _ => 0,
+    let mut position = Position {
+        inode,
+        offset: start,
     };
-    positions.insert(
-        stream.to_owned(),
-        Position {
-            inode,
-            offset: start,
-        },
-    );
-    if start >= meta.len() {
-        return Ok(0);
+    if start >= len {
+        return Ok((0, position, len));
     }
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.take(MAX_READ as u64).read_to_end(&mut bytes)?;
     let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
-        return Ok(0);
+        return Ok((0, position, len));
     };
     let stream_meta = StreamMeta {
         kind: kind.to_owned(),
@@ -169,6 +377,7 @@ fn read_file(
         offset += line.len() as u64 + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
+            position.offset = offset;
             continue;
         }
         let millis = match kind {
@@ -186,10 +395,10 @@ fn read_file(
             tracing::warn!(%stream, error = %e, "cannot buffer an nginx log line");
             break;
         }
-        positions.insert(stream.to_owned(), Position { inode, offset });
+        position.offset = offset;
         count += 1;
     }
-    Ok(count)
+    Ok((count, position, len))
 }
 
 #[cfg(test)]
@@ -198,6 +407,11 @@ mod tests {
 
     use super::*;
     use crate::logs::LogConfig;
+
+    /// One look without rotation; answers whether it buffered anything.
+    fn look(pipeline: &LogPipeline, dir: &Path, tails: &mut Tails) -> bool {
+        look_once(pipeline, dir, tails, None, Instant::now()).appended
+    }
 
     fn lines(pipeline: &LogPipeline, stream: &str) -> Vec<String> {
         pipeline
@@ -224,26 +438,26 @@ mod tests {
         assert_eq!(stream, "nginx:proxy-1.access");
         {
             let pipeline = LogPipeline::open(LogConfig::new(&buffer)).unwrap();
-            let mut positions = HashMap::new();
-            assert!(read_dir_once(&pipeline, &logs, &mut positions));
+            let mut tails = Tails::default();
+            assert!(look(&pipeline, &logs, &mut tails));
             assert_eq!(lines(&pipeline, &stream).len(), 1, "the partial line waits");
             let records = pipeline.buffer().read(&stream, 0, 10, usize::MAX).unwrap();
             assert_eq!(records[0].time_unix_nanos, 1_796_205_600_000_000_000);
             f.write_all(b" line\n").unwrap();
-            assert!(read_dir_once(&pipeline, &logs, &mut positions));
-            assert!(!read_dir_once(&pipeline, &logs, &mut positions));
+            assert!(look(&pipeline, &logs, &mut tails));
+            assert!(!look(&pipeline, &logs, &mut tails));
             assert_eq!(lines(&pipeline, &stream)[1], "partial line");
         }
         // A restarted agent goes on after the last buffered line.
         f.write_all(b"third\n").unwrap();
         let pipeline = LogPipeline::open(LogConfig::new(&buffer)).unwrap();
-        let mut positions = HashMap::new();
-        assert!(read_dir_once(&pipeline, &logs, &mut positions));
+        let mut tails = Tails::default();
+        assert!(look(&pipeline, &logs, &mut tails));
         assert_eq!(lines(&pipeline, &stream).len(), 3);
         // A new file under the same name is read from its start.
         std::fs::remove_file(&file).unwrap();
         std::fs::write(&file, "fourth\n").unwrap();
-        assert!(read_dir_once(&pipeline, &logs, &mut positions));
+        assert!(look(&pipeline, &logs, &mut tails));
         assert_eq!(
             lines(&pipeline, &stream),
             [
@@ -253,5 +467,77 @@ mod tests {
                 "fourth"
             ]
         );
+    }
+
+    #[test]
+    fn a_rotated_file_is_read_to_its_end_before_its_successor_also_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let buffer = dir.path().join("buffer");
+        let file = logs.join("access.log");
+        let rotated = logs.join("access.log.1");
+        let stream = nginx_stream("access.log");
+        let append = |path: &Path, text: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        };
+        let t0 = Instant::now();
+        let bound = Some(16);
+        let pipeline = LogPipeline::open(LogConfig::new(&buffer)).unwrap();
+        let mut tails = Tails::default();
+
+        // Under the bound nothing happens; past it, read to its end, the file is renamed.
+        append(&file, "one\n");
+        let first = look_once(&pipeline, &logs, &mut tails, bound, t0);
+        assert!(first.appended && !first.rotated);
+        append(&file, "two plus enough\n");
+        let look = look_once(&pipeline, &logs, &mut tails, bound, t0);
+        assert!(look.appended && look.rotated, "{look:?}");
+        assert!(!file.exists() && rotated.exists());
+
+        // nginx writes on into the renamed file until it reopens: those lines are read too,
+        // and reopening is asked for again.
+        append(&rotated, "three\n");
+        let look = look_once(&pipeline, &logs, &mut tails, bound, t0);
+        assert!(
+            look.appended && look.awaiting_reopen && !look.rotated,
+            "{look:?}"
+        );
+
+        // Reopened: a successor exists, but the renamed file is read on for ROTATE_WAIT.
+        append(&file, "five\n");
+        append(&rotated, "four\n");
+        let look = look_once(&pipeline, &logs, &mut tails, bound, t0);
+        assert!(look.appended && !look.awaiting_reopen, "{look:?}");
+        assert_eq!(
+            lines(&pipeline, &stream),
+            ["one", "two plus enough", "three", "four"]
+        );
+
+        // A restarted agent goes on in the renamed file from its cursor.
+        drop(tails);
+        let mut tails = Tails::default();
+        append(&rotated, "late\n");
+        let later = t0 + ROTATE_WAIT;
+        look_once(&pipeline, &logs, &mut tails, bound, later);
+        assert_eq!(lines(&pipeline, &stream).last().unwrap(), "late");
+
+        // Drained and past the wait: on to the successor, from its start.
+        let look = look_once(&pipeline, &logs, &mut tails, bound, later + ROTATE_WAIT);
+        assert!(look.appended, "{look:?}");
+        assert_eq!(
+            lines(&pipeline, &stream),
+            ["one", "two plus enough", "three", "four", "late", "five"]
+        );
+        // Nothing twice, and an old rotated file is left alone.
+        assert!(!look_once(&pipeline, &logs, &mut tails, None, later + ROTATE_WAIT).appended);
+        append(&rotated, "written after the wait\n");
+        assert!(!look_once(&pipeline, &logs, &mut tails, None, later + ROTATE_WAIT).appended);
     }
 }

@@ -5,7 +5,8 @@
 //! - [`collect`] — collectors that append to it: every selected container's stdout and
 //!   stderr (resuming after the last line buffered, so a restart buffers no line twice) and
 //!   the engine's container events.
-//! - [`files`] — nginx's access and error logs, tailed from the proxy's log directory.
+//! - [`files`] — nginx's access and error logs, tailed from the proxy's log directory and
+//!   rotated past their bound without losing a line.
 //! - [`ship`] — the shipper that runs inside a session: sends each stream's unacknowledged
 //!   records as `LogBatch`es, one batch in flight per stream, and deletes records only once
 //!   the server acknowledged them.
@@ -30,6 +31,7 @@ use crate::probe::HostProbe;
 
 pub use buffer::{BufferConfig, BufferError, FullPolicy, LogBuffer, StreamMeta};
 pub use collect::{Selection, SelectionError};
+pub use files::{NginxLogs, ReopenLogs};
 pub use ship::ShipConfig;
 
 /// How the agent collects and ships logs.
@@ -46,11 +48,13 @@ pub struct LogConfig {
     pub backfill_lines: u32,
     /// Batch sizes and timeouts of the shipper.
     pub ship: ShipConfig,
+    /// The size past which an nginx log file is rotated ([`files`]); `None`: never.
+    pub nginx_rotate_bytes: Option<u64>,
 }
 
 impl LogConfig {
     /// The defaults for a buffer in `buffer_dir`: every container, 256 MiB dropping the
-    /// oldest records when full, 10,000 lines of backfill.
+    /// oldest records when full, 10,000 lines of backfill, nginx's logs rotated at 64 MiB.
     pub fn new(buffer_dir: impl Into<PathBuf>) -> Self {
         Self {
             buffer_dir: buffer_dir.into(),
@@ -58,6 +62,7 @@ impl LogConfig {
             selection: Selection::All,
             backfill_lines: 10_000,
             ship: ShipConfig::default(),
+            nginx_rotate_bytes: Some(64 * 1024 * 1024),
         }
     }
 }
@@ -115,13 +120,13 @@ impl LogPipeline {
     }
 
     /// Starts filling the buffer: the selected containers' output and Docker's events
-    /// through `docker` (its engine looked for until found), and nginx's logs from
-    /// `nginx_log_dir`, each when given. They run until `shutdown` is cancelled or the
+    /// through `docker` (its engine looked for until found), and `nginx`'s logs (rotated
+    /// past [`LogConfig::nginx_rotate_bytes`]), each when given. They run until `shutdown` is cancelled or the
     /// returned [`Collectors`] is dropped, server or no server.
     pub fn start_collectors(
         &self,
         docker: Option<Arc<HostProbe>>,
-        nginx_log_dir: Option<PathBuf>,
+        nginx: Option<NginxLogs>,
         shutdown: CancellationToken,
     ) -> Collectors {
         let mut tasks = Vec::new();
@@ -132,10 +137,11 @@ impl LogPipeline {
                 shutdown.child_token(),
             )));
         }
-        if let Some(dir) = nginx_log_dir {
+        if let Some(logs) = nginx {
             tasks.push(tokio::spawn(files::run_nginx(
                 self.clone(),
-                dir,
+                logs,
+                self.config.nginx_rotate_bytes,
                 shutdown.child_token(),
             )));
         }

@@ -3,7 +3,9 @@
 //! is issued or renewed — with or without the control plane.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::acme::AcmeManager;
 use super::{NginxController, write_atomic};
 use crate::command::{CommandError, CommandHandler, ErrorCode, HandlerFuture, Replies};
+use crate::logs::{NginxLogs, ReopenLogs};
 
 /// The longest the certificate loop sleeps between checks.
 const ACME_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
@@ -71,6 +74,14 @@ impl ProxyCommands {
     /// The directory nginx writes its access and error logs to.
     pub fn log_dir(&self) -> PathBuf {
         PathBuf::from(self.controller.layout().log_dir.as_str())
+    }
+
+    /// nginx's logs as the log collector tails and rotates them.
+    pub fn nginx_logs(self: &Arc<Self>) -> NginxLogs {
+        NginxLogs {
+            dir: self.log_dir(),
+            reopen: self.clone(),
+        }
     }
 
     /// The certificate store, when Let's Encrypt is set up.
@@ -375,6 +386,19 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl ReopenLogs for ProxyCommands {
+    fn reopen_logs(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let controller = &self.controller;
+            match controller.runner().reopen_logs(controller.layout()).await {
+                Ok(out) if out.success => Ok(()),
+                Ok(out) => Err(format!("nginx -s reopen failed: {}", out.output.trim())),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
 }
 
 impl CommandHandler for ProxyCommands {

@@ -87,6 +87,18 @@ impl NginxRunner {
         }
     }
 
+    /// Makes the nginx of `layout` reopen its log files (`nginx -s reopen`), if it runs.
+    pub async fn reopen_logs(&self, layout: &Layout) -> Result<RunOutput, NginxError> {
+        let main = layout.main_conf_path();
+        if !self.is_running(layout).await {
+            return Ok(RunOutput {
+                success: true,
+                output: String::new(),
+            });
+        }
+        self.run(&["-q", "-c", &main, "-s", "reopen"]).await
+    }
+
     /// Stops the nginx of `layout` (`nginx -s quit`), if it runs.
     pub async fn stop(&self, main: &Path, layout: &Layout) -> Result<RunOutput, NginxError> {
         if let NginxRunner::Container(c) = self {

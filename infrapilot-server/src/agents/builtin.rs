@@ -117,7 +117,7 @@ pub async fn serve_with(
     let _collectors = logs.as_ref().map(|pipeline| {
         pipeline.start_collectors(
             Some(probe.clone()),
-            proxy.as_ref().map(|proxy| proxy.log_dir()),
+            proxy.as_ref().map(ProxyCommands::nginx_logs),
             tokio_util::sync::CancellationToken::new(),
         )
     });
@@ -213,8 +213,8 @@ pub async fn builtin_nginx(
 /// The built-in agent's log collection: every container's output (or `INFRAPILOT_LOGS`:
 /// `all`, `label:KEY`, `label:KEY=VALUE`, `off`) buffered under `<data_dir>/agent-logs`, at
 /// most `INFRAPILOT_LOG_BUFFER_MB` (256) MiB, dropping the oldest records when full (or
-/// `INFRAPILOT_LOG_BUFFER_FULL=drop_newest`). `None` when turned off; an error names a bad
-/// setting.
+/// `INFRAPILOT_LOG_BUFFER_FULL=drop_newest`), nginx's log files rotated past
+/// `INFRAPILOT_NGINX_LOG_MB` (64). `None` when turned off; an error names a bad setting.
 pub fn host_logs(data_dir: &Path) -> Result<Option<LogPipeline>, String> {
     let settings = Settings::load(data_dir, std::env::vars()).map_err(|e| e.to_string())?;
     let Some(config) = settings.logs.config(data_dir.join("agent-logs")) else {

@@ -66,6 +66,14 @@ impl Env {
 
     /// The built-in agent with nginx and, given `pebble`, Let's Encrypt from it.
     async fn start(pebble: Option<(&Pebble, u16)>) -> Env {
+        Self::start_with(pebble, |_| {}).await
+    }
+
+    /// [`Env::start`] with the agent's log configuration changed by `configure`.
+    async fn start_with(
+        pebble: Option<(&Pebble, u16)>,
+        configure: impl FnOnce(&mut LogConfig),
+    ) -> Env {
         assert!(
             Path::new(NGINX).exists(),
             "these tests need nginx at {NGINX} (cargo xtask provision installs it)"
@@ -103,6 +111,7 @@ impl Env {
             key: "infrapilot.test.none".to_owned(),
             value: None,
         };
+        configure(&mut logs);
         let logs = LogPipeline::open(logs).unwrap();
         tokio::spawn(crate::agents::builtin::run_with(
             state.clone(),
@@ -701,6 +710,54 @@ async fn access_logs_reach_the_server_and_add_up_to_host_metrics() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert_eq!(r.body["errors"][0]["field"], "since");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_rotated_under_load_lose_no_line_and_count_none_twice() {
+    // Rotated past 4 KiB: every few dozen requests while they come.
+    let env = Env::start_with(None, |logs| logs.nginx_rotate_bytes = Some(4096)).await;
+    let port = env.layout.http_port;
+    let up = upstream("rotated").await;
+    let r = env
+        .create(json!({"domains": ["rotated.test"], "upstream": format!("http://127.0.0.1:{up}")}))
+        .await;
+    assert_eq!(r.body["status"], "applied", "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    until_body(port, "rotated.test", "upstream rotated").await;
+    let since = crate::util::rfc3339(crate::util::now_micros() - 1_000_000);
+    // Before the count: requests until_body made.
+    let uri = format!("/api/v1/proxy-hosts/{id}/metrics?since={since}");
+    let (env, uri) = (&env, &uri);
+    let requests =
+        || async move { env.api("GET", uri, None).await.body["metrics"]["requests"].as_u64() };
+    const SENT: u64 = 400;
+    for _ in 0..SENT {
+        assert_eq!(get(port, "rotated.test").await.0, 200);
+    }
+    let reached = infrapilot_agent_lib::testing::wait_until(Duration::from_secs(60), || async {
+        requests().await >= Some(SENT)
+    })
+    .await;
+    assert!(reached, "requests counted: {:?}", requests().await);
+    // Rotations finish within ROTATE_WAIT; a line read twice would have shown up by then.
+    tokio::time::sleep(infrapilot_agent_lib::logs::files::ROTATE_WAIT * 2).await;
+    let counted = requests().await.unwrap();
+    // until_body's own requests are counted too when they came after `since`.
+    assert!(
+        (SENT..SENT + 50).contains(&counted),
+        "{counted} requests counted for {SENT} sent"
+    );
+    let log_dir = Path::new(env.layout.log_dir.as_str());
+    let access = std::fs::read_dir(log_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(&id) && n.contains(".access.log"))
+        .collect::<Vec<_>>();
+    assert_eq!(access.len(), 2, "the log and one rotated file: {access:?}");
+    let size =
+        std::fs::metadata(log_dir.join(format!("proxy-{id}.access.log"))).map_or(0, |m| m.len());
+    assert!(size < 64 * 1024, "the live file stays small: {size} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
