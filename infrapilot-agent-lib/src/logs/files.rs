@@ -16,8 +16,9 @@
 //! read to its end *and* its successor has existed for [`ROTATE_WAIT`]; only then does it
 //! move to the new `<name>` from its start. An outside `logrotate` that renames to `<name>.1`
 //! is followed the same way, also across a restart of the agent; a file replaced any other
-//! way is read from its start. Nothing nginx wrote is skipped, and the disk holds at most two
-//! files per log.
+//! way is read from its start. Nothing nginx wrote is skipped (but the incomplete last line
+//! of a renamed file, given up [`ROTATE_GIVE_UP`] after its successor appeared), and the disk
+//! holds at most two files per log.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 use infrapilot_core::logs::{parse_access_line, parse_error_line};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(doc)]
+use super::LogConfig;
 use super::LogPipeline;
 use super::buffer::{NewRecord, StreamMeta};
 
@@ -43,6 +46,9 @@ const MAX_LINE: usize = 64 * 1024;
 /// How long a rotated file is still read after its successor appeared: nginx's workers
 /// reopen a moment after its master, and write to the old file until then.
 pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
+/// How long after its successor appeared a rotated file that ends in an incomplete line (nginx
+/// died mid-write, the disk was full) is given up on, once nothing more comes.
+pub const ROTATE_GIVE_UP: Duration = Duration::from_secs(30);
 /// How often nginx is asked again to reopen while a rotated file has no successor.
 const REOPEN_RETRY: Duration = Duration::from_secs(10);
 
@@ -282,8 +288,17 @@ fn look_at(
             return Ok(());
         }
         let since = *tail.successor_since.get_or_insert(now);
-        let drained = position.offset >= len;
-        if !drained || now.duration_since(since) < ROTATE_WAIT {
+        let waited = now.duration_since(since);
+        let stuck = count == 0 && waited >= ROTATE_GIVE_UP;
+        if stuck && position.offset < len {
+            tracing::warn!(
+                file = %rotated.display(),
+                bytes = len - position.offset,
+                "a rotated nginx log ends in an incomplete line; it is skipped"
+            );
+        }
+        let drained = position.offset >= len || stuck;
+        if !drained || waited < ROTATE_WAIT {
             tails.streams.insert(stream.to_owned(), tail);
             return Ok(());
         }
@@ -539,5 +554,30 @@ mod tests {
         assert!(!look_once(&pipeline, &logs, &mut tails, None, later + ROTATE_WAIT).appended);
         append(&rotated, "written after the wait\n");
         assert!(!look_once(&pipeline, &logs, &mut tails, None, later + ROTATE_WAIT).appended);
+    }
+
+    #[test]
+    fn a_rotated_file_ending_in_an_incomplete_line_is_given_up_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let pipeline = LogPipeline::open(LogConfig::new(dir.path().join("buffer"))).unwrap();
+        let stream = nginx_stream("error.log");
+        let mut tails = Tails::default();
+        let t0 = Instant::now();
+        std::fs::write(logs.join("error.log"), "first\n").unwrap();
+        assert!(look_once(&pipeline, &logs, &mut tails, Some(1), t0).rotated);
+        // nginx died in the middle of a line, and its successor writes elsewhere.
+        std::fs::write(logs.join("error.log.1"), "first\ncut in the mid").unwrap();
+        std::fs::write(logs.join("error.log"), "after\n").unwrap();
+        look_once(&pipeline, &logs, &mut tails, None, t0);
+        look_once(&pipeline, &logs, &mut tails, None, t0 + ROTATE_WAIT);
+        assert_eq!(
+            lines(&pipeline, &stream),
+            ["first"],
+            "the incomplete line waits"
+        );
+        look_once(&pipeline, &logs, &mut tails, None, t0 + ROTATE_GIVE_UP);
+        assert_eq!(lines(&pipeline, &stream), ["first", "after"]);
     }
 }
