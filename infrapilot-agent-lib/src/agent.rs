@@ -18,7 +18,7 @@ use crate::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
 use crate::docker::DockerCommands;
 use crate::endpoint::AgentEndpoint;
 use crate::error::AgentError;
-use crate::logs::{LogConfig, LogPipeline};
+use crate::logs::{Collectors, LogConfig, LogPipeline};
 use crate::nginx::ProxyCommands;
 use crate::probe::{DEFAULT_DOCKER_SOCKET, HostProbe};
 use crate::renew::{Validity, renew};
@@ -175,16 +175,15 @@ impl Agent {
             Some(config) => Some(LogPipeline::open(config.clone())?),
             None => None,
         };
-        let _collectors = logs.as_ref().map(|pipeline| {
-            pipeline.start_collectors(
-                self.config
-                    .docker_socket
-                    .as_ref()
-                    .map(|_| self.probe.clone()),
-                self.config.proxy.as_ref().map(ProxyCommands::nginx_logs),
-                shutdown.child_token(),
-            )
-        });
+        let _collectors = Collectors::start(
+            logs.as_ref(),
+            self.config
+                .docker_socket
+                .as_ref()
+                .map(|_| self.probe.clone()),
+            self.config.proxy.as_ref().map(ProxyCommands::nginx_logs),
+            shutdown.child_token(),
+        );
         let mut backoff = Backoff::new(self.config.backoff);
         loop {
             if shutdown.is_cancelled() {

@@ -153,8 +153,13 @@ impl LogSettings {
             .min(config.buffer.max_bytes / 4)
             .max(4096);
         config.buffer.when_full = self.when_full;
-        config.nginx_rotate_bytes = (self.nginx_log_mb > 0).then_some(self.nginx_log_mb << 20);
         Some(config)
+    }
+
+    /// The size past which nginx's log files are rotated; `None`: never. It applies also
+    /// when log collection is off.
+    pub fn nginx_rotate_bytes(&self) -> Option<u64> {
+        (self.nginx_log_mb > 0).then_some(self.nginx_log_mb << 20)
     }
 }
 
@@ -460,7 +465,7 @@ mod tests {
         assert_eq!(s.nginx_binary, None, "an empty value turns the proxy off");
 
         // nginx's log rotation: 64 MiB, set in the file, overridden, or turned off with 0.
-        let rotate = |s: &Settings| s.logs.config("/buffer").unwrap().nginx_rotate_bytes;
+        let rotate = |s: &Settings| s.logs.nginx_rotate_bytes();
         assert_eq!(rotate(&s), Some(64 << 20));
         std::fs::write(tmp.path().join("agent.toml"), "nginx_log_mb = 8\n").unwrap();
         assert_eq!(

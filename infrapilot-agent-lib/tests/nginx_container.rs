@@ -46,6 +46,7 @@ fn container_proxy(
         acme_dir: root.join("acme"),
         acme_ca_root: None,
         docker: Some(docker.docker().clone()),
+        log_rotation: None,
     }
     .build()
     .unwrap()

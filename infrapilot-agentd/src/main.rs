@@ -141,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         acme_dir: state_dir.join("acme"),
                         acme_ca_root: settings.acme_ca_root.clone(),
                         docker,
+                        log_rotation: settings.logs.nginx_rotate_bytes(),
                     }
                     .build()
                     .with_context(|| format!("setting up nginx under {}", root.display()))?;

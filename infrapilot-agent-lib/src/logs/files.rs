@@ -9,7 +9,7 @@
 //!
 //! # Rotation
 //!
-//! A file that has grown past its bound ([`LogConfig::nginx_rotate_bytes`]) and is read to
+//! A file that has grown past its bound ([`NginxLogs::rotate_bytes`]) and is read to
 //! its end is renamed to `<name>.1` (replacing the one before) and nginx is asked to reopen
 //! its logs ([`ReopenLogs`]). nginx writes on into the renamed file until it has reopened, so
 //! the tailer goes on reading `<name>.1` — the file its cursor's inode names — until it is
@@ -32,8 +32,6 @@ use std::time::{Duration, Instant};
 use infrapilot_core::logs::{parse_access_line, parse_error_line};
 use tokio_util::sync::CancellationToken;
 
-#[cfg(doc)]
-use super::LogConfig;
 use super::LogPipeline;
 use super::buffer::{NewRecord, StreamMeta};
 
@@ -49,6 +47,8 @@ pub const ROTATE_WAIT: Duration = Duration::from_secs(2);
 /// How long after its successor appeared a rotated file that ends in an incomplete line (nginx
 /// died mid-write, the disk was full) is given up on, once nothing more comes.
 pub const ROTATE_GIVE_UP: Duration = Duration::from_secs(30);
+/// How often untailed logs are looked at for rotation.
+pub const UNTAILED_CHECK: Duration = Duration::from_secs(30);
 /// How often nginx is asked again to reopen while a rotated file has no successor.
 const REOPEN_RETRY: Duration = Duration::from_secs(10);
 
@@ -63,6 +63,8 @@ pub trait ReopenLogs: Send + Sync {
 pub struct NginxLogs {
     /// The directory nginx writes its logs to.
     pub dir: PathBuf,
+    /// The size past which a file is rotated; `None`: never.
+    pub rotate_bytes: Option<u64>,
     /// Asks nginx to reopen its logs after a rotation.
     pub reopen: Arc<dyn ReopenLogs>,
 }
@@ -71,6 +73,7 @@ impl std::fmt::Debug for NginxLogs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NginxLogs")
             .field("dir", &self.dir)
+            .field("rotate_bytes", &self.rotate_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -138,13 +141,9 @@ struct Look {
 }
 
 /// Tails the log files of `logs` into `pipeline` until `shutdown` is cancelled, rotating
-/// each past `rotate_bytes` (`None`: never).
-pub async fn run_nginx(
-    pipeline: LogPipeline,
-    logs: NginxLogs,
-    rotate_bytes: Option<u64>,
-    shutdown: CancellationToken,
-) {
+/// each past its bound.
+pub async fn run_nginx(pipeline: LogPipeline, logs: NginxLogs, shutdown: CancellationToken) {
+    let rotate_bytes = logs.rotate_bytes;
     let mut tails = Tails::default();
     let mut last_reopen: Option<Instant> = None;
     loop {
@@ -180,6 +179,52 @@ pub async fn run_nginx(
             () = tokio::time::sleep(POLL) => {}
         }
     }
+}
+
+/// Rotates the log files of `logs` past their bound, with nobody tailing them (log collection
+/// is off), until `shutdown` is cancelled: every [`UNTAILED_CHECK`], each file past it becomes
+/// `<name>.1` and nginx reopens.
+pub async fn rotate_untailed(logs: NginxLogs, shutdown: CancellationToken) {
+    let Some(bound) = logs.rotate_bytes else {
+        return;
+    };
+    loop {
+        let dir = logs.dir.clone();
+        let rotated = tokio::task::spawn_blocking(move || rotate_due(&dir, bound))
+            .await
+            .unwrap_or(false);
+        if rotated && let Err(e) = logs.reopen.reopen_logs().await {
+            tracing::warn!(error = %e, "nginx could not reopen its logs");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(UNTAILED_CHECK) => {}
+        }
+    }
+}
+
+/// Renames every log file in `dir` past `bound` to `<name>.1`; answers whether any was.
+fn rotate_due(dir: &Path, bound: u64) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut rotated = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if classify(&name).is_none() || !entry.metadata().is_ok_and(|m| m.len() >= bound) {
+            continue;
+        }
+        let path = entry.path();
+        let mut to = path.clone().into_os_string();
+        to.push(".1");
+        match std::fs::rename(&path, &to) {
+            Ok(()) => rotated = true,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot rotate an nginx log")
+            }
+        }
+    }
+    rotated
 }
 
 /// The files of one log: `<name>` and `<name>.1`, each when it exists.
@@ -579,5 +624,49 @@ mod tests {
         );
         look_once(&pipeline, &logs, &mut tails, None, t0 + ROTATE_GIVE_UP);
         assert_eq!(lines(&pipeline, &stream), ["first", "after"]);
+    }
+
+    /// Counts the reopens asked for.
+    struct CountReopens(std::sync::atomic::AtomicUsize);
+
+    impl ReopenLogs for CountReopens {
+        fn reopen_logs(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn with_collection_off_files_past_the_bound_are_still_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("proxy-1.access.log"), "x".repeat(100)).unwrap();
+        std::fs::write(dir.path().join("error.log"), "small\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "y".repeat(100)).unwrap();
+        let reopens = Arc::new(CountReopens(0.into()));
+        let logs = NginxLogs {
+            dir: dir.path().to_owned(),
+            rotate_bytes: Some(50),
+            reopen: reopens.clone(),
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(rotate_untailed(logs, shutdown.clone()));
+        let count = || reopens.0.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..100 {
+            if count() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(count(), 1);
+        let names: std::collections::BTreeSet<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["error.log", "notes.txt", "proxy-1.access.log.1"]
+        );
     }
 }

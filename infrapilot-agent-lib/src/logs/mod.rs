@@ -48,13 +48,11 @@ pub struct LogConfig {
     pub backfill_lines: u32,
     /// Batch sizes and timeouts of the shipper.
     pub ship: ShipConfig,
-    /// The size past which an nginx log file is rotated ([`files`]); `None`: never.
-    pub nginx_rotate_bytes: Option<u64>,
 }
 
 impl LogConfig {
     /// The defaults for a buffer in `buffer_dir`: every container, 256 MiB dropping the
-    /// oldest records when full, 10,000 lines of backfill, nginx's logs rotated at 64 MiB.
+    /// oldest records when full, 10,000 lines of backfill.
     pub fn new(buffer_dir: impl Into<PathBuf>) -> Self {
         Self {
             buffer_dir: buffer_dir.into(),
@@ -62,7 +60,6 @@ impl LogConfig {
             selection: Selection::All,
             backfill_lines: 10_000,
             ship: ShipConfig::default(),
-            nginx_rotate_bytes: Some(64 * 1024 * 1024),
         }
     }
 }
@@ -121,7 +118,7 @@ impl LogPipeline {
 
     /// Starts filling the buffer: the selected containers' output and Docker's events
     /// through `docker` (its engine looked for until found), and `nginx`'s logs (rotated
-    /// past [`LogConfig::nginx_rotate_bytes`]), each when given. They run until `shutdown` is cancelled or the
+    /// past their bound), each when given. They run until `shutdown` is cancelled or the
     /// returned [`Collectors`] is dropped, server or no server.
     pub fn start_collectors(
         &self,
@@ -141,7 +138,6 @@ impl LogPipeline {
             tasks.push(tokio::spawn(files::run_nginx(
                 self.clone(),
                 logs,
-                self.config.nginx_rotate_bytes,
                 shutdown.child_token(),
             )));
         }
@@ -153,6 +149,26 @@ impl LogPipeline {
 #[derive(Debug)]
 pub struct Collectors {
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl Collectors {
+    /// With a `pipeline`, [`LogPipeline::start_collectors`]; without (collection is off),
+    /// only the rotation of `nginx`'s logs ([`files::rotate_untailed`]), so that they never
+    /// fill the disk either way.
+    pub fn start(
+        pipeline: Option<&LogPipeline>,
+        docker: Option<Arc<HostProbe>>,
+        nginx: Option<NginxLogs>,
+        shutdown: CancellationToken,
+    ) -> Collectors {
+        match (pipeline, nginx) {
+            (Some(pipeline), nginx) => pipeline.start_collectors(docker, nginx, shutdown),
+            (None, Some(nginx)) => Collectors {
+                tasks: vec![tokio::spawn(files::rotate_untailed(nginx, shutdown))],
+            },
+            (None, None) => Collectors { tasks: Vec::new() },
+        }
+    }
 }
 
 impl Drop for Collectors {

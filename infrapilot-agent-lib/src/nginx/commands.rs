@@ -47,6 +47,8 @@ pub struct ProxyCommands {
     /// Wakes the certificate loop after an apply (a new host may need a certificate).
     wake: Notify,
     reports: watch::Sender<Option<Arc<ApplyReport>>>,
+    /// The size past which nginx's log files are rotated.
+    log_rotation: Option<u64>,
 }
 
 impl ProxyCommands {
@@ -60,7 +62,16 @@ impl ProxyCommands {
             acme: None,
             wake: Notify::new(),
             reports: watch::channel(None).0,
+            log_rotation: Some(super::DEFAULT_LOG_ROTATION),
         }
+    }
+
+    /// Rotates nginx's log files past `bytes` (`None`: never; the default is
+    /// [`DEFAULT_LOG_ROTATION`](super::DEFAULT_LOG_ROTATION)).
+    #[must_use]
+    pub fn with_log_rotation(mut self, bytes: Option<u64>) -> Self {
+        self.log_rotation = bytes;
+        self
     }
 
     /// Obtains the certificates of `lets_encrypt` hosts with `acme` (see
@@ -80,6 +91,7 @@ impl ProxyCommands {
     pub fn nginx_logs(self: &Arc<Self>) -> NginxLogs {
         NginxLogs {
             dir: self.log_dir(),
+            rotate_bytes: self.log_rotation,
             reopen: self.clone(),
         }
     }

@@ -393,6 +393,9 @@ impl std::fmt::Display for NginxPlacement {
     }
 }
 
+/// The size past which nginx's log files are rotated unless set otherwise: 64 MiB.
+pub const DEFAULT_LOG_ROTATION: u64 = 64 << 20;
+
 /// Everything an agent's proxy is made of; [`build`](Self::build) makes it.
 #[derive(Debug, Clone)]
 pub struct ProxySetup {
@@ -411,11 +414,13 @@ pub struct ProxySetup {
     /// The Docker engine: drives the nginx container and finds upstream containers (without
     /// it, container upstreams are reported unreachable).
     pub docker: Option<Docker>,
+    /// The size past which nginx's log files are rotated; `None`: never.
+    pub log_rotation: Option<u64>,
 }
 
 impl ProxySetup {
     /// The host's nginx at `binary` with its files under `nginx_root`, no Docker, no private
-    /// ACME root.
+    /// ACME root, logs rotated at [`DEFAULT_LOG_ROTATION`].
     pub fn host(
         nginx_root: impl Into<PathBuf>,
         binary: impl Into<PathBuf>,
@@ -433,6 +438,7 @@ impl ProxySetup {
             acme_dir: acme_dir.into(),
             acme_ca_root: None,
             docker: None,
+            log_rotation: Some(DEFAULT_LOG_ROTATION),
         }
     }
 
@@ -496,7 +502,9 @@ impl ProxySetup {
             Box::new(acme::Http01Webroot::new(layout.acme_webroot.as_str())),
             self.acme_ca_root,
         );
-        Ok(ProxyCommands::new(controller, self.state_file).with_acme(acme))
+        Ok(ProxyCommands::new(controller, self.state_file)
+            .with_acme(acme)
+            .with_log_rotation(self.log_rotation))
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use infrapilot_agent_lib::command::{AgentInfo, BuiltinCommands, Chain, CommandHandler};
 use infrapilot_agent_lib::config::Settings;
-use infrapilot_agent_lib::logs::LogPipeline;
+use infrapilot_agent_lib::logs::{Collectors, LogPipeline};
 use infrapilot_agent_lib::nginx::{NginxPlacement, ProxyCommands, ProxySetup};
 use infrapilot_agent_lib::probe::connect_docker;
 use infrapilot_agent_lib::{DockerCommands, HostProbe, SessionContext, run_session};
@@ -113,14 +113,13 @@ pub async fn serve_with(
     let BuiltinOptions { proxy, logs } = options;
     let id = AgentIdentity { agent, org };
     let probe = Arc::new(HostProbe::new("/", Some(docker_socket)));
-    // Logs are collected whether or not the session is up.
-    let _collectors = logs.as_ref().map(|pipeline| {
-        pipeline.start_collectors(
-            Some(probe.clone()),
-            proxy.as_ref().map(ProxyCommands::nginx_logs),
-            tokio_util::sync::CancellationToken::new(),
-        )
-    });
+    // Logs are collected whether or not the session is up; nginx's are rotated either way.
+    let _collectors = Collectors::start(
+        logs.as_ref(),
+        Some(probe.clone()),
+        proxy.as_ref().map(ProxyCommands::nginx_logs),
+        tokio_util::sync::CancellationToken::new(),
+    );
     let info = AgentInfo::of_this_host();
     let base = Chain {
         first: BuiltinCommands::new(info.clone(), probe.clone()),
@@ -199,6 +198,7 @@ pub async fn builtin_nginx(
         acme_dir: root.join("acme"),
         acme_ca_root: settings.acme_ca_root,
         docker: connect_docker(docker_socket).await,
+        log_rotation: settings.logs.nginx_rotate_bytes(),
     }
     .build()
     .map_err(|e| {

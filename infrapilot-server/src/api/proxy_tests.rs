@@ -66,14 +66,15 @@ impl Env {
 
     /// The built-in agent with nginx and, given `pebble`, Let's Encrypt from it.
     async fn start(pebble: Option<(&Pebble, u16)>) -> Env {
-        Self::start_with(pebble, |_| {}).await
+        Self::start_with(
+            pebble,
+            Some(infrapilot_agent_lib::nginx::DEFAULT_LOG_ROTATION),
+        )
+        .await
     }
 
-    /// [`Env::start`] with the agent's log configuration changed by `configure`.
-    async fn start_with(
-        pebble: Option<(&Pebble, u16)>,
-        configure: impl FnOnce(&mut LogConfig),
-    ) -> Env {
+    /// [`Env::start`] with nginx's logs rotated past `log_rotation`.
+    async fn start_with(pebble: Option<(&Pebble, u16)>, log_rotation: Option<u64>) -> Env {
         assert!(
             Path::new(NGINX).exists(),
             "these tests need nginx at {NGINX} (cargo xtask provision installs it)"
@@ -88,7 +89,8 @@ impl Env {
                 UpstreamNetworks::host(docker, root.path().join("upstream-networks.json")),
             ),
             root.path().join("desired-state.json"),
-        );
+        )
+        .with_log_rotation(log_rotation);
         let mut vars = Vec::new();
         let directory;
         if let Some((pebble, _)) = pebble {
@@ -111,7 +113,6 @@ impl Env {
             key: "infrapilot.test.none".to_owned(),
             value: None,
         };
-        configure(&mut logs);
         let logs = LogPipeline::open(logs).unwrap();
         tokio::spawn(crate::agents::builtin::run_with(
             state.clone(),
@@ -715,7 +716,7 @@ async fn access_logs_reach_the_server_and_add_up_to_host_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_logs_rotated_under_load_lose_no_line_and_count_none_twice() {
     // Rotated past 4 KiB: every few dozen requests while they come.
-    let env = Env::start_with(None, |logs| logs.nginx_rotate_bytes = Some(4096)).await;
+    let env = Env::start_with(None, Some(4096)).await;
     let port = env.layout.http_port;
     let up = upstream("rotated").await;
     let r = env
