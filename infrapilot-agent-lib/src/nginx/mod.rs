@@ -455,6 +455,18 @@ impl ProxySetup {
         let networks_file = root.join("upstream-networks.json");
         let controller = match self.placement {
             NginxPlacement::Host { binary } => {
+                if runs_as_root()
+                    && let Some(closed) = untraversable_ancestor(&root)
+                {
+                    tracing::warn!(
+                        nginx_root = %root.display(),
+                        closed = %closed.display(),
+                        "nginx's workers run as an unprivileged user and cannot pass through \
+                         {}: Let's Encrypt challenges and the default server's pages will fail; \
+                         let others pass (chmod o+x) or keep the state elsewhere",
+                        closed.display()
+                    );
+                }
                 let controller = NginxController::new(layout.clone(), NginxRunner::host(binary));
                 match self.docker {
                     Some(docker) => {
@@ -506,6 +518,22 @@ impl ProxySetup {
             .with_acme(acme)
             .with_log_rotation(self.log_rotation))
     }
+}
+
+/// Whether this process runs as root (nginx started by it then runs its workers as an
+/// unprivileged user).
+fn runs_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The first directory above `path` that other users cannot pass through (no `o+x`), if any.
+fn untraversable_ancestor(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.ancestors()
+        .skip(1)
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(Path::to_path_buf)
 }
 
 /// A layout with every directory under `root` (`conf`, `certs`, `htpasswd`, `logs`, `tmp`,
@@ -696,5 +724,25 @@ mod tests {
             "nginx: [emerg] unknown directive \"x\" in /c/hosts/proxy-1.conf:3"
         );
         assert_eq!(nginx_message("  odd output \n"), "odd output");
+    }
+
+    #[test]
+    fn a_directory_others_cannot_pass_through_is_found_above_the_root() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        let root = open.join("state/nginx");
+        std::fs::create_dir_all(&root).unwrap();
+        let set = |dir: &Path, mode| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set(tmp.path(), 0o755);
+        set(&open, 0o755);
+        set(&open.join("state"), 0o711);
+        // The temporary directory's own ancestors (/tmp) let everyone pass.
+        assert_eq!(untraversable_ancestor(&root), None);
+        set(&open, 0o700);
+        assert_eq!(untraversable_ancestor(&root), Some(open.clone()));
+        set(&open, 0o755);
     }
 }

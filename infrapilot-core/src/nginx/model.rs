@@ -189,12 +189,16 @@ impl SslMode {
 pub struct Tls {
     /// The certificate; its files are `<cert_dir>/<id>/fullchain.pem` and `privkey.pem`.
     pub certificate: CertificateId,
-    /// Whether plain HTTP requests (other than ACME challenges) are redirected to HTTPS.
+    /// Whether plain HTTP requests (other than ACME challenges) are redirected to HTTPS
+    /// (default: no).
+    #[serde(default)]
     pub force_https: bool,
-    /// Whether HTTP/2 is offered. nginx enables it per listening port, so one host asking for
-    /// it turns it on for every host on port 443.
+    /// Whether HTTP/2 is offered (default: no). nginx enables it per listening port, so one
+    /// host asking for it turns it on for every host on port 443.
+    #[serde(default)]
     pub http2: bool,
-    /// HTTP Strict Transport Security, sent on HTTPS responses.
+    /// HTTP Strict Transport Security, sent on HTTPS responses (default: none).
+    #[serde(default)]
     pub hsts: Option<Hsts>,
 }
 
@@ -464,6 +468,15 @@ mod tests {
         let again: Site = serde_json::from_str(&serde_json::to_string(&site).unwrap()).unwrap();
         assert_eq!(again, site);
         assert!(serde_json::from_str::<Site>(&json.replace("/api/", "/a{b")).is_err());
+        // Only the certificate is needed: HTTPS without redirect, HTTP/2 or HSTS.
+        let minimal = r#"{"proxy_hosts": [{
+            "id": "00000000-0000-0000-0000-000000000001", "domains": ["app.example.com"],
+            "upstream": "http://app:80",
+            "ssl": {"mode": "custom", "certificate": "00000000-0000-0000-0000-000000000002"}
+        }]}"#;
+        let site: Site = serde_json::from_str(minimal).unwrap();
+        let tls = site.proxy_hosts[0].ssl.tls().unwrap();
+        assert!(!tls.force_https && !tls.http2 && tls.hsts.is_none());
         let schema = serde_json::to_string(&schemars::schema_for!(Site)).unwrap();
         assert!(schema.contains("ProxyHost"));
     }
