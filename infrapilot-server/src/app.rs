@@ -25,7 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::agents::{AgentHub, RelayWaiters};
+use crate::agents::{AgentHub, RelayStreams, RelayWaiters};
 use crate::api;
 use crate::ca::InstanceCa;
 use crate::config::Config;
@@ -47,6 +47,7 @@ struct Inner {
     ca: InstanceCa,
     hub: AgentHub,
     relay_waiters: RelayWaiters,
+    relay_streams: Arc<RelayStreams>,
     jwt: JwtKey,
     password_params: PasswordParams,
     refresh: RefreshPolicy,
@@ -77,6 +78,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             hub,
             relay_waiters: RelayWaiters::default(),
+            relay_streams: Arc::default(),
             config,
             store,
             keys,
@@ -118,6 +120,11 @@ impl AppState {
     /// Commands this replica relayed to another, waiting for their answers.
     pub fn relay_waiters(&self) -> &RelayWaiters {
         &self.0.relay_waiters
+    }
+
+    /// Streamed commands relayed to or from another replica.
+    pub fn relay_streams(&self) -> &Arc<RelayStreams> {
+        &self.0.relay_streams
     }
 
     /// The access-token key.

@@ -150,13 +150,24 @@ pub(super) fn run_agent(
     CancellationToken,
     tokio::task::JoinHandle<Result<StopReason, infrapilot_agent_lib::AgentError>>,
 ) {
+    run_agent_with(dir, None)
+}
+
+/// [`run_agent`] with the Docker engine at `docker_socket`.
+pub(super) fn run_agent_with(
+    dir: &StateDir,
+    docker_socket: Option<&str>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<StopReason, infrapilot_agent_lib::AgentError>>,
+) {
     let mut config = AgentConfig::new(dir.path());
     config.heartbeat_override = Some(Duration::from_millis(500));
     config.backoff = BackoffConfig {
         base: Duration::from_millis(100),
         cap: Duration::from_millis(500),
     };
-    config.docker_socket = None;
+    config.docker_socket = docker_socket.map(Into::into);
     let cancel = CancellationToken::new();
     let agent = Agent::new(config);
     let token = cancel.clone();
@@ -583,6 +594,142 @@ async fn a_command_on_one_replica_reaches_an_agent_on_another() {
     )
     .await;
     assert_eq!(info.status, StatusCode::OK, "{info:?}");
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_on_one_replica_runs_on_an_agent_held_by_another() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use infrapilot_agent_lib::testing::{RunOptions, TestDocker};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let docker = TestDocker::new("relayed_terminal").await.unwrap();
+    let shell = docker
+        .run("shell", &["sleep", "600"], RunOptions::default())
+        .await
+        .unwrap();
+    let database = testing::database(Kind::Postgres).await;
+    let a = env_on(testing::app_state_on(&database, Edition::Community).await).await;
+    let b_state = testing::app_state_on(&database, Edition::Community).await;
+    tokio::spawn(super::listen_for_relays(a.state.clone()));
+    tokio::spawn(super::listen_for_relays(b_state.clone()));
+    let token = a.token(json!({"name": "replicas"})).await;
+    let (dir, id) = enrolled(&a, &token, &[]).await;
+    let (cancel, _running) = run_agent_with(&dir, Some("/var/run/docker.sock"));
+    a.wait_status(&id, "online").await;
+    // Both replicas listen once a command relayed from B comes back.
+    let ping_uri = format!("/api/v1/agents/{id}/ping");
+    let ping = || call(&b_state, "POST", &ping_uri, Some(&a.admin), None, None);
+    let mut answered = false;
+    for _ in 0..50 {
+        if ping().await.status == StatusCode::OK {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "replica B reaches the agent through A");
+
+    // Replica B serves the WebSocket; replica A holds the agent's stream.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = crate::app(b_state.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let connect = async |what: &str| {
+        let url = format!(
+            "ws://{addr}/api/v1/agents/{id}/containers/{}/{what}/ws",
+            shell.name
+        );
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", a.admin).parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+    let mut term = connect("exec").await;
+    let next = async |term: &mut tokio_tungstenite::WebSocketStream<_>| {
+        tokio::time::timeout(Duration::from_secs(20), term.next())
+            .await
+            .expect("a frame within 20 s")
+            .expect("the socket is open")
+            .expect("a valid frame")
+    };
+    term.send(Message::Text(
+        json!({"cmd": ["sh"], "tty": true}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    match next(&mut term).await {
+        Message::Text(text) => assert!(text.contains("started"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    // Input goes over, and 22,000 bytes of output come back whole and in order (a chunk is
+    // cut into parts that fit a notification and put together again).
+    term.send(Message::Binary(
+        b"yes 0123456789 | head -n 2000; echo end-$((40+2))\n"
+            .to_vec()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let mut output = String::new();
+    while !output.contains("end-42") {
+        if let Message::Binary(bytes) = next(&mut term).await {
+            assert_eq!(bytes[0], 1, "TTY output is stdout");
+            output.push_str(&String::from_utf8_lossy(&bytes[1..]));
+        }
+    }
+    let lines: Vec<&str> = output
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| *l == "0123456789")
+        .collect();
+    assert_eq!(lines.len(), 2000, "every line once: {} bytes", output.len());
+    term.send(Message::Binary(b"exit 7\n".to_vec().into()))
+        .await
+        .unwrap();
+    let exit = loop {
+        if let Message::Text(text) = next(&mut term).await {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == "exit" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(exit["exit_code"], 7, "{exit}");
+    drop(term);
+
+    // A stream that never ends on its own (stats) is cancelled on the agent's replica when
+    // its client goes away.
+    let mut stats = connect("stats").await;
+    match next(&mut stats).await {
+        Message::Text(text) => assert!(text.contains("cpu"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        a.state.relay_streams().in_flight(),
+        1,
+        "A serves the stream"
+    );
+    drop(stats);
+    // Nothing is left behind: the relayed streams are gone on both replicas.
+    let mut left = true;
+    for _ in 0..50 {
+        left = b_state.relay_streams().in_flight() + a.state.relay_streams().in_flight() > 0;
+        if !left {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!left, "relayed streams left behind");
     cancel.cancel();
 }
 

@@ -13,6 +13,8 @@ use infrapilot_proto::v1::{
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+use super::relay_stream::{RelayLink, RelayedStream};
+
 /// Why a command got no result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -198,10 +200,12 @@ impl AgentHub {
             return Err(CommandError::Closed);
         }
         Ok(CommandStream {
-            request_id,
-            session,
-            replies: rx,
-            finished: false,
+            source: Source::Local {
+                request_id,
+                session,
+                replies: rx,
+                finished: false,
+            },
         })
     }
 
@@ -319,31 +323,61 @@ pub enum StreamEvent {
     Failed(CommandError),
 }
 
-/// A command whose replies arrive as a stream ([`AgentHub::open_stream`]). Dropping it before
-/// the end cancels the command on the agent.
+/// A command whose replies arrive as a stream ([`AgentHub::open_stream`], or relayed from
+/// the replica that holds the agent: [`super::open_stream`]). Dropping it before the end
+/// cancels the command on the agent.
 pub struct CommandStream {
-    request_id: String,
-    session: Arc<Session>,
-    replies: mpsc::Receiver<CommandReply>,
-    finished: bool,
+    source: Source,
+}
+
+enum Source {
+    /// The agent's stream is on this replica.
+    Local {
+        request_id: String,
+        session: Arc<Session>,
+        replies: mpsc::Receiver<CommandReply>,
+        finished: bool,
+    },
+    /// Another replica holds it and relays.
+    Relayed(Box<RelayedStream>),
 }
 
 impl std::fmt::Debug for CommandStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommandStream")
-            .field("request_id", &self.request_id)
-            .field("finished", &self.finished)
-            .finish_non_exhaustive()
+        match &self.source {
+            Source::Local {
+                request_id,
+                finished,
+                ..
+            } => f
+                .debug_struct("CommandStream")
+                .field("request_id", request_id)
+                .field("finished", finished)
+                .finish_non_exhaustive(),
+            Source::Relayed(relayed) => relayed.fmt(f),
+        }
     }
 }
 
 impl CommandStream {
+    pub(super) fn relayed(relayed: RelayedStream) -> Self {
+        CommandStream {
+            source: Source::Relayed(Box::new(relayed)),
+        }
+    }
+
     /// The next event; `None` after the final one.
     pub async fn next(&mut self) -> Option<StreamEvent> {
-        if self.finished {
+        let (replies, finished) = match &mut self.source {
+            Source::Local {
+                replies, finished, ..
+            } => (replies, finished),
+            Source::Relayed(relayed) => return relayed.next().await,
+        };
+        if *finished {
             return None;
         }
-        let event = match self.replies.recv().await {
+        let event = match replies.recv().await {
             None => StreamEvent::Failed(CommandError::Closed),
             Some(reply) => match reply.result {
                 Some(command_reply::Result::Chunk(bytes)) => {
@@ -360,26 +394,42 @@ impl CommandStream {
                 }),
             },
         };
-        self.finished = true;
+        *finished = true;
         Some(event)
     }
 
     /// A handle that sends input (stdin, resizes) to the command, usable from another task.
     pub fn input(&self) -> CommandInputSender {
-        CommandInputSender {
-            request_id: self.request_id.clone(),
-            outgoing: self.session.outgoing.clone(),
+        match &self.source {
+            Source::Local {
+                request_id,
+                session,
+                ..
+            } => CommandInputSender {
+                target: InputTarget::Local {
+                    request_id: request_id.clone(),
+                    outgoing: session.outgoing.clone(),
+                },
+            },
+            Source::Relayed(relayed) => CommandInputSender {
+                target: InputTarget::Relayed(relayed.link()),
+            },
         }
     }
 }
 
 impl Drop for CommandStream {
     fn drop(&mut self) {
-        if !self.finished && self.session.remove_waiter(&self.request_id) {
-            let _ = self
-                .session
-                .outgoing
-                .try_send(Ok(cancel(self.request_id.clone())));
+        // A relayed stream cancels through its own drop.
+        if let Source::Local {
+            request_id,
+            session,
+            finished: false,
+            ..
+        } = &self.source
+            && session.remove_waiter(request_id)
+        {
+            let _ = session.outgoing.try_send(Ok(cancel(request_id.clone())));
         }
     }
 }
@@ -387,20 +437,37 @@ impl Drop for CommandStream {
 /// Sends input to a streamed command.
 #[derive(Debug, Clone)]
 pub struct CommandInputSender {
-    request_id: String,
-    outgoing: Outgoing,
+    target: InputTarget,
+}
+
+#[derive(Debug, Clone)]
+enum InputTarget {
+    /// The agent's stream on this replica.
+    Local {
+        request_id: String,
+        outgoing: Outgoing,
+    },
+    /// The replica that holds the agent's stream.
+    Relayed(RelayLink),
 }
 
 impl CommandInputSender {
     /// Sends one input message; fails when the agent's connection is gone.
     pub async fn send(&self, kind: command_input::Kind) -> Result<(), CommandError> {
+        let (request_id, outgoing) = match &self.target {
+            InputTarget::Local {
+                request_id,
+                outgoing,
+            } => (request_id, outgoing),
+            InputTarget::Relayed(link) => return link.input(kind).await,
+        };
         let message = ServerMessage {
             body: Some(server_message::Body::Input(CommandInput {
-                request_id: self.request_id.clone(),
+                request_id: request_id.clone(),
                 kind: Some(kind),
             })),
         };
-        self.outgoing
+        outgoing
             .send(Ok(message))
             .await
             .map_err(|_| CommandError::Closed)

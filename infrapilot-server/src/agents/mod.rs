@@ -13,12 +13,14 @@ pub mod builtin;
 mod hub;
 mod identity;
 mod relay;
+mod relay_stream;
 mod service;
 mod tls;
 
 pub use hub::{AgentHub, CommandError, CommandInputSender, CommandStream, StreamEvent};
 pub use identity::{AgentIdentity, identity_from_der};
-pub use relay::{RelayWaiters, listen as listen_for_relays, send_command};
+pub use relay::{RelayWaiters, listen as listen_for_relays, open_stream, send_command};
+pub use relay_stream::RelayStreams;
 pub use service::AgentEndpoint;
 pub use tls::serve;
 

@@ -2,8 +2,9 @@
 //! agent's stream lives on one of them. A command issued on another replica is written to
 //! `agent_commands` and the holding replica is woken with `NOTIFY` on its channel; it runs
 //! the command over the stream, writes the reply and notifies the asker the same way. No new
-//! infrastructure: PostgreSQL's LISTEN/NOTIFY is the bus. On SQLite there is one replica and
-//! the path is in-process only.
+//! infrastructure: PostgreSQL's LISTEN/NOTIFY is the bus. Streamed commands go the same way
+//! and then carry their events and input as notifications ([`super::relay_stream`]). On SQLite
+//! there is one replica and the path is in-process only.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +18,8 @@ use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::CommandError;
 use super::is_online;
+use super::{CommandError, CommandStream};
 use crate::AppState;
 use crate::store::{
     Backend, LOG_LINES_CHANNEL, OrgScope, RelayRecord, StoreError, replica_channel,
@@ -38,7 +39,7 @@ impl std::fmt::Debug for RelayWaiters {
 /// A relayed command's answer, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum RelayReply {
+pub(super) enum RelayReply {
     Done { payload: String },
     Offline,
     Timeout,
@@ -47,7 +48,7 @@ enum RelayReply {
 }
 
 impl RelayReply {
-    fn from_result(result: Result<Vec<u8>, CommandError>) -> Self {
+    pub(super) fn from_result(result: Result<Vec<u8>, CommandError>) -> Self {
         match result {
             Ok(payload) => RelayReply::Done {
                 payload: STANDARD.encode(payload),
@@ -59,7 +60,7 @@ impl RelayReply {
         }
     }
 
-    fn into_result(self, timeout: Duration) -> Result<Vec<u8>, CommandError> {
+    pub(super) fn into_result(self, timeout: Duration) -> Result<Vec<u8>, CommandError> {
         match self {
             RelayReply::Done { payload } => {
                 STANDARD.decode(payload).map_err(|_| CommandError::Closed)
@@ -91,32 +92,18 @@ pub async fn send_command(
         return hub.command(org, agent, kind, timeout).await;
     }
     let scope = OrgScope::system(org);
-    let mut tx = state.store().org_read(&scope).await.map_err(store_error)?;
-    let record = tx.agent(agent).await.map_err(store_error)?;
-    tx.commit().await.map_err(store_error)?;
-    let online = is_online(
-        record.connected_replica.as_deref(),
-        record.last_seen_at,
-        now_micros(),
-        hub.heartbeat(),
-    );
-    let target = match record.connected_replica {
-        Some(target) if online && target != hub.replica() => target,
-        _ => return Err(CommandError::Offline),
-    };
+    let target = holder(state, &scope, agent).await?;
     let id = uuid::Uuid::now_v7().simple().to_string();
-    let command = Command {
-        request_id: String::new(),
-        deadline_unix_ms: 0,
-        kind: Some(kind),
-    };
+    let command = encode_command(kind);
     let relay = RelayRecord {
         id: id.clone(),
         agent,
         origin_replica: hub.replica().to_owned(),
         target_replica: target,
-        command: STANDARD.encode(command.encode_to_vec()),
-        timeout_ms: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
+        command,
+        timeout_ms: i64::try_from(timeout.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1),
         reply: None,
     };
     let (tx_reply, rx_reply) = oneshot::channel();
@@ -142,6 +129,55 @@ pub async fn send_command(
         let _ = tx.commit().await;
     }
     result
+}
+
+/// Opens a streamed command (log follow, stats, a terminal) on an agent wherever its stream
+/// is: on this replica directly, on another through PostgreSQL notifications
+/// ([`relay_stream`](super::relay_stream)).
+pub async fn open_stream(
+    state: &AppState,
+    org: OrgId,
+    agent: AgentId,
+    kind: command::Kind,
+) -> Result<CommandStream, CommandError> {
+    let hub = state.hub();
+    if hub.holds(agent) || state.store().backend() != Backend::Postgres {
+        return hub.open_stream(org, agent, kind, None).await;
+    }
+    let target = holder(state, &OrgScope::system(org), agent).await?;
+    super::relay_stream::open(state, org, agent, target, encode_command(kind)).await
+}
+
+/// The other replica that holds `agent`'s stream; offline when none does.
+async fn holder(
+    state: &AppState,
+    scope: &OrgScope,
+    agent: AgentId,
+) -> Result<String, CommandError> {
+    let hub = state.hub();
+    let mut tx = state.store().org_read(scope).await.map_err(store_error)?;
+    let record = tx.agent(agent).await.map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+    let online = is_online(
+        record.connected_replica.as_deref(),
+        record.last_seen_at,
+        now_micros(),
+        hub.heartbeat(),
+    );
+    match record.connected_replica {
+        Some(target) if online && target != hub.replica() => Ok(target),
+        _ => Err(CommandError::Offline),
+    }
+}
+
+/// A command as `agent_commands` stores it: base64 of the protobuf `Command`.
+fn encode_command(kind: command::Kind) -> String {
+    let command = Command {
+        request_id: String::new(),
+        deadline_unix_ms: 0,
+        kind: Some(kind),
+    };
+    STANDARD.encode(command.encode_to_vec())
 }
 
 /// Listens on this replica's channel until the process ends: runs commands relayed to it and
@@ -176,6 +212,10 @@ pub async fn listen(state: AppState) {
                             }
                             continue;
                         }
+                        // A relayed stream's events and input, handed on in order.
+                        if state.relay_streams().dispatch(&payload) {
+                            continue;
+                        }
                         let state = state.clone();
                         tokio::spawn(async move { handle(&state, &payload).await });
                     }
@@ -186,6 +226,14 @@ pub async fn listen(state: AppState) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+fn decode_command(command: &str) -> Option<command::Kind> {
+    STANDARD
+        .decode(command)
+        .ok()
+        .and_then(|bytes| Command::decode(bytes.as_slice()).ok())
+        .and_then(|c| c.kind)
 }
 
 async fn handle(state: &AppState, payload: &str) {
@@ -220,14 +268,14 @@ async fn handle(state: &AppState, payload: &str) {
                 let _ = waiter.send(reply);
             }
         }
+        // A streamed command for an agent this replica holds.
+        None if relay.target_replica == me && relay.timeout_ms == 0 => {
+            super::relay_stream::serve(state, org, &relay, decode_command(&relay.command)).await;
+        }
         // A command for an agent this replica holds.
         None if relay.target_replica == me => {
             let timeout = Duration::from_millis(u64::try_from(relay.timeout_ms).unwrap_or(10_000));
-            let kind = STANDARD
-                .decode(&relay.command)
-                .ok()
-                .and_then(|bytes| Command::decode(bytes.as_slice()).ok())
-                .and_then(|c| c.kind);
+            let kind = decode_command(&relay.command);
             let result = match kind {
                 Some(kind) => state.hub().command(org, relay.agent, kind, timeout).await,
                 None => Err(CommandError::Agent {

@@ -4,7 +4,8 @@
 //!
 //! Every call goes to the agent as a [`DockerRequest`] over its stream ([`send_command`], which
 //! also reaches agents held by another replica). Live streams — logs follow, stats, the
-//! interactive terminal — are WebSockets served by the replica that holds the agent's stream.
+//! interactive terminal — are WebSockets; when another replica holds the agent's stream, it
+//! relays them ([`crate::agents::open_stream`]).
 //!
 //! Mutating container operations pass the policy engine first ([`gate`]) with the container's
 //! attributes ([`policy_resource`]) and the agent's labels: `block` refuses with 403 and the
@@ -41,11 +42,10 @@ use super::agents::command_error;
 use super::audit_outcome;
 use super::policies::{Gated, gate};
 use crate::AppState;
-use crate::agents::{CommandStream, StreamEvent, is_online, send_command};
+use crate::agents::{CommandStream, StreamEvent, send_command};
 use crate::auth::{ClientIp, Scoped};
 use crate::error::{ApiJson, AppError, PolicyNotice, Problem};
 use crate::store::{AgentRecord, OrgScope};
-use crate::util::now_micros;
 
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -490,30 +490,15 @@ pub async fn container_stats(
     ))
 }
 
-/// Opens a streamed command on the replica that holds the agent's stream.
+/// Opens a streamed command on the agent, wherever its stream is (relayed when another
+/// replica holds it).
 async fn open_stream(
     state: &AppState,
     scope: &OrgScope,
     agent: &AgentRecord,
     request: &DockerRequest,
 ) -> Result<CommandStream, AppError> {
-    let hub = state.hub();
-    if !hub.holds(agent.id)
-        && is_online(
-            agent.connected_replica.as_deref(),
-            agent.last_seen_at,
-            now_micros(),
-            hub.heartbeat(),
-        )
-    {
-        return Err(AppError::Unavailable(
-            "this agent's connection is held by another server replica, and live streams (log \
-             follow, stats, terminal) are served only by that replica; retry, or route \
-             WebSockets for this agent to one replica"
-                .to_owned(),
-        ));
-    }
-    hub.open_stream(scope.org(), agent.id, docker_kind(request), None)
+    crate::agents::open_stream(state, scope.org(), agent.id, docker_kind(request))
         .await
         .map_err(command_error)
 }

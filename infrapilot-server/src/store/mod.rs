@@ -186,6 +186,21 @@ impl Store {
         &self.url
     }
 
+    /// Sends `payload` on the PostgreSQL channel `channel` (`NOTIFY`, outside any transaction:
+    /// it is delivered at once, after every notification this call sent before). Touches no
+    /// table; on SQLite there is nobody to notify and it does nothing.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel.to_owned())
+            .bind(payload.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
