@@ -138,6 +138,8 @@ struct Look {
     rotated: bool,
     /// A renamed file has no successor yet: nginx has not reopened.
     awaiting_reopen: bool,
+    /// A file had a whole window to read: look again at once.
+    more: bool,
 }
 
 /// Tails the log files of `logs` into `pipeline` until `shutdown` is cancelled, rotating
@@ -157,9 +159,11 @@ pub async fn run_nginx(pipeline: LogPipeline, logs: NginxLogs, shutdown: Cancell
             })
             .await
         };
+        let mut more = false;
         match look {
             Ok((kept, look)) => {
                 tails = kept;
+                more = look.more;
                 if look.appended {
                     pipeline.notify_appended();
                 }
@@ -174,9 +178,11 @@ pub async fn run_nginx(pipeline: LogPipeline, logs: NginxLogs, shutdown: Cancell
             }
             Err(e) => tracing::warn!(error = %e, "reading nginx's logs failed"),
         }
+        // A busy log is read on without waiting, so it is kept up with (and rotated).
+        let pause = if more { Duration::ZERO } else { POLL };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }
@@ -190,10 +196,10 @@ pub async fn rotate_untailed(logs: NginxLogs, shutdown: CancellationToken) {
     };
     loop {
         let dir = logs.dir.clone();
-        let rotated = tokio::task::spawn_blocking(move || rotate_due(&dir, bound))
+        let reopen = tokio::task::spawn_blocking(move || rotate_due(&dir, bound))
             .await
             .unwrap_or(false);
-        if rotated && let Err(e) = logs.reopen.reopen_logs().await {
+        if reopen && let Err(e) = logs.reopen.reopen_logs().await {
             tracing::warn!(error = %e, "nginx could not reopen its logs");
         }
         tokio::select! {
@@ -203,7 +209,9 @@ pub async fn rotate_untailed(logs: NginxLogs, shutdown: CancellationToken) {
     }
 }
 
-/// Renames every log file in `dir` past `bound` to `<name>.1`; answers whether any was.
+/// Renames every log file in `dir` past `bound` to `<name>.1`; answers whether nginx must
+/// reopen: a file was renamed, or one renamed before still has no successor (a reopen that
+/// failed).
 fn rotate_due(dir: &Path, bound: u64) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
@@ -211,6 +219,13 @@ fn rotate_due(dir: &Path, bound: u64) -> bool {
     let mut rotated = false;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(".1")
+            && classify(base).is_some()
+            && !dir.join(base).exists()
+        {
+            rotated = true;
+            continue;
+        }
         if classify(&name).is_none() || !entry.metadata().is_ok_and(|m| m.len() >= bound) {
             continue;
         }
@@ -317,7 +332,7 @@ fn look_at(
         && inode_of(&files.rotated) == Some(tail.position.inode)
         && current_inode != Some(tail.position.inode)
     {
-        let (count, position, len) = read_lines(
+        let (count, position, len, full) = read_lines(
             pipeline,
             rotated,
             stream,
@@ -326,6 +341,7 @@ fn look_at(
             tail.position,
         )?;
         look.appended |= count > 0;
+        look.more |= full;
         tail.position = position;
         if current_inode.is_none() {
             look.awaiting_reopen = true;
@@ -366,9 +382,10 @@ fn look_at(
         Some(p) if p.inode == inode => p,
         _ => Position { inode, offset: 0 },
     };
-    let (count, position, len) =
+    let (count, position, len, full) =
         read_lines(pipeline, current, stream, files.kind, files.source, start)?;
     look.appended |= count > 0;
+    look.more |= full;
     tails.streams.insert(
         stream.to_owned(),
         Tail {
@@ -391,8 +408,8 @@ fn look_at(
 }
 
 /// Buffers the whole lines of `path` after `start` (whose inode must be the file's, else it
-/// is read from its beginning); answers how many, the position after them, and the file's
-/// length.
+/// is read from its beginning); answers how many, the position after them, the file's
+/// length, and whether a whole window was read (so more may wait).
 fn read_lines(
     pipeline: &LogPipeline,
     path: &Path,
@@ -400,7 +417,7 @@ fn read_lines(
     kind: &str,
     source: &str,
     start: Position,
-) -> std::io::Result<(usize, Position, u64)> {
+) -> std::io::Result<(usize, Position, u64, bool)> {
     let mut file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     let inode = meta.ino();
@@ -416,13 +433,18 @@ fn read_lines(
         offset: start,
     };
     if start >= len {
-        return Ok((0, position, len));
+        return Ok((0, position, len, false));
     }
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.take(MAX_READ as u64).read_to_end(&mut bytes)?;
-    let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
-        return Ok((0, position, len));
+    let full = bytes.len() == MAX_READ;
+    // A whole window without a line end (a line longer than it, or garbage after a crash) is
+    // taken as one line, cut like any long one, so that reading goes on.
+    let (end, unended) = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(end) => (end, false),
+        None if full => (bytes.len(), true),
+        None => return Ok((0, position, len, false)),
     };
     let stream_meta = StreamMeta {
         kind: kind.to_owned(),
@@ -434,7 +456,7 @@ fn read_lines(
     let mut count = 0;
     let mut buffer = pipeline.buffer();
     for line in bytes[..end].split(|b| *b == b'\n') {
-        offset += line.len() as u64 + 1;
+        offset += line.len() as u64 + u64::from(!unended);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             position.offset = offset;
@@ -458,7 +480,7 @@ fn read_lines(
         position.offset = offset;
         count += 1;
     }
-    Ok((count, position, len))
+    Ok((count, position, len, full))
 }
 
 #[cfg(test)]
@@ -668,5 +690,26 @@ mod tests {
             names.into_iter().collect::<Vec<_>>(),
             ["error.log", "notes.txt", "proxy-1.access.log.1"]
         );
+    }
+
+    #[test]
+    fn a_window_without_a_line_end_is_taken_as_one_cut_line_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let pipeline = LogPipeline::open(LogConfig::new(dir.path().join("buffer"))).unwrap();
+        let mut garbage = vec![b'x'; MAX_READ + 10];
+        garbage.extend_from_slice(b"\nnext\n");
+        std::fs::write(logs.join("error.log"), garbage).unwrap();
+        let mut tails = Tails::default();
+        let first = look_once(&pipeline, &logs, &mut tails, None, Instant::now());
+        assert!(first.appended && first.more, "{first:?}");
+        let second = look_once(&pipeline, &logs, &mut tails, None, Instant::now());
+        assert!(second.appended && !second.more, "{second:?}");
+        let lines = lines(&pipeline, &nginx_stream("error.log"));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].len(), MAX_LINE, "cut like any long line");
+        assert_eq!(lines[1], "x".repeat(10));
+        assert_eq!(lines[2], "next");
     }
 }

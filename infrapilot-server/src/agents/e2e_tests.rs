@@ -733,6 +733,73 @@ async fn a_terminal_on_one_replica_runs_on_an_agent_held_by_another() {
     cancel.cancel();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_as_closed_when_its_agent_goes_away() {
+    use infrapilot_agent_lib::testing::{RunOptions, TestDocker};
+    use infrapilot_core::docker::DockerRequest;
+
+    let docker = TestDocker::new("stream_agent_gone").await.unwrap();
+    let idle = docker
+        .run("idle", &["sleep", "600"], RunOptions::default())
+        .await
+        .unwrap();
+    let env = env(Kind::Sqlite).await;
+    let token = env.token(json!({"name": "leaving"})).await;
+    let (dir, id) = enrolled(&env, &token, &[]).await;
+    let (cancel, running) = run_agent_with(&dir, Some("/var/run/docker.sock"));
+    env.wait_status(&id, "online").await;
+    let agent: infrapilot_core::ids::AgentId = id.parse().unwrap();
+    let me = call(
+        &env.state,
+        "GET",
+        "/api/v1/auth/me",
+        Some(&env.admin),
+        None,
+        None,
+    )
+    .await;
+    let org: infrapilot_core::ids::OrgId = me.body["organizations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let request: DockerRequest =
+        serde_json::from_value(json!({"op": "stats", "container": idle.name, "stream": true}))
+            .unwrap();
+    let kind = infrapilot_proto::v1::command::Kind::Docker(infrapilot_proto::v1::Docker {
+        request_json: request.to_json(),
+    });
+    let mut stream = env
+        .state
+        .hub()
+        .open_stream(org, agent, kind, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        stream.next().await,
+        Some(super::StreamEvent::Chunk(_))
+    ));
+    // The agent's connection drops without a word (the process died): its session ends,
+    // and the stream with it, rather than wait for a reply that cannot come.
+    running.abort();
+    let _ = running.await;
+    drop(cancel);
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.next().await {
+                Some(super::StreamEvent::Chunk(_)) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(
+        end,
+        Some(super::StreamEvent::Failed(super::CommandError::Closed))
+    );
+}
+
 // ---- Helpers that speak to the endpoint below the agent library ----
 
 use std::sync::Arc;

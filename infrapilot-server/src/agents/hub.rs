@@ -121,8 +121,13 @@ impl AgentHub {
         session
     }
 
-    /// Forgets a session if it is still the registered one.
-    pub(super) fn unregister(&self, agent: AgentId, generation: u64) {
+    /// Forgets a session if it is still the registered one; either way its commands in flight
+    /// end (a stream with `Closed`), since their replies can no longer come.
+    pub(super) fn unregister(&self, agent: AgentId, session: &Session) {
+        if let Ok(mut pending) = session.pending.lock() {
+            pending.clear();
+        }
+        let generation = session.generation;
         if let Ok(mut sessions) = self.sessions.write()
             && sessions
                 .get(&agent)

@@ -3,7 +3,7 @@
 //! `agent_commands` and the holding replica is woken with `NOTIFY` on its channel; it runs
 //! the command over the stream, writes the reply and notifies the asker the same way. No new
 //! infrastructure: PostgreSQL's LISTEN/NOTIFY is the bus. Streamed commands go the same way
-//! and then carry their events and input as notifications ([`super::relay_stream`]). On SQLite
+//! and then carry their events and input as notifications (`relay_stream`). On SQLite
 //! there is one replica and the path is in-process only.
 
 use std::collections::HashMap;
@@ -133,7 +133,7 @@ pub async fn send_command(
 
 /// Opens a streamed command (log follow, stats, a terminal) on an agent wherever its stream
 /// is: on this replica directly, on another through PostgreSQL notifications
-/// ([`relay_stream`](super::relay_stream)).
+/// (see `agents/relay_stream.rs`).
 pub async fn open_stream(
     state: &AppState,
     org: OrgId,

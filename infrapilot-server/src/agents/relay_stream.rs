@@ -5,18 +5,21 @@
 //! `timeout_ms` 0: a stream has no deadline) and wakes the holding replica. That replica opens
 //! the stream on the agent and sends everything back as notifications on the asker's channel,
 //! numbered from 0: `e:<id>:<seq>:<kind>:<base64>`, where the kind is `r` (open, first),
-//! `p` (part of a chunk: more follows), `c` (the last part of a chunk), `d` (done, with the
-//! final payload) or `f` (failed, with the [`RelayReply`](super::relay) as JSON). A chunk is
-//! cut into parts that fit a notification and put together again, so chunk boundaries (an
-//! exec frame's stream byte) survive. Input travels the other way on the holder's channel:
-//! `i:<id>:<base64 CommandInput>`, `k:<id>` (the asker is still there, every
-//! [`KEEPALIVE`]) and `x:<id>` (the asker went away: cancel). Notifications of one sender
+//! `h` (the holder is still there, every [`KEEPALIVE`]), `p` (a part: more follows), `c` (a
+//! chunk, or its last part), `d` (done, with the final payload) or `f` (failed, with the
+//! relay's reply as JSON). Whatever does not fit a notification is cut into parts and put
+//! together again, so chunk boundaries (an exec frame's stream byte) survive. Input travels
+//! the other way on the holder's channel: `i:<id>:<base64 CommandInput>`, `k:<id>` (the asker
+//! is still there) and `x:<id>` (the asker went away: cancel). Notifications of one sender
 //! arrive in the order sent, and both listeners hand them on in that order; a gap in the
 //! numbering ends the stream as failed rather than showing output with a hole in it.
 //!
 //! Either side going away ends the stream: the holder cancels it on the agent when the asker
-//! says so or has not been heard from for [`ASKER_SILENCE`]; the asker fails it when the
-//! holder stops holding the agent.
+//! says so or has not been heard from for [`SILENCE`], and ends it with `f` whenever it stops
+//! for a reason of its own; the asker fails it when the holder has not been heard from for
+//! [`SILENCE`] (its replica died, or a notification was lost), and cancels it on the holder
+//! when it ends it itself. Input the holder cannot take as fast as it comes fails the stream
+//! rather than vanish.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,10 +40,10 @@ use crate::util::now_micros;
 /// The most bytes of a chunk in one notification (PostgreSQL allows 8000 bytes of payload;
 /// base64 makes 4 of 3).
 const PART_BYTES: usize = 4096;
-/// How often the asker says it is still there.
+/// How often each side says it is still there.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
-/// How long the holder goes on without hearing from the asker.
-pub const ASKER_SILENCE: Duration = Duration::from_secs(35);
+/// How long either side goes on without hearing from the other.
+pub const SILENCE: Duration = Duration::from_secs(35);
 /// How long the asker waits for the holder to open the stream.
 const OPEN_WAIT: Duration = Duration::from_secs(15);
 /// How many events may wait for a slow reader on the asker's side before the stream is cut.
@@ -58,7 +61,10 @@ enum Control {
 #[derive(Debug)]
 enum Received {
     Open,
+    Beat,
     Event(StreamEvent),
+    /// The holder's own end of the stream (done or failed).
+    End(StreamEvent),
 }
 
 /// Where the asker's events are put together.
@@ -108,10 +114,15 @@ impl RelayStreams {
                         .and_then(|input| input.kind)
                         .map(Control::Input),
                 };
-                let served = self.served.lock().ok().and_then(|s| s.get(id).cloned());
-                if let (Some(tx), Some(control)) = (served, control) {
-                    // A full queue: the agent is not taking input; the keystroke is lost.
-                    let _ = tx.try_send(control);
+                let Ok(mut served) = self.served.lock() else {
+                    return true;
+                };
+                if let (Some(tx), Some(control)) = (served.get(id), control)
+                    && tx.try_send(control).is_err()
+                {
+                    // Input faster than the agent takes it: the stream ends (the holder sees
+                    // its input closed) rather than lose a keystroke.
+                    served.remove(id);
                 }
             }
             _ => return false,
@@ -140,33 +151,33 @@ impl RelayStreams {
             })))
         } else {
             entry.next_seq += 1;
-            match kind {
-                "r" => Some(Received::Open),
-                "p" => {
-                    entry.partial.extend_from_slice(&bytes);
-                    None
-                }
-                "c" => {
-                    let mut chunk = std::mem::take(&mut entry.partial);
-                    chunk.extend_from_slice(&bytes);
-                    Some(Received::Event(StreamEvent::Chunk(chunk)))
-                }
-                "d" => Some(Received::Event(StreamEvent::Done(bytes))),
-                _ => {
-                    let reply: super::relay::RelayReply =
-                        serde_json::from_slice(&bytes).unwrap_or(super::relay::RelayReply::Closed);
-                    let error = reply
-                        .into_result(Duration::ZERO)
-                        .err()
-                        .unwrap_or(CommandError::Closed);
-                    Some(Received::Event(StreamEvent::Failed(error)))
+            if kind == "p" {
+                entry.partial.extend_from_slice(&bytes);
+                None
+            } else {
+                let mut whole = std::mem::take(&mut entry.partial);
+                whole.extend_from_slice(&bytes);
+                match kind {
+                    "r" => Some(Received::Open),
+                    "h" => Some(Received::Beat),
+                    "c" => Some(Received::Event(StreamEvent::Chunk(whole))),
+                    "d" => Some(Received::End(StreamEvent::Done(whole))),
+                    _ => {
+                        let reply: super::relay::RelayReply = serde_json::from_slice(&whole)
+                            .unwrap_or(super::relay::RelayReply::Closed);
+                        let error = reply
+                            .into_result(Duration::ZERO)
+                            .err()
+                            .unwrap_or(CommandError::Closed);
+                        Some(Received::End(StreamEvent::Failed(error)))
+                    }
                 }
             }
         };
         if let Some(received) = received {
             let ends = matches!(
                 received,
-                Received::Event(StreamEvent::Done(_) | StreamEvent::Failed(_))
+                Received::End(_) | Received::Event(StreamEvent::Failed(_))
             );
             // A reader that fell more than the buffer behind loses the stream, as locally.
             if entry.tx.try_send(received).is_err() || ends {
@@ -180,40 +191,14 @@ impl RelayStreams {
 pub(super) struct RelayedStream {
     link: RelayLink,
     rx: mpsc::Receiver<Received>,
+    /// No more events: the stream ended, one way or the other.
     finished: bool,
+    /// The holder ended it (so there is nothing to cancel there).
+    ended_by_holder: bool,
+    /// When the holder counts as gone unless heard from.
+    deadline: tokio::time::Instant,
     keepalive: tokio::task::JoinHandle<()>,
-    holder: Holder,
-}
-
-/// How the asker tells whether the holder still holds the agent.
-struct Holder {
-    state: AppState,
     org: OrgId,
-    agent: AgentId,
-    replica: String,
-}
-
-impl Holder {
-    async fn still_holds(&self) -> bool {
-        let scope = OrgScope::system(self.org);
-        let Ok(mut tx) = self.state.store().org_read(&scope).await else {
-            return true;
-        };
-        let record = tx.agent(self.agent).await;
-        let _ = tx.commit().await;
-        match record {
-            Ok(record) => {
-                record.connected_replica.as_deref() == Some(self.replica.as_str())
-                    && super::is_online(
-                        record.connected_replica.as_deref(),
-                        record.last_seen_at,
-                        now_micros(),
-                        self.state.hub().heartbeat(),
-                    )
-            }
-            Err(_) => false,
-        }
-    }
 }
 
 impl std::fmt::Debug for RelayedStream {
@@ -232,16 +217,22 @@ impl RelayedStream {
             return None;
         }
         loop {
-            match tokio::time::timeout(KEEPALIVE * 2, self.rx.recv()).await {
+            let received = tokio::time::timeout_at(self.deadline, self.rx.recv()).await;
+            self.deadline = tokio::time::Instant::now() + SILENCE;
+            match received {
                 Ok(Some(Received::Event(event))) => {
                     self.finished = !matches!(event, StreamEvent::Chunk(_));
                     return Some(event);
                 }
-                Ok(Some(Received::Open)) => {}
-                Ok(None) => break,
-                // Quiet: fine while the holder still holds the agent.
-                Err(_) if self.holder.still_holds().await => {}
-                Err(_) => break,
+                Ok(Some(Received::End(event))) => {
+                    self.finished = true;
+                    self.ended_by_holder = true;
+                    return Some(event);
+                }
+                Ok(Some(Received::Open | Received::Beat)) => {}
+                // Cut (a reader too slow), or the holder went quiet: gone, or a notification
+                // was lost.
+                Ok(None) | Err(_) => break,
             }
         }
         self.finished = true;
@@ -260,17 +251,18 @@ impl Drop for RelayedStream {
         if let Ok(mut asked) = self.link.streams.asked.lock() {
             asked.remove(&self.link.id);
         }
-        if !self.finished {
-            self.link.send_later("x", "");
-        }
-        let (store, id, org) = (
-            self.holder.state.store().clone(),
-            self.link.id.clone(),
-            self.holder.org,
-        );
-        tokio::spawn(async move {
-            if let Ok(mut tx) = store.org(&OrgScope::system(org)).await {
-                let _ = tx.delete_relay(&id).await;
+        // Dropped outside a runtime (the process ends): the holder's silence timer cancels.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let link = self.link.clone();
+        let (org, cancel) = (self.org, !self.ended_by_holder);
+        runtime.spawn(async move {
+            if cancel {
+                let _ = link.send("x", "").await;
+            }
+            if let Ok(mut tx) = link.store.org(&OrgScope::system(org)).await {
+                let _ = tx.delete_relay(&link.id).await;
                 let _ = tx.commit().await;
             }
         });
@@ -307,13 +299,6 @@ impl RelayLink {
     async fn send(&self, tag: &str, data: &str) -> Result<(), crate::store::StoreError> {
         let payload = format!("{tag}:{}:{data}", self.id);
         self.store.notify(&self.channel, &payload).await
-    }
-
-    fn send_later(&self, tag: &'static str, data: &'static str) {
-        let link = self.clone();
-        tokio::spawn(async move {
-            let _ = link.send(tag, data).await;
-        });
     }
 }
 
@@ -353,17 +338,14 @@ pub(super) async fn open(
             }
         })
     };
-    let relayed = RelayedStream {
+    let mut relayed = RelayedStream {
         link,
         rx: mpsc::channel(1).1,
         finished: false,
+        ended_by_holder: false,
+        deadline: tokio::time::Instant::now() + SILENCE,
         keepalive,
-        holder: Holder {
-            state: state.clone(),
-            org,
-            agent,
-            replica: target.clone(),
-        },
+        org,
     };
     let relay = RelayRecord {
         id,
@@ -385,17 +367,17 @@ pub(super) async fn open(
         return Err(CommandError::Offline);
     }
     // The holder opens the stream on the agent first: its failure is the caller's answer.
-    let mut relayed = relayed;
     match tokio::time::timeout(OPEN_WAIT, rx.recv()).await {
         Ok(Some(Received::Open)) => {
             relayed.rx = rx;
+            relayed.deadline = tokio::time::Instant::now() + SILENCE;
             Ok(CommandStream::relayed(relayed))
         }
-        Ok(Some(Received::Event(StreamEvent::Failed(e)))) => {
-            relayed.finished = true;
+        Ok(Some(Received::End(StreamEvent::Failed(e)))) => {
+            relayed.ended_by_holder = true;
             Err(e)
         }
-        Ok(Some(Received::Event(_))) | Ok(None) => Err(CommandError::Closed),
+        Ok(Some(_) | None) => Err(CommandError::Closed),
         Err(_) => Err(CommandError::Timeout(OPEN_WAIT)),
     }
 }
@@ -408,13 +390,11 @@ pub(super) async fn serve(
     relay: &RelayRecord,
     kind: Option<infrapilot_proto::v1::command::Kind>,
 ) {
-    let back = replica_channel(&relay.origin_replica);
-    let store = state.store();
-    let mut seq = 0u64;
-    let mut send = async |kind: &str, bytes: &[u8]| {
-        let payload = format!("e:{}:{seq}:{kind}:{}", relay.id, STANDARD.encode(bytes));
-        seq += 1;
-        store.notify(&back, &payload).await.is_ok()
+    let mut back = Back {
+        store: state.store(),
+        channel: replica_channel(&relay.origin_replica),
+        id: &relay.id,
+        seq: 0,
     };
     let opened = match kind {
         Some(kind) => state.hub().open_stream(org, relay.agent, kind, None).await,
@@ -426,9 +406,7 @@ pub(super) async fn serve(
     let mut stream = match opened {
         Ok(stream) => stream,
         Err(e) => {
-            let reply = serde_json::to_vec(&super::relay::RelayReply::from_result(Err(e)))
-                .unwrap_or_default();
-            send("f", &reply).await;
+            back.fail(e).await;
             return;
         }
     };
@@ -437,40 +415,36 @@ pub(super) async fn serve(
     if let Ok(mut served) = streams.served.lock() {
         served.insert(relay.id.clone(), control_tx);
     }
-    let input = stream.input();
-    let mut heard = tokio::time::Instant::now();
-    if send("r", &[]).await {
+    // An asker that gave up while this replica was opening deleted its row, and its cancel
+    // came before there was anything to cancel.
+    let asked = async {
+        let mut tx = state.store().org_read(&OrgScope::system(org)).await?;
+        let row = tx.relay(&relay.id).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(row.is_some())
+    };
+    let mut ended = false;
+    if asked.await.unwrap_or(false) && back.send("r", &[]).await {
+        let input = stream.input();
+        let mut heard = tokio::time::Instant::now();
+        let mut beat = tokio::time::interval_at(heard + KEEPALIVE, KEEPALIVE);
         loop {
             tokio::select! {
                 event = stream.next() => {
-                    let sent = match event {
-                        Some(StreamEvent::Chunk(bytes)) => {
-                            let mut parts = bytes.chunks(PART_BYTES).peekable();
-                            let mut ok = true;
-                            if parts.peek().is_none() {
-                                ok = send("c", &[]).await;
-                            }
-                            while let Some(part) = parts.next() {
-                                let tag = if parts.peek().is_some() { "p" } else { "c" };
-                                ok = ok && send(tag, part).await;
-                            }
-                            ok
-                        }
-                        Some(StreamEvent::Done(payload)) => {
-                            send("d", &payload).await;
-                            break;
-                        }
+                    let (tag, bytes) = match event {
+                        Some(StreamEvent::Chunk(bytes)) => ("c", bytes),
+                        Some(StreamEvent::Done(payload)) => ("d", payload),
                         Some(StreamEvent::Failed(e)) => {
-                            let reply = serde_json::to_vec(
-                                &super::relay::RelayReply::from_result(Err(e)),
-                            )
-                            .unwrap_or_default();
-                            send("f", &reply).await;
+                            ended = back.fail(e).await;
                             break;
                         }
                         None => break,
                     };
-                    if !sent {
+                    if !back.send(tag, &bytes).await {
+                        break;
+                    }
+                    if tag == "d" {
+                        ended = true;
                         break;
                     }
                 }
@@ -481,16 +455,69 @@ pub(super) async fn serve(
                             let _ = input.send(kind).await;
                         }
                         Some(Control::KeepAlive) => {}
-                        // Cancelled: dropping the stream cancels it on the agent.
+                        // Cancelled (or input overflowed): dropping the stream cancels it.
                         Some(Control::Cancel) | None => break,
                     }
                 }
+                _ = beat.tick() => {
+                    if !back.send("h", &[]).await {
+                        break;
+                    }
+                }
                 // The asker went quiet (its replica died): cancelled the same way.
-                () = tokio::time::sleep_until(heard + ASKER_SILENCE) => break,
+                () = tokio::time::sleep_until(heard + SILENCE) => break,
             }
         }
     }
+    if !ended {
+        // Whatever stopped it, the asker hears the end rather than wait for silence.
+        back.fail(CommandError::Closed).await;
+    }
     if let Ok(mut served) = streams.served.lock() {
         served.remove(&relay.id);
+    }
+}
+
+/// The holder's way back to the asker: numbered events on the asker's channel.
+struct Back<'a> {
+    store: &'a Store,
+    channel: String,
+    id: &'a str,
+    seq: u64,
+}
+
+impl Back<'_> {
+    /// Sends `bytes` as an event of kind `tag`, cut into parts that fit a notification;
+    /// answers whether all of it went.
+    async fn send(&mut self, tag: &str, bytes: &[u8]) -> bool {
+        let mut parts = bytes.chunks(PART_BYTES).peekable();
+        if parts.peek().is_none() {
+            return self.notify(tag, &[]).await;
+        }
+        while let Some(part) = parts.next() {
+            let kind = if parts.peek().is_some() { "p" } else { tag };
+            if !self.notify(kind, part).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn notify(&mut self, kind: &str, bytes: &[u8]) -> bool {
+        let payload = format!(
+            "e:{}:{}:{kind}:{}",
+            self.id,
+            self.seq,
+            STANDARD.encode(bytes)
+        );
+        self.seq += 1;
+        self.store.notify(&self.channel, &payload).await.is_ok()
+    }
+
+    /// Ends the stream with `error`; answers whether the asker was told.
+    async fn fail(&mut self, error: CommandError) -> bool {
+        let reply = serde_json::to_vec(&super::relay::RelayReply::from_result(Err(error)))
+            .unwrap_or_default();
+        self.send("f", &reply).await
     }
 }

@@ -485,7 +485,7 @@ where
                 Some(agent_message::Body::Hello(_)) | None => {}
             }
         }
-        state.hub().unregister(id.agent, session.generation);
+        state.hub().unregister(id.agent, &session);
         if !state.hub().holds(id.agent) {
             let closed = async {
                 let mut tx = state.store().org(&scope).await?;
