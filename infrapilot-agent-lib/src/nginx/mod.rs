@@ -586,8 +586,19 @@ fn wanted_files<'a>(set: &'a ConfigSet, hosts: &[&'a HostFiles]) -> BTreeMap<&'a
 /// Whether the configuration directory holds exactly `wanted` (and the htpasswd files in
 /// `wanted` are as given).
 async fn on_disk_matches(conf_dir: &Path, wanted: &BTreeMap<&str, &str>) -> bool {
+    let wanted: Vec<(PathBuf, String)> = wanted
+        .iter()
+        .map(|(path, contents)| (PathBuf::from(path), (*contents).to_owned()))
+        .collect();
+    let conf_dir = conf_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || on_disk_matches_blocking(&conf_dir, &wanted))
+        .await
+        .unwrap_or(false)
+}
+
+fn on_disk_matches_blocking(conf_dir: &Path, wanted: &[(PathBuf, String)]) -> bool {
     for (path, contents) in wanted {
-        match tokio::fs::read_to_string(path).await {
+        match std::fs::read_to_string(path) {
             Ok(current) if current == *contents => {}
             _ => return false,
         }
@@ -596,10 +607,10 @@ async fn on_disk_matches(conf_dir: &Path, wanted: &BTreeMap<&str, &str>) -> bool
     let mut stack = vec![conf_dir.to_path_buf()];
     let mut count = 0;
     while let Some(dir) = stack.pop() {
-        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             return false;
         };
-        while let Ok(Some(entry)) = entries.next_entry().await {
+        for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
@@ -609,8 +620,8 @@ async fn on_disk_matches(conf_dir: &Path, wanted: &BTreeMap<&str, &str>) -> bool
         }
     }
     let under_conf = wanted
-        .keys()
-        .filter(|p| Path::new(p).starts_with(conf_dir))
+        .iter()
+        .filter(|(p, _)| p.starts_with(conf_dir))
         .count();
     count == under_conf
 }
@@ -618,12 +629,45 @@ async fn on_disk_matches(conf_dir: &Path, wanted: &BTreeMap<&str, &str>) -> bool
 /// Recreates `dir` with the main file, the shared files and `hosts`' files; the hosts'
 /// htpasswd files go wherever their paths say.
 async fn write_dir(dir: &Path, set: &ConfigSet, hosts: &[&HostFiles]) -> Result<(), NginxError> {
-    remove_dir(dir).await?;
-    create_dir(dir).await?;
-    for (path, contents) in wanted_files(set, hosts) {
-        write_atomic(Path::new(path), contents.as_bytes()).await?;
+    let files: Vec<(PathBuf, String)> = wanted_files(set, hosts)
+        .into_iter()
+        .map(|(path, contents)| (PathBuf::from(path), contents.to_owned()))
+        .collect();
+    let owned = dir.to_path_buf();
+    // One blocking task for the lot: a thousand hosts are a thousand files.
+    tokio::task::spawn_blocking(move || write_dir_blocking(&owned, &files))
+        .await
+        .map_err(|e| io("writing", dir, std::io::Error::other(e)))?
+}
+
+fn write_dir_blocking(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), NginxError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(io("removing", dir, source)),
     }
-    Ok(())
+    let mut made = std::collections::HashSet::new();
+    for (path, contents) in files {
+        if let Some(parent) = path.parent()
+            && made.insert(parent.to_path_buf())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| io("creating", parent, source))?;
+        }
+        if path.starts_with(dir) {
+            // A fresh directory nginx reads only once it is tested (and the agent writes it
+            // again from the persisted state after a crash): plain writes, no fsync each.
+            std::fs::write(path, contents).map_err(|source| io("writing", path, source))?;
+        } else {
+            // Read while nginx serves (htpasswd files): replaced whole, never seen half.
+            let tmp = path.with_extension("infrapilot-tmp");
+            std::fs::write(&tmp, contents).map_err(|source| io("writing", &tmp, source))?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| io("writing", &tmp, source))?;
+            std::fs::rename(&tmp, path).map_err(|source| io("writing", path, source))?;
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|source| io("creating", dir, source))
 }
 
 /// Writes a file through a temporary file and a rename, so nginx never reads half of it.
