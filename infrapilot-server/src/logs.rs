@@ -30,6 +30,9 @@ pub struct TailBatch {
     pub org: OrgId,
     /// The lines, in stream order.
     pub lines: Arc<Vec<LogLineRecord>>,
+    /// Lines another replica stored were skipped here (this replica fell behind reading
+    /// them back); `lines` is empty.
+    pub skipped: bool,
 }
 
 /// The live-tail fan-out of one replica: every batch ingested here or announced by another
@@ -38,19 +41,54 @@ pub struct TailBatch {
 #[derive(Debug, Clone)]
 pub struct LogTail {
     sender: broadcast::Sender<TailBatch>,
+    /// How many tails each organization has open here.
+    watching: Arc<std::sync::Mutex<std::collections::HashMap<OrgId, usize>>>,
 }
 
 impl Default for LogTail {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Self { sender }
+        Self {
+            sender,
+            watching: Arc::default(),
+        }
+    }
+}
+
+/// One open tail of an organization: the batches from now on (every organization's; the tail
+/// keeps its own). Dropping it closes the tail.
+#[derive(Debug)]
+pub struct TailSubscription {
+    /// The batches.
+    pub batches: broadcast::Receiver<TailBatch>,
+    org: OrgId,
+    watching: Arc<std::sync::Mutex<std::collections::HashMap<OrgId, usize>>>,
+}
+
+impl Drop for TailSubscription {
+    fn drop(&mut self) {
+        if let Ok(mut watching) = self.watching.lock()
+            && let Some(count) = watching.get_mut(&self.org)
+        {
+            *count -= 1;
+            if *count == 0 {
+                watching.remove(&self.org);
+            }
+        }
     }
 }
 
 impl LogTail {
-    /// A new subscription to the batches ingested from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<TailBatch> {
-        self.sender.subscribe()
+    /// A new tail of `org`: the batches ingested from now on.
+    pub fn subscribe(&self, org: OrgId) -> TailSubscription {
+        if let Ok(mut watching) = self.watching.lock() {
+            *watching.entry(org).or_default() += 1;
+        }
+        TailSubscription {
+            batches: self.sender.subscribe(),
+            org,
+            watching: self.watching.clone(),
+        }
     }
 
     fn publish(&self, batch: TailBatch) {
@@ -58,9 +96,24 @@ impl LogTail {
         let _ = self.sender.send(batch);
     }
 
-    /// Whether any tail is open on this replica.
-    fn is_watched(&self) -> bool {
-        self.sender.receiver_count() > 0
+    /// Whether a tail of `org` is open on this replica.
+    fn is_watched(&self, org: OrgId) -> bool {
+        self.watching
+            .lock()
+            .is_ok_and(|watching| watching.contains_key(&org))
+    }
+
+    /// Tells `org`'s tails that lines another replica stored were skipped here.
+    pub fn skipped(&self, payload: &str) {
+        if let Some(stored) = StoredLines::parse(payload)
+            && self.is_watched(stored.org)
+        {
+            self.publish(TailBatch {
+                org: stored.org,
+                lines: Arc::new(Vec::new()),
+                skipped: true,
+            });
+        }
     }
 }
 
@@ -72,7 +125,7 @@ pub async fn offer_stored_lines(state: &AppState, payload: &str) {
         tracing::debug!(payload, "not an announcement of stored lines");
         return;
     };
-    if stored.replica == state.hub().replica() || !state.log_tail().is_watched() {
+    if stored.replica == state.hub().replica() || !state.log_tail().is_watched(stored.org) {
         return;
     }
     let scope = OrgScope::system(stored.org);
@@ -88,6 +141,7 @@ pub async fn offer_stored_lines(state: &AppState, payload: &str) {
         Ok(lines) if !lines.is_empty() => state.log_tail().publish(TailBatch {
             org: stored.org,
             lines: Arc::new(lines),
+            skipped: false,
         }),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "reading lines another replica stored failed"),
@@ -189,6 +243,7 @@ pub async fn ingest(
         state.log_tail().publish(TailBatch {
             org,
             lines: Arc::new(new),
+            skipped: false,
         });
     }
     Ok(u64::try_from(outcome.ack).unwrap_or(0))
@@ -324,11 +379,17 @@ pub async fn apply_retention(state: &AppState, now: i64) -> Result<u64, StoreErr
             let before = now - days * 86_400_000_000;
             deleted += tx.delete_logs_before(before).await?;
             tx.delete_events_before(before).await?;
+            // Relayed commands whose asking replica died before it cleaned up.
+            tx.delete_relays_before(now - RELAY_KEPT).await?;
             tx.commit().await?;
         }
     }
     Ok(deleted)
 }
+
+/// How long a relayed command's row outlives any asker that could still read it, in
+/// microseconds (an hour; a command waits at most minutes).
+const RELAY_KEPT: i64 = 3_600_000_000;
 
 /// Runs [`apply_retention`] every [`RETENTION_INTERVAL`] for as long as the server runs.
 pub async fn run_retention(state: AppState) {

@@ -110,6 +110,11 @@ pub async fn send_command(
     if let Ok(mut waiters) = state.relay_waiters().0.lock() {
         waiters.insert(id.clone(), tx_reply);
     }
+    // Whatever happens from here (an error, the caller giving up), the waiter goes.
+    let _forget = ForgetWaiter {
+        waiters: state.relay_waiters(),
+        id: &id,
+    };
     let mut tx = state.store().org(&scope).await.map_err(store_error)?;
     tx.insert_relay(&relay, now_micros())
         .await
@@ -121,14 +126,25 @@ pub async fn send_command(
         Ok(Err(_)) => Err(CommandError::Closed),
         Err(_) => Err(CommandError::Timeout(timeout)),
     };
-    if let Ok(mut waiters) = state.relay_waiters().0.lock() {
-        waiters.remove(&id);
-    }
     if let Ok(mut tx) = state.store().org(&scope).await {
         let _ = tx.delete_relay(&id).await;
         let _ = tx.commit().await;
     }
     result
+}
+
+/// Removes a relayed command's waiter when dropped.
+struct ForgetWaiter<'a> {
+    waiters: &'a RelayWaiters,
+    id: &'a str,
+}
+
+impl Drop for ForgetWaiter<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut waiters) = self.waiters.0.lock() {
+            waiters.remove(self.id);
+        }
+    }
 }
 
 /// Opens a streamed command (log follow, stats, a terminal) on an agent wherever its stream
@@ -206,9 +222,11 @@ pub async fn listen(state: AppState) {
                     while let Ok(notification) = listener.recv().await {
                         let payload = notification.payload().to_owned();
                         if notification.channel() == LOG_LINES_CHANNEL {
-                            // A full queue means the tails are far behind: they skip lines.
-                            if lines_tx.try_send(payload).is_err() {
+                            // A full queue means the tails are far behind: they skip lines, and
+                            // are told so.
+                            if let Err(e) = lines_tx.try_send(payload) {
                                 tracing::debug!("too many stored lines to offer; some skipped");
+                                state.log_tail().skipped(&e.into_inner());
                             }
                             continue;
                         }

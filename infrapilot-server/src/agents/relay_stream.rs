@@ -464,8 +464,15 @@ pub(super) async fn serve(
                         break;
                     }
                 }
-                // The asker went quiet (its replica died): cancelled the same way.
-                () = tokio::time::sleep_until(heard + SILENCE) => break,
+                // The asker went quiet (its replica died): cancelled the same way, and the
+                // row it would have deleted goes too.
+                () = tokio::time::sleep_until(heard + SILENCE) => {
+                    if let Ok(mut tx) = state.store().org(&OrgScope::system(org)).await {
+                        let _ = tx.delete_relay(&relay.id).await;
+                        let _ = tx.commit().await;
+                    }
+                    break;
+                }
             }
         }
     }

@@ -367,18 +367,18 @@ pub async fn tail_logs(
     let scope = scoped.require(Action::View, Resource::Log)?;
     let filter = filter.filter()?;
     let org = scope.org();
-    let mut batches = state.log_tail().subscribe();
+    let mut tail = state.log_tail().subscribe(org);
     let stream = async_stream(move |tx| async move {
         loop {
             let received = tokio::select! {
                 () = tx.closed() => return,
-                received = batches.recv() => received,
+                received = tail.batches.recv() => received,
             };
-            match received {
+            let missed = match received {
+                Ok(batch) if batch.org != org => continue,
+                // Another replica's lines were skipped on this one.
+                Ok(batch) if batch.skipped => 1,
                 Ok(batch) => {
-                    if batch.org != org {
-                        continue;
-                    }
                     for line in batch.lines.iter().filter(|l| matches(&filter, l)) {
                         let data = serde_json::to_string(&view(line.clone())).unwrap_or_default();
                         if tx
@@ -389,18 +389,18 @@ pub async fn tail_logs(
                             return;
                         }
                     }
+                    continue;
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    let data = json!({ "missed_batches": missed }).to_string();
-                    if tx
-                        .send(Event::default().event("lagged").data(data))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
+                Err(RecvError::Lagged(missed)) => missed,
                 Err(RecvError::Closed) => return,
+            };
+            let data = json!({ "missed_batches": missed }).to_string();
+            if tx
+                .send(Event::default().event("lagged").data(data))
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     });

@@ -86,6 +86,20 @@ impl OrgTx {
         self.notify_replica(&relay.origin_replica, &relay.id).await
     }
 
+    /// Deletes the single-reply commands relayed before `before` (their askers gave up long
+    /// ago, or died before they could delete them); answers how many. Streams (`timeout_ms`
+    /// 0) are deleted by their ends.
+    pub async fn delete_relays_before(&mut self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM agent_commands WHERE org_id = $1 AND timeout_ms > 0 AND created_at < $2",
+        )
+        .bind(self.org().to_string())
+        .bind(before)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes a relayed command once its answer was read (or its asker gave up).
     pub async fn delete_relay(&mut self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM agent_commands WHERE org_id = $1 AND id = $2")

@@ -697,6 +697,32 @@ async fn postgres_rls_hides_everything_without_context_and_other_orgs_with_it() 
 }
 
 #[tokio::test]
+async fn relayed_commands_left_behind_are_swept_but_streams_are_not() {
+    // PostgreSQL only: relaying notifies, which SQLite (one replica) never does.
+    let store = testing::store(Kind::Postgres).await;
+    let owner = new_user(&store, "relay@example.com").await;
+    let scope = new_org(&store, "relay-org", owner).await;
+    let relay = |id: &str, timeout_ms| RelayRecord {
+        id: id.to_owned(),
+        agent: AgentId::from_uuid(Uuid::new_v4()),
+        origin_replica: "a".into(),
+        target_replica: "b".into(),
+        command: String::new(),
+        timeout_ms,
+        reply: None,
+    };
+    let mut tx = store.org(&scope).await.unwrap();
+    tx.insert_relay(&relay("old", 5000), 10).await.unwrap();
+    tx.insert_relay(&relay("new", 5000), 100).await.unwrap();
+    tx.insert_relay(&relay("stream", 0), 10).await.unwrap();
+    assert_eq!(tx.delete_relays_before(50).await.unwrap(), 1);
+    for (id, kept) in [("old", false), ("new", true), ("stream", true)] {
+        assert_eq!(tx.relay(id).await.unwrap().is_some(), kept, "{id}");
+    }
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
 async fn postgres_refuses_a_role_that_bypasses_rls() {
     let mut config = testing::postgres_config().await;
     // The same fresh database, reached as the cluster's superuser.
