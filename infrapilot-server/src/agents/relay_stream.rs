@@ -9,8 +9,8 @@
 //! chunk, or its last part), `d` (done, with the final payload) or `f` (failed, with the
 //! relay's reply as JSON). Whatever does not fit a notification is cut into parts and put
 //! together again, so chunk boundaries (an exec frame's stream byte) survive. Input travels
-//! the other way on the holder's channel: `i:<id>:<base64 CommandInput>`, `k:<id>` (the asker
-//! is still there) and `x:<id>` (the asker went away: cancel). Notifications of one sender
+//! the other way on the holder's channel: `i:<id>:<n>:<base64 CommandInput>` (numbered from
+//! 0), `k:<id>` (the asker is still there) and `x:<id>` (the asker went away: cancel). Notifications of one sender
 //! arrive in the order sent, and both listeners hand them on in that order; a gap in the
 //! numbering ends the stream as failed rather than showing output with a hole in it.
 //!
@@ -18,8 +18,8 @@
 //! says so or has not been heard from for [`SILENCE`], and ends it with `f` whenever it stops
 //! for a reason of its own; the asker fails it when the holder has not been heard from for
 //! [`SILENCE`] (its replica died, or a notification was lost), and cancels it on the holder
-//! when it ends it itself. Input the holder cannot take as fast as it comes fails the stream
-//! rather than vanish.
+//! when it ends it itself. Input that arrives out of turn (one was lost) or faster than the
+//! holder takes it fails the stream rather than vanish.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,12 +74,18 @@ struct Asked {
     partial: Vec<u8>,
 }
 
+/// Where a served stream's input goes, and the number its next input must carry.
+struct Served {
+    tx: mpsc::Sender<Control>,
+    next_input: u64,
+}
+
 /// The relayed streams of this replica: those it asked another for (where their events go)
 /// and those it serves for another (where their input goes).
 #[derive(Default)]
 pub struct RelayStreams {
     asked: Mutex<HashMap<String, Asked>>,
-    served: Mutex<HashMap<String, mpsc::Sender<Control>>>,
+    served: Mutex<HashMap<String, Served>>,
 }
 
 impl std::fmt::Debug for RelayStreams {
@@ -104,24 +110,32 @@ impl RelayStreams {
             "e" => self.event(rest),
             "i" | "k" | "x" => {
                 let (id, data) = rest.split_once(':').unwrap_or((rest, ""));
-                let control = match tag {
-                    "k" => Some(Control::KeepAlive),
-                    "x" => Some(Control::Cancel),
-                    _ => STANDARD
-                        .decode(data)
-                        .ok()
-                        .and_then(|bytes| CommandInput::decode(bytes.as_slice()).ok())
-                        .and_then(|input| input.kind)
-                        .map(Control::Input),
-                };
                 let Ok(mut served) = self.served.lock() else {
                     return true;
                 };
-                if let (Some(tx), Some(control)) = (served.get(id), control)
-                    && tx.try_send(control).is_err()
-                {
-                    // Input faster than the agent takes it: the stream ends (the holder sees
-                    // its input closed) rather than lose a keystroke.
+                let Some(entry) = served.get_mut(id) else {
+                    return true;
+                };
+                let control = match tag {
+                    "k" => Some(Control::KeepAlive),
+                    "x" => Some(Control::Cancel),
+                    _ => {
+                        // `<seq>:<base64>`: an input out of turn means one was lost.
+                        let (seq, data) = data.split_once(':').unwrap_or(("", data));
+                        let in_turn = seq.parse::<u64>().ok() == Some(entry.next_input);
+                        entry.next_input += 1;
+                        STANDARD
+                            .decode(data)
+                            .ok()
+                            .and_then(|bytes| CommandInput::decode(bytes.as_slice()).ok())
+                            .and_then(|input| input.kind)
+                            .filter(|_| in_turn)
+                            .map(Control::Input)
+                    }
+                };
+                // Input lost, or faster than the agent takes it: the stream ends (the holder
+                // sees its input closed) rather than go on without a keystroke.
+                if control.is_none_or(|control| entry.tx.try_send(control).is_err()) {
                     served.remove(id);
                 }
             }
@@ -276,6 +290,8 @@ pub(super) struct RelayLink {
     channel: String,
     id: String,
     streams: Arc<RelayStreams>,
+    /// The number of the next input; held while it is sent, so inputs go out in turn.
+    next_input: Arc<tokio::sync::Mutex<u64>>,
 }
 
 impl std::fmt::Debug for RelayLink {
@@ -291,9 +307,13 @@ impl RelayLink {
             request_id: String::new(),
             kind: Some(kind),
         };
-        self.send("i", &STANDARD.encode(input.encode_to_vec()))
+        let mut next = self.next_input.lock().await;
+        let data = format!("{}:{}", *next, STANDARD.encode(input.encode_to_vec()));
+        self.send("i", &data)
             .await
-            .map_err(|_| CommandError::Closed)
+            .map_err(|_| CommandError::Closed)?;
+        *next += 1;
+        Ok(())
     }
 
     async fn send(&self, tag: &str, data: &str) -> Result<(), crate::store::StoreError> {
@@ -328,6 +348,7 @@ pub(super) async fn open(
         channel: replica_channel(&target),
         id: id.clone(),
         streams: streams.clone(),
+        next_input: Arc::default(),
     };
     let keepalive = {
         let link = link.clone();
@@ -413,7 +434,13 @@ pub(super) async fn serve(
     let (control_tx, mut control) = mpsc::channel(256);
     let streams = state.relay_streams();
     if let Ok(mut served) = streams.served.lock() {
-        served.insert(relay.id.clone(), control_tx);
+        served.insert(
+            relay.id.clone(),
+            Served {
+                tx: control_tx,
+                next_input: 0,
+            },
+        );
     }
     // An asker that gave up while this replica was opening deleted its row, and its cancel
     // came before there was anything to cancel.
@@ -526,5 +553,74 @@ impl Back<'_> {
         let reply = serde_json::to_vec(&super::relay::RelayReply::from_result(Err(error)))
             .unwrap_or_default();
         self.send("f", &reply).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(seq: u64, rows: u32) -> String {
+        let kind = command_input::Kind::Resize(infrapilot_proto::v1::Resize { rows, cols: 80 });
+        let bytes = CommandInput {
+            request_id: String::new(),
+            kind: Some(kind),
+        }
+        .encode_to_vec();
+        format!("i:s1:{seq}:{}", STANDARD.encode(bytes))
+    }
+
+    #[test]
+    fn input_out_of_turn_ends_the_stream_rather_than_go_on_without_it() {
+        let streams = RelayStreams::default();
+        let (tx, mut rx) = mpsc::channel(8);
+        streams
+            .served
+            .lock()
+            .unwrap()
+            .insert("s1".to_owned(), Served { tx, next_input: 0 });
+        assert!(streams.dispatch(&input(0, 24)));
+        assert!(streams.dispatch("k:s1:"));
+        assert!(matches!(rx.try_recv(), Ok(Control::Input(_))));
+        assert!(matches!(rx.try_recv(), Ok(Control::KeepAlive)));
+        assert_eq!(streams.in_flight(), 1);
+        // Input 1 was lost on the way: input 2 ends the stream.
+        assert!(streams.dispatch(&input(2, 40)));
+        assert_eq!(streams.in_flight(), 0);
+        assert!(rx.try_recv().is_err());
+        // A command's notification is not a stream's.
+        assert!(!streams.dispatch("0190aaaa-0000-7000-8000-000000000000:abc"));
+    }
+
+    #[test]
+    fn parts_are_put_together_and_a_gap_fails_the_stream() {
+        let streams = RelayStreams::default();
+        let (tx, mut rx) = mpsc::channel(8);
+        streams.asked.lock().unwrap().insert(
+            "a1".to_owned(),
+            Asked {
+                tx,
+                next_seq: 0,
+                partial: Vec::new(),
+            },
+        );
+        let event = |seq: u64, kind: &str, bytes: &[u8]| {
+            format!("e:a1:{seq}:{kind}:{}", STANDARD.encode(bytes))
+        };
+        assert!(streams.dispatch(&event(0, "r", b"")));
+        assert!(streams.dispatch(&event(1, "p", b"\x01hel")));
+        assert!(streams.dispatch(&event(2, "c", b"lo")));
+        assert!(matches!(rx.try_recv(), Ok(Received::Open)));
+        match rx.try_recv() {
+            Ok(Received::Event(StreamEvent::Chunk(chunk))) => assert_eq!(chunk, b"\x01hello"),
+            other => panic!("{other:?}"),
+        }
+        // Event 3 was lost: event 4 fails the stream, and nothing more is taken.
+        assert!(streams.dispatch(&event(4, "c", b"x")));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Received::Event(StreamEvent::Failed(_)))
+        ));
+        assert_eq!(streams.in_flight(), 0);
     }
 }
