@@ -475,6 +475,10 @@ fn read_lines(
         };
         if let Err(e) = buffer.append(stream, &stream_meta, record) {
             tracing::warn!(%stream, error = %e, "cannot buffer an nginx log line");
+            if count == 0 {
+                // Nothing taken: not progress the rotation could mistake for a stuck file.
+                return Err(std::io::Error::other(e.to_string()));
+            }
             break;
         }
         position.offset = offset;
