@@ -35,6 +35,9 @@ pub struct TailBatch {
     pub skipped: bool,
 }
 
+/// How many tails each organization has open on this replica.
+type Watching = Arc<std::sync::Mutex<std::collections::HashMap<OrgId, usize>>>;
+
 /// The live-tail fan-out of one replica: every batch ingested here or announced by another
 /// replica is offered to every tail; a tail that falls behind by more than the channel holds
 /// is told how many batches it missed.
@@ -42,7 +45,7 @@ pub struct TailBatch {
 pub struct LogTail {
     sender: broadcast::Sender<TailBatch>,
     /// How many tails each organization has open here.
-    watching: Arc<std::sync::Mutex<std::collections::HashMap<OrgId, usize>>>,
+    watching: Watching,
 }
 
 impl Default for LogTail {
@@ -62,7 +65,7 @@ pub struct TailSubscription {
     /// The batches.
     pub batches: broadcast::Receiver<TailBatch>,
     org: OrgId,
-    watching: Arc<std::sync::Mutex<std::collections::HashMap<OrgId, usize>>>,
+    watching: Watching,
 }
 
 impl Drop for TailSubscription {

@@ -230,9 +230,7 @@ fn rotate_due(dir: &Path, bound: u64) -> bool {
             continue;
         }
         let path = entry.path();
-        let mut to = path.clone().into_os_string();
-        to.push(".1");
-        match std::fs::rename(&path, &to) {
+        match rotate(&path) {
             Ok(()) => rotated = true,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot rotate an nginx log")
@@ -240,6 +238,13 @@ fn rotate_due(dir: &Path, bound: u64) -> bool {
         }
     }
     rotated
+}
+
+/// Renames a log file to `<name>.1`, replacing the one before.
+fn rotate(path: &Path) -> std::io::Result<()> {
+    let mut to = path.as_os_str().to_owned();
+    to.push(".1");
+    std::fs::rename(path, to)
 }
 
 /// The files of one log: `<name>` and `<name>.1`, each when it exists.
@@ -372,16 +377,14 @@ fn look_at(
     let Some(inode) = current_inode else {
         return Ok(());
     };
-    let known = tails
+    // Another file under the same name (a successor), or the same one truncated, is read from
+    // its start: `read_lines` checks the position against the file.
+    let start = tails
         .streams
         .get(stream)
         .map(|t| t.position)
-        .or_else(|| known.map(|t| t.position).filter(|p| p.inode == inode));
-    // Another file under the same name, or the same one truncated: start at its beginning.
-    let start = match known {
-        Some(p) if p.inode == inode => p,
-        _ => Position { inode, offset: 0 },
-    };
+        .or(known.map(|t| t.position))
+        .unwrap_or(Position { inode, offset: 0 });
     let (count, position, len, full) =
         read_lines(pipeline, current, stream, files.kind, files.source, start)?;
     look.appended |= count > 0;
@@ -398,9 +401,7 @@ fn look_at(
         && position.offset >= len
         && len >= bound
     {
-        let mut to = current.clone().into_os_string();
-        to.push(".1");
-        std::fs::rename(current, &to)?;
+        rotate(current)?;
         tracing::info!(file = %current.display(), bytes = len, "rotated an nginx log");
         look.rotated = true;
     }

@@ -629,23 +629,34 @@ fn on_disk_matches_blocking(conf_dir: &Path, wanted: &[(PathBuf, String)]) -> bo
 /// Recreates `dir` with the main file, the shared files and `hosts`' files; the hosts'
 /// htpasswd files go wherever their paths say.
 async fn write_dir(dir: &Path, set: &ConfigSet, hosts: &[&HostFiles]) -> Result<(), NginxError> {
-    let files: Vec<(PathBuf, String)> = wanted_files(set, hosts)
+    let (inside, outside): (Vec<_>, Vec<_>) = wanted_files(set, hosts)
+        .into_iter()
+        .partition(|(path, _)| Path::new(path).starts_with(dir));
+    let inside: Vec<(PathBuf, String)> = inside
         .into_iter()
         .map(|(path, contents)| (PathBuf::from(path), contents.to_owned()))
         .collect();
     let owned = dir.to_path_buf();
-    // One blocking task for the lot: a thousand hosts are a thousand files.
-    tokio::task::spawn_blocking(move || write_dir_blocking(&owned, &files))
+    // A fresh directory nginx reads only once it is tested (and the agent writes it again
+    // from the persisted state after a crash): plain writes, no fsync each, in one blocking
+    // task for the lot (a thousand hosts are a thousand files).
+    tokio::task::spawn_blocking(move || write_fresh_dir(&owned, &inside))
         .await
-        .map_err(|e| io("writing", dir, std::io::Error::other(e)))?
+        .map_err(|e| io("writing", dir, std::io::Error::other(e)))??;
+    // Read while nginx serves (htpasswd files): replaced whole, never seen half.
+    for (path, contents) in outside {
+        write_atomic(Path::new(path), contents.as_bytes()).await?;
+    }
+    Ok(())
 }
 
-fn write_dir_blocking(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), NginxError> {
+fn write_fresh_dir(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), NginxError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => return Err(io("removing", dir, source)),
     }
+    std::fs::create_dir_all(dir).map_err(|source| io("creating", dir, source))?;
     let mut made = std::collections::HashSet::new();
     for (path, contents) in files {
         if let Some(parent) = path.parent()
@@ -653,21 +664,9 @@ fn write_dir_blocking(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), Ngi
         {
             std::fs::create_dir_all(parent).map_err(|source| io("creating", parent, source))?;
         }
-        if path.starts_with(dir) {
-            // A fresh directory nginx reads only once it is tested (and the agent writes it
-            // again from the persisted state after a crash): plain writes, no fsync each.
-            std::fs::write(path, contents).map_err(|source| io("writing", path, source))?;
-        } else {
-            // Read while nginx serves (htpasswd files): replaced whole, never seen half.
-            let tmp = path.with_extension("infrapilot-tmp");
-            std::fs::write(&tmp, contents).map_err(|source| io("writing", &tmp, source))?;
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|source| io("writing", &tmp, source))?;
-            std::fs::rename(&tmp, path).map_err(|source| io("writing", path, source))?;
-        }
+        std::fs::write(path, contents).map_err(|source| io("writing", path, source))?;
     }
-    std::fs::create_dir_all(dir).map_err(|source| io("creating", dir, source))
+    Ok(())
 }
 
 /// Writes a file through a temporary file and a rename, so nginx never reads half of it.

@@ -126,11 +126,16 @@ pub async fn send_command(
         Ok(Err(_)) => Err(CommandError::Closed),
         Err(_) => Err(CommandError::Timeout(timeout)),
     };
-    if let Ok(mut tx) = state.store().org(&scope).await {
-        let _ = tx.delete_relay(&id).await;
+    forget_relay(state.store(), org, &id).await;
+    result
+}
+
+/// Deletes a relayed command's row, best effort: a row left behind is swept by the hourly job.
+pub(super) async fn forget_relay(store: &crate::store::Store, org: OrgId, id: &str) {
+    if let Ok(mut tx) = store.org(&OrgScope::system(org)).await {
+        let _ = tx.delete_relay(id).await;
         let _ = tx.commit().await;
     }
-    result
 }
 
 /// Removes a relayed command's waiter when dropped.

@@ -10,9 +10,10 @@
 //! relay's reply as JSON). Whatever does not fit a notification is cut into parts and put
 //! together again, so chunk boundaries (an exec frame's stream byte) survive. Input travels
 //! the other way on the holder's channel: `i:<id>:<n>:<base64 CommandInput>` (numbered from
-//! 0), `k:<id>` (the asker is still there) and `x:<id>` (the asker went away: cancel). Notifications of one sender
-//! arrive in the order sent, and both listeners hand them on in that order; a gap in the
-//! numbering ends the stream as failed rather than showing output with a hole in it.
+//! 0), `k:<id>` (the asker is still there) and `x:<id>` (the asker went away: cancel).
+//! Notifications of one sender arrive in the order sent, and both listeners hand them on in
+//! that order; a gap in the numbering (events or inputs) ends the stream as failed rather
+//! than going on with a hole in it.
 //!
 //! Either side going away ends the stream: the holder cancels it on the agent when the asker
 //! says so or has not been heard from for [`SILENCE`], and ends it with `f` whenever it stops
@@ -275,10 +276,7 @@ impl Drop for RelayedStream {
             if cancel {
                 let _ = link.send("x", "").await;
             }
-            if let Ok(mut tx) = link.store.org(&OrgScope::system(org)).await {
-                let _ = tx.delete_relay(&link.id).await;
-                let _ = tx.commit().await;
-            }
+            super::relay::forget_relay(&link.store, org, &link.id).await;
         });
     }
 }
@@ -332,7 +330,7 @@ pub(super) async fn open(
 ) -> Result<CommandStream, CommandError> {
     let id = uuid::Uuid::now_v7().simple().to_string();
     let streams = state.relay_streams();
-    let (tx, mut rx) = mpsc::channel(BUFFER);
+    let (tx, rx) = mpsc::channel(BUFFER);
     if let Ok(mut asked) = streams.asked.lock() {
         asked.insert(
             id.clone(),
@@ -361,7 +359,7 @@ pub(super) async fn open(
     };
     let mut relayed = RelayedStream {
         link,
-        rx: mpsc::channel(1).1,
+        rx,
         finished: false,
         ended_by_holder: false,
         deadline: tokio::time::Instant::now() + SILENCE,
@@ -388,9 +386,8 @@ pub(super) async fn open(
         return Err(CommandError::Offline);
     }
     // The holder opens the stream on the agent first: its failure is the caller's answer.
-    match tokio::time::timeout(OPEN_WAIT, rx.recv()).await {
+    match tokio::time::timeout(OPEN_WAIT, relayed.rx.recv()).await {
         Ok(Some(Received::Open)) => {
-            relayed.rx = rx;
             relayed.deadline = tokio::time::Instant::now() + SILENCE;
             Ok(CommandStream::relayed(relayed))
         }
@@ -494,10 +491,7 @@ pub(super) async fn serve(
                 // The asker went quiet (its replica died): cancelled the same way, and the
                 // row it would have deleted goes too.
                 () = tokio::time::sleep_until(heard + SILENCE) => {
-                    if let Ok(mut tx) = state.store().org(&OrgScope::system(org)).await {
-                        let _ = tx.delete_relay(&relay.id).await;
-                        let _ = tx.commit().await;
-                    }
+                    super::relay::forget_relay(state.store(), org, &relay.id).await;
                     break;
                 }
             }

@@ -8,7 +8,7 @@ use infrapilot_core::ids::{AgentId, OrgId};
 use sqlx::any::AnyRow;
 
 use super::org::OrgTx;
-use super::{Backend, StoreError, col, parsed};
+use super::{StoreError, col, parsed};
 
 /// The most rows one `INSERT` carries (PostgreSQL allows 65,535 bound parameters).
 const ROWS_PER_INSERT: usize = 400;
@@ -365,15 +365,8 @@ impl OrgTx {
     /// Announces `lines` to every replica when this transaction commits (PostgreSQL; on
     /// SQLite there is one replica, and nothing to do).
     pub async fn notify_log_lines(&mut self, lines: &StoredLines) -> Result<(), StoreError> {
-        if self.backend() != Backend::Postgres {
-            return Ok(());
-        }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(LOG_LINES_CHANNEL)
-            .bind(lines.payload())
-            .execute(self.conn())
-            .await?;
-        Ok(())
+        self.notify_on_commit(LOG_LINES_CHANNEL, &lines.payload())
+            .await
     }
 
     /// `agent`'s lines of `stream` with stored seqs `first..=last`, in order.

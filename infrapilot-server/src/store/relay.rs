@@ -4,7 +4,7 @@ use infrapilot_core::ids::AgentId;
 use sqlx::any::AnyRow;
 
 use super::org::OrgTx;
-use super::{StoreError, col, parsed};
+use super::{Backend, StoreError, col, parsed};
 
 /// A relayed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,9 +112,23 @@ impl OrgTx {
 
     async fn notify_replica(&mut self, replica: &str, id: &str) -> Result<(), StoreError> {
         let payload = format!("{}:{id}", self.org());
+        self.notify_on_commit(&replica_channel(replica), &payload)
+            .await
+    }
+
+    /// Sends `payload` on the PostgreSQL channel `channel` when this transaction commits
+    /// (`NOTIFY`; nothing on SQLite, where there is one replica and nobody to tell).
+    pub(super) async fn notify_on_commit(
+        &mut self,
+        channel: &str,
+        payload: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(replica_channel(replica))
-            .bind(payload)
+            .bind(channel.to_owned())
+            .bind(payload.to_owned())
             .execute(self.conn())
             .await?;
         Ok(())
