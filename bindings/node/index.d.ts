@@ -105,7 +105,7 @@ export class Client {
   createOrganization(name: string, slug?: string | null): Promise<Obj>;
   organization(): Promise<Obj>;
   listMembers(options?: PageOptions | null): Promise<Page>;
-  addMember(email: string, role: string): Promise<Obj>;
+  inviteMember(email: string, role: string): Promise<Obj>;
   updateMember(userId: string, role: string): Promise<Obj>;
   removeMember(userId: string): Promise<void>;
   listAgents(options?: PageOptions | null): Promise<Page>;

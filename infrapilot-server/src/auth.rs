@@ -44,6 +44,49 @@ pub struct Principal {
     pub source_ip: Option<IpAddr>,
 }
 
+/// A person signed in with a session (extractor): a [`Principal`] whose access token belongs
+/// to a login session. API tokens act only inside their organization, so every account and
+/// platform operation (profile, password, MFA, sign-out, creating or listing organizations,
+/// accepting an invitation) takes this instead of [`Principal`] and refuses them.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub Principal);
+
+/// The refusal every account operation gives an API token.
+const SESSION_ONLY: &str = "API tokens act only inside their organization; this needs a signed-in session (POST /api/v1/auth/login)";
+
+impl SignedIn {
+    fn check(principal: Principal) -> Result<Self, AppError> {
+        match principal.actor {
+            Actor::User(_) if principal.session.is_some() => Ok(SignedIn(principal)),
+            _ => Err(AppError::Refused(SESSION_ONLY.to_owned())),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        SignedIn::check(Principal::from_request_parts(parts, state).await?)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let principal =
+            <Principal as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(
+                parts, state,
+            )
+            .await?;
+        principal.map(SignedIn::check).transpose()
+    }
+}
+
 /// The organization scope a request acts in (extractor).
 #[derive(Debug, Clone)]
 pub struct Scoped(pub OrgScope);
@@ -222,17 +265,23 @@ async fn resolve(
         None => claims.org,
     };
     let gone = || AppError::Unauthorized("the account no longer exists or is disabled");
-    // Reads only, in one round trip: the account, its membership in the organization, and
-    // whether the organization exists.
+    // Reads only, in one round trip: the account, whether the session is still live, its
+    // membership in the organization, and whether the organization exists. Reading the
+    // session on every request is what makes a revocation (sign-out, refresh-token reuse, a
+    // password change, an administrator) take effect at once on every replica.
     let mut tx = state.store().global_read().await?;
-    let (user, role, exists) = match org {
-        Some(org) => tx.account_in_org(claims.sub, org).await?.ok_or_else(gone)?,
-        None => (tx.user(claims.sub).await.map_err(|_| gone())?, None, false),
-    };
+    let found = tx.session_account(claims.sub, claims.sid, org).await?;
     tx.commit().await?;
-    if user.disabled {
+    let found = found.ok_or_else(gone)?;
+    if found.user.disabled {
         return Err(gone());
     }
+    if !found.session_live {
+        return Err(AppError::Unauthorized(
+            "the session has ended (signed out, revoked or replaced); sign in again",
+        ));
+    }
+    let (user, role, exists) = (found.user, found.role, found.org_exists);
     let principal = Principal {
         user: user.id,
         platform_role: user.platform_role,

@@ -152,13 +152,14 @@ impl Client {
         json(&self.inner.list_members(&q).await.map_err(to_napi)?)
     }
 
-    /// Adds an existing account with a role.
+    /// Invites an e-mail address with a role; the answer holds the invitation and its token,
+    /// shown once.
     #[napi]
-    pub async fn add_member(&self, email: String, role: String) -> Result<Value> {
+    pub async fn invite_member(&self, email: String, role: String) -> Result<Value> {
         json(
             &self
                 .inner
-                .add_member(&email, &role)
+                .invite_member(&email, &role)
                 .await
                 .map_err(to_napi)?,
         )

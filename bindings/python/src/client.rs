@@ -198,14 +198,15 @@ impl Client {
         self.call(py, self.inner.list_members(&q))
     }
 
-    /// Adds an existing account with `role` (`viewer`, `operator`, `admin`, `owner`).
-    fn add_member<'py>(
+    /// Invites `email` with `role` (`viewer`, `operator`, `admin`, `owner`); the answer holds
+    /// the invitation and its token, shown once.
+    fn invite_member<'py>(
         &self,
         py: Python<'py>,
         email: &str,
         role: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.call(py, self.inner.add_member(email, role))
+        self.call(py, self.inner.invite_member(email, role))
     }
 
     /// Changes a member's role.

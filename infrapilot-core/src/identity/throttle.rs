@@ -16,12 +16,24 @@ pub enum ThrottleKey {
     /// The source address: an IPv4 address, or the /64 network of an IPv6 address (one
     /// subscriber usually holds a whole /64, so counting single IPv6 addresses is useless).
     Source(IpAddr),
+    /// An account's second factor (TOTP or backup codes), by account id, across every login
+    /// and every endpoint that checks one. Only a correct second factor resets it, never a
+    /// correct password, so someone holding the password cannot buy more guesses by signing in
+    /// again.
+    SecondFactor(String),
+    /// The instance's one-time setup code.
+    Setup,
 }
 
 impl ThrottleKey {
     /// The key for a login name.
     pub fn account(login: &str) -> Self {
         ThrottleKey::Account(login.trim().to_lowercase())
+    }
+
+    /// The key for an account's second factor, by its id.
+    pub fn second_factor(account_id: impl std::fmt::Display) -> Self {
+        ThrottleKey::SecondFactor(account_id.to_string())
     }
 
     /// The key for a source address (IPv4-mapped IPv6 addresses count as IPv4).
@@ -35,11 +47,14 @@ impl ThrottleKey {
         }
     }
 
-    /// A stable text form to store the key under: `account:<login>` or `source:<address>`.
+    /// A stable text form to store the key under: `account:<login>`, `source:<address>`,
+    /// `second-factor:<account id>` or `setup`.
     pub fn storage_key(&self) -> String {
         match self {
             ThrottleKey::Account(login) => format!("account:{login}"),
             ThrottleKey::Source(addr) => format!("source:{addr}"),
+            ThrottleKey::SecondFactor(id) => format!("second-factor:{id}"),
+            ThrottleKey::Setup => "setup".to_owned(),
         }
     }
 }
@@ -80,6 +95,25 @@ impl ThrottlePolicy {
     pub const SOURCE: ThrottlePolicy = ThrottlePolicy {
         free_failures: 20,
         base_lockout_secs: 30,
+        max_lockout_secs: 3600,
+        forget_after_secs: 24 * 3600,
+    };
+
+    /// For second factors: 5 free failures, then 15 min doubling up to 12 h; forgotten after a
+    /// day. A six-digit code is guessed with 1 chance in 10^6 per try, so a guesser who holds
+    /// the password gets a handful of tries an hour and a few dozen a day.
+    pub const SECOND_FACTOR: ThrottlePolicy = ThrottlePolicy {
+        free_failures: 5,
+        base_lockout_secs: 15 * 60,
+        max_lockout_secs: 12 * 3600,
+        forget_after_secs: 24 * 3600,
+    };
+
+    /// For the setup code: 10 free failures, then 1 min doubling up to 1 h. The code is long and
+    /// random; this only keeps a scan of it from running at line rate.
+    pub const SETUP: ThrottlePolicy = ThrottlePolicy {
+        free_failures: 10,
+        base_lockout_secs: 60,
         max_lockout_secs: 3600,
         forget_after_secs: 24 * 3600,
     };

@@ -186,8 +186,11 @@ fn row(resource: Resource) -> [Option<Effective>; 7] {
         R::OrgSettings => [V, X, A, X, X, X, X],
         R::Billing => [A, X, W, X, X, X, X],
         R::SsoSettings => [A, X, A, X, X, X, X],
-        R::User => [A, A, A, A, X, X, X],
-        R::Member => [V, A, A, A, X, X, X],
+        // Accounts belong to their owners: an organization sees its members' accounts, and only
+        // a super admin creates, changes or deletes one (the account itself uses /auth/me).
+        R::User => [A, S, S, S, X, X, X],
+        // Members join by accepting an invitation, never by being added.
+        R::Member => [V, X, A, A, X, X, X],
         R::Invitation => [A, A, X, A, X, X, X],
         R::ApiToken => [V, O, O, O, X, X, X],
         R::EnrollmentToken => [A, A, X, A, X, X, X],

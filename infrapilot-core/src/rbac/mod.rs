@@ -24,9 +24,18 @@
 //! table of the *least* role each pair needs ([`required_role`]), so a higher role can never
 //! lack a permission a lower one has. Pairs that make no sense (exec on a certificate) are
 //! refused for every role. The table is rendered for people by [`matrix_markdown`].
+//!
+//! # Memberships
+//!
+//! [`may_change_member`] says *which* members a role may act on: none whose role is above its
+//! own, and no role above its own given. Accounts (credentials, MFA, disabled) are not a
+//! membership's: only the account itself or a super admin changes them, which the matrix says
+//! by giving [`Resource::User`] changes to [`Effective::SuperAdmin`] alone.
 
 mod matrix;
+mod membership;
 mod roles;
 
 pub use matrix::{Action, Resource, can, matrix_markdown, required_role};
+pub use membership::{MemberChange, MemberRefusal, may_change_member};
 pub use roles::{Effective, OrgRole, PlatformRole};

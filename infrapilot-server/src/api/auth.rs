@@ -25,7 +25,7 @@ use infrapilot_core::audit::Outcome;
 
 use super::{commit_with_account_audit, display_name};
 use crate::app::AppState;
-use crate::auth::{ClientIp, Principal};
+use crate::auth::{ClientIp, Principal, SignedIn};
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{GlobalTx, StateTable, UserRecord};
 use crate::util::{new_id, now_micros, now_secs, random, rfc3339};
@@ -222,6 +222,67 @@ async fn put_throttle(
     Ok(())
 }
 
+/// One credential check counted under a throttle key: [`Attempt::begin`] refuses while the key
+/// is locked, [`Attempt::failed`] counts a failure and [`Attempt::succeeded`] resets the key.
+/// A failure must reach the database even though the request fails, so callers commit after
+/// `failed` and before they answer.
+pub(super) struct Attempt {
+    key: ThrottleKey,
+    policy: ThrottlePolicy,
+    state: ThrottleState,
+}
+
+impl Attempt {
+    /// Reads the key's state; refuses (429 with `Retry-After`) while it is locked.
+    pub(super) async fn begin(
+        tx: &mut GlobalTx,
+        key: ThrottleKey,
+        policy: ThrottlePolicy,
+        now: i64,
+    ) -> Result<Self, AppError> {
+        let state = throttle_state(tx, &key).await?;
+        if let Decision::RetryAfter(secs) = policy.check(&state, now) {
+            return Err(AppError::TooManyRequests {
+                retry_after: u64::try_from(secs).unwrap_or(1).max(1),
+            });
+        }
+        Ok(Attempt { key, policy, state })
+    }
+
+    /// Counts a failure at `now`.
+    pub(super) async fn failed(mut self, tx: &mut GlobalTx, now: i64) -> Result<(), AppError> {
+        self.policy.record_failure(&mut self.state, now);
+        put_throttle(tx, &self.key, &self.state).await
+    }
+
+    /// Settles a check whose answer is `ok`: a correct credential resets the key and gives the
+    /// transaction back; a wrong one counts the failure, commits it and returns `refusal`.
+    pub(super) async fn settle(
+        self,
+        mut tx: GlobalTx,
+        ok: bool,
+        now: i64,
+        refusal: AppError,
+    ) -> Result<GlobalTx, AppError> {
+        if ok {
+            self.succeeded(&mut tx).await?;
+            return Ok(tx);
+        }
+        self.failed(&mut tx, now).await?;
+        tx.commit().await?;
+        Err(refusal)
+    }
+
+    /// Resets the key after a correct credential.
+    pub(super) async fn succeeded(mut self, tx: &mut GlobalTx) -> Result<(), AppError> {
+        if self.state == ThrottleState::default() {
+            return Ok(());
+        }
+        self.policy.record_success(&mut self.state);
+        put_throttle(tx, &self.key, &self.state).await
+    }
+}
+
 /// A PHC string to verify against when the account does not exist, so both answers take as
 /// long (made once per process with the server's own parameters).
 fn dummy_hash(state: &AppState) -> String {
@@ -291,9 +352,7 @@ async fn start_session(
     let now = now_secs();
     let (family, token) =
         RefreshFamily::start(new_id(), user.id, now, random(), state.refresh_policy());
-    let text = serde_json::to_string(&family).map_err(AppError::internal)?;
-    tx.put_refresh_family(&family.id.to_string(), user.id, &text, now_micros())
-        .await?;
+    save_family(tx, &family.id.to_string(), user.id, &family).await?;
     Ok(access(
         state,
         user.id,
@@ -486,16 +545,17 @@ pub async fn login_mfa(
         .user(claims.sub)
         .await
         .map_err(|_| AppError::Unauthorized(GENERIC_LOGIN_FAILURE))?;
-    let key = ThrottleKey::account(user.email.as_str());
-    let mut throttle = throttle_state(&mut tx, &key).await?;
-    if let Decision::RetryAfter(secs) = ThrottlePolicy::ACCOUNT.check(&throttle, now) {
-        return Err(AppError::TooManyRequests {
-            retry_after: u64::try_from(secs).unwrap_or(1).max(1),
-        });
-    }
+    // Second factors are counted per account across logins: signing in again with the
+    // password does not reset the count.
+    let attempt = Attempt::begin(
+        &mut tx,
+        ThrottleKey::second_factor(user.id),
+        ThrottlePolicy::SECOND_FACTOR,
+        now,
+    )
+    .await?;
     if user.disabled || !accept_second_factor(&state, &mut user, &body.code, now)? {
-        ThrottlePolicy::ACCOUNT.record_failure(&mut throttle, now);
-        put_throttle(&mut tx, &key, &throttle).await?;
+        attempt.failed(&mut tx, now).await?;
         let details = serde_json::json!({"reason": "wrong or reused second factor"});
         commit_with_account_audit(
             &state,
@@ -511,8 +571,7 @@ pub async fn login_mfa(
             "the code is wrong or was already used",
         ));
     }
-    ThrottlePolicy::ACCOUNT.record_success(&mut throttle);
-    put_throttle(&mut tx, &key, &throttle).await?;
+    attempt.succeeded(&mut tx).await?;
     user.updated_at = now_micros();
     tx.update_user(&user).await?;
     let session =
@@ -555,9 +614,7 @@ pub async fn refresh(
     let family: RefreshFamily = serde_json::from_str(&text).map_err(AppError::internal)?;
     match family.rotate(&presented, now, random(), state.refresh_policy()) {
         Ok((next, token)) => {
-            let text = serde_json::to_string(&next).map_err(AppError::internal)?;
-            tx.put_refresh_family(&family_id, user_id, &text, now_micros())
-                .await?;
+            save_family(&mut tx, &family_id, user_id, &next).await?;
             let user = tx
                 .user(user_id)
                 .await
@@ -578,9 +635,7 @@ pub async fn refresh(
             )))
         }
         Err(RefreshError::Reused { revoked }) => {
-            let text = serde_json::to_string(&revoked).map_err(AppError::internal)?;
-            tx.put_refresh_family(&family_id, user_id, &text, now_micros())
-                .await?;
+            save_family(&mut tx, &family_id, user_id, &revoked).await?;
             let details = serde_json::json!({"session": family_id});
             commit_with_account_audit(
                 &state,
@@ -608,7 +663,7 @@ pub async fn refresh(
 ))]
 pub async fn logout(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
 ) -> Result<StatusCode, AppError> {
     let Some(sid) = principal.session else {
         return Err(AppError::Refused(
@@ -619,9 +674,7 @@ pub async fn logout(
     if let Some((_, text)) = tx.lock_refresh_family(&sid.to_string()).await? {
         let family: RefreshFamily = serde_json::from_str(&text).map_err(AppError::internal)?;
         let revoked = family.revoke(now_secs(), RevocationReason::Logout);
-        let text = serde_json::to_string(&revoked).map_err(AppError::internal)?;
-        tx.put_refresh_family(&sid.to_string(), principal.user, &text, now_micros())
-            .await?;
+        save_family(&mut tx, &sid.to_string(), principal.user, &revoked).await?;
     }
     let details = serde_json::json!({"session": sid.to_string()});
     commit_with_account_audit(
@@ -671,7 +724,7 @@ async fn me_of(tx: &mut GlobalTx, user: &UserRecord) -> Result<Me, AppError> {
 ))]
 pub async fn me(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
 ) -> Result<axum::Json<Me>, AppError> {
     let mut tx = state.store().global_read().await?;
     let user = tx.user(principal.user).await?;
@@ -687,7 +740,7 @@ pub async fn me(
 ))]
 pub async fn update_me(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ApiJson(body): ApiJson<UpdateMe>,
 ) -> Result<axum::Json<Me>, AppError> {
     let mut tx = state.store().global().await?;
@@ -712,15 +765,47 @@ pub async fn update_me(
     Ok(axum::Json(me))
 }
 
-async fn require_password(user: &UserRecord, password: &str) -> Result<(), AppError> {
-    if check_password(user.password_hash.clone(), password.to_owned()).await? {
-        Ok(())
-    } else {
-        Err(AppError::field(
-            "password",
-            "is not the account's current password",
-        ))
-    }
+/// Checks the signed-in account's password, counted under the account's login throttle (a
+/// stolen session cannot guess it faster than a login could); `field` names it in the refusal.
+async fn require_password(
+    mut tx: GlobalTx,
+    user: &UserRecord,
+    password: &str,
+    field: &'static str,
+) -> Result<GlobalTx, AppError> {
+    let now = now_secs();
+    let attempt = Attempt::begin(
+        &mut tx,
+        ThrottleKey::account(user.email.as_str()),
+        ThrottlePolicy::ACCOUNT,
+        now,
+    )
+    .await?;
+    let ok = check_password(user.password_hash.clone(), password.to_owned()).await?;
+    let refusal = AppError::field(field, "is not the account's current password");
+    attempt.settle(tx, ok, now, refusal).await
+}
+
+/// Checks a second factor of the signed-in account, counted per account like a login's.
+async fn require_second_factor(
+    state: &AppState,
+    mut tx: GlobalTx,
+    user: &mut UserRecord,
+    code: &str,
+    refusal: &'static str,
+) -> Result<GlobalTx, AppError> {
+    let now = now_secs();
+    let attempt = Attempt::begin(
+        &mut tx,
+        ThrottleKey::second_factor(user.id),
+        ThrottlePolicy::SECOND_FACTOR,
+        now,
+    )
+    .await?;
+    let ok = accept_second_factor(state, user, code, now)?;
+    attempt
+        .settle(tx, ok, now, AppError::field("code", refusal))
+        .await
 }
 
 /// Changes the signed-in account's password and ends all its sessions.
@@ -730,17 +815,12 @@ async fn require_password(user: &UserRecord, password: &str) -> Result<(), AppEr
 ))]
 pub async fn change_password(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, AppError> {
     let mut tx = state.store().global().await?;
     let mut user = tx.user(principal.user).await?;
-    check_password(user.password_hash.clone(), body.current_password.clone())
-        .await?
-        .then_some(())
-        .ok_or_else(|| {
-            AppError::field("current_password", "is not the account's current password")
-        })?;
+    let mut tx = require_password(tx, &user, &body.current_password, "current_password").await?;
     let password = Password::new(&body.new_password, &[user.email.as_str(), &user.name])
         .map_err(|e| e.at("new_password"))?;
     user.password_hash = super::hash_password(&state, password).await?;
@@ -761,6 +841,20 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stores a session's refresh family. Its `revoked` flag is a column of its own, read by the
+/// authentication of every request, so a revoked session's access tokens stop working at once.
+async fn save_family(
+    tx: &mut GlobalTx,
+    id: &str,
+    user: UserId,
+    family: &RefreshFamily,
+) -> Result<(), AppError> {
+    let text = serde_json::to_string(family).map_err(AppError::internal)?;
+    tx.put_refresh_family(id, user, &text, family.revoked.is_some(), now_micros())
+        .await?;
+    Ok(())
+}
+
 /// Revokes every session of a user.
 pub async fn revoke_all_sessions(
     tx: &mut GlobalTx,
@@ -771,10 +865,7 @@ pub async fn revoke_all_sessions(
     for (id, text) in tx.refresh_families_of(user).await? {
         let family: RefreshFamily = serde_json::from_str(&text).map_err(AppError::internal)?;
         if family.revoked.is_none() {
-            let text =
-                serde_json::to_string(&family.revoke(now, reason)).map_err(AppError::internal)?;
-            tx.put_refresh_family(&id, user, &text, now_micros())
-                .await?;
+            save_family(tx, &id, user, &family.revoke(now, reason)).await?;
         }
     }
     Ok(())
@@ -788,7 +879,7 @@ pub async fn revoke_all_sessions(
 ))]
 pub async fn mfa_enroll(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ApiJson(body): ApiJson<PasswordProof>,
 ) -> Result<axum::Json<MfaEnrollment>, AppError> {
     let mut tx = state.store().global().await?;
@@ -798,7 +889,7 @@ pub async fn mfa_enroll(
             "MFA is already enabled; disable it first to enrol a new device".to_owned(),
         ));
     }
-    require_password(&user, &body.password).await?;
+    let tx = require_password(tx, &user, &body.password, "password").await?;
     let secret = TotpSecret::generate(random());
     let totp = Totp::new(secret.clone());
     let uri = totp
@@ -841,7 +932,7 @@ fn new_backup_codes(user: &mut UserRecord) -> Vec<String> {
 ))]
 pub async fn mfa_confirm(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<axum::Json<BackupCodes>, AppError> {
     let mut tx = state.store().global().await?;
@@ -855,12 +946,14 @@ pub async fn mfa_confirm(
         ));
     }
     user.backup_codes.clear();
-    if !accept_second_factor(&state, &mut user, &body.code, now_secs())? {
-        return Err(AppError::field(
-            "code",
-            "is not the current code of the enrolled secret",
-        ));
-    }
+    let tx = require_second_factor(
+        &state,
+        tx,
+        &mut user,
+        &body.code,
+        "is not the current code of the enrolled secret",
+    )
+    .await?;
     user.totp_enabled = true;
     let codes = new_backup_codes(&mut user);
     save_account(
@@ -901,7 +994,7 @@ async fn save_account(
 }
 
 /// The signed-in account, for a change to an enabled MFA: refused unless MFA is on and the
-/// request proves both the password and a current code.
+/// request proves both the password and a current code (each counted by its throttle).
 async fn mfa_user_proven(
     state: &AppState,
     principal: &Principal,
@@ -912,24 +1005,14 @@ async fn mfa_user_proven(
     if !user.totp_enabled {
         return Err(AppError::Conflict("MFA is not enabled".to_owned()));
     }
-    prove_password_and_code(state, &mut user, body).await?;
-    Ok((tx, user))
-}
-
-async fn prove_password_and_code(
-    state: &AppState,
-    user: &mut UserRecord,
-    body: &PasswordProof,
-) -> Result<(), AppError> {
-    require_password(user, &body.password).await?;
     let code = body
         .code
         .as_deref()
         .ok_or_else(|| AppError::field("code", "a current TOTP or backup code is required"))?;
-    if !accept_second_factor(state, user, code, now_secs())? {
-        return Err(AppError::field("code", "is wrong or was already used"));
-    }
-    Ok(())
+    let tx = require_password(tx, &user, &body.password, "password").await?;
+    let tx =
+        require_second_factor(state, tx, &mut user, code, "is wrong or was already used").await?;
+    Ok((tx, user))
 }
 
 /// Turns MFA off (password and a current code required).
@@ -940,7 +1023,7 @@ async fn prove_password_and_code(
 ))]
 pub async fn mfa_disable(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ApiJson(body): ApiJson<PasswordProof>,
 ) -> Result<StatusCode, AppError> {
     let (tx, mut user) = mfa_user_proven(&state, &principal, &body).await?;
@@ -967,7 +1050,7 @@ pub async fn mfa_disable(
 ))]
 pub async fn mfa_backup_codes(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ApiJson(body): ApiJson<PasswordProof>,
 ) -> Result<axum::Json<BackupCodes>, AppError> {
     let (tx, mut user) = mfa_user_proven(&state, &principal, &body).await?;

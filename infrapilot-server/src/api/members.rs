@@ -1,14 +1,20 @@
 //! Members and invitations of the current organization.
 //!
-//! Rules on top of the role matrix: only owners grant, change or remove the owner role; the
-//! last owner can be neither removed nor demoted; the organization's member limit holds for
-//! additions and accepted invitations alike.
+//! Accounts belong to their owners: an account joins an organization only by accepting an
+//! invitation while signed in as itself (or by creating itself from one), and no answer here
+//! says whether an e-mail address has an account. Rules on top of the role matrix: nobody acts
+//! on a member whose role is above their own or gives a role above their own (the core's
+//! `may_change_member`, so only owners touch the owner role); the last owner can be neither
+//! removed nor demoted; the organization's member limit holds for invitations and accepted
+//! invitations alike.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use infrapilot_core::identity::{OpaqueToken, Password, SecretHash, TokenKind};
 use infrapilot_core::ids::{InvitationId, UserId};
-use infrapilot_core::rbac::{Action, Effective, OrgRole, Resource};
+use infrapilot_core::rbac::{
+    Action, Effective, MemberChange, OrgRole, Resource, may_change_member,
+};
 use infrapilot_core::values::Email;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,7 +23,7 @@ use utoipa_axum::routes;
 
 use super::{Page, PageQuery, audit, display_name};
 use crate::app::AppState;
-use crate::auth::{ClientIp, Principal, Scoped};
+use crate::auth::{ClientIp, Scoped, SignedIn};
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{Actor, InvitationRecord, MemberRecord, NewUser, OrgScope, OrgTx};
 use crate::util::{new_id, now_micros, random, rfc3339};
@@ -25,7 +31,7 @@ use crate::util::{new_id, now_micros, random, rfc3339};
 /// Routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_members, add_member))
+        .routes(routes!(list_members))
         .routes(routes!(update_member, remove_member))
         .routes(routes!(list_invitations, create_invitation))
         .routes(routes!(revoke_invitation))
@@ -57,16 +63,6 @@ impl From<MemberRecord> for Member {
             joined_at: rfc3339(m.created_at),
         }
     }
-}
-
-/// Adds an existing account.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    /// The account's e-mail address.
-    pub email: String,
-    /// The role to give (`member` is accepted for `operator`).
-    pub role: OrgRole,
 }
 
 /// A role change.
@@ -158,23 +154,9 @@ pub struct Accepted {
     pub role: OrgRole,
 }
 
-/// Refuses changes to the owner role by anyone but an owner (or a super admin).
-fn check_owner_rule(
-    scope: &OrgScope,
-    old: Option<OrgRole>,
-    new: Option<OrgRole>,
-) -> Result<(), AppError> {
-    let touches_owner = old == Some(OrgRole::Owner) || new == Some(OrgRole::Owner);
-    let is_owner = matches!(
-        scope.role(),
-        Effective::SuperAdmin | Effective::Org(OrgRole::Owner)
-    );
-    if touches_owner && !is_owner {
-        return Err(AppError::Refused(
-            "only an owner can grant, change or remove the owner role".to_owned(),
-        ));
-    }
-    Ok(())
+/// Refuses a membership change the scope's role does not reach (the core's rule).
+fn check_reach(scope: &OrgScope, change: MemberChange) -> Result<(), AppError> {
+    may_change_member(scope.role(), change).map_err(|e| AppError::Refused(e.to_string()))
 }
 
 /// Refuses to remove or demote the last owner.
@@ -230,47 +212,6 @@ pub async fn list_members(
     )))
 }
 
-/// Adds an existing account as a member.
-#[utoipa::path(post, path = "/api/v1/members", tag = "organizations", security(("bearer" = [])), request_body = AddMember, responses(
-    (status = 201, body = Member),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-))]
-pub async fn add_member(
-    State(state): State<AppState>,
-    scoped: Scoped,
-    ClientIp(ip): ClientIp,
-    ApiJson(body): ApiJson<AddMember>,
-) -> Result<(StatusCode, axum::Json<Member>), AppError> {
-    let scope = scoped.require(Action::Create, Resource::Member)?;
-    let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
-    check_owner_rule(scope, None, Some(body.role))?;
-    let mut g = state.store().global().await?;
-    let user = g.user_by_email(&email).await?.ok_or(AppError::NotFound(
-        "account with this e-mail address (invite them instead)",
-    ))?;
-    let mut tx = g.into_org(scope).await?;
-    check_member_limit(&mut tx).await?;
-    tx.insert_member(user.id, body.role, now_micros()).await?;
-    audit(
-        &state,
-        &mut tx,
-        ip,
-        "member.create",
-        "member",
-        user.id,
-        serde_json::json!({"role": body.role}),
-    )
-    .await?;
-    let member = tx
-        .member(user.id)
-        .await?
-        .ok_or(AppError::NotFound("member"))?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(member.into())))
-}
-
 /// Changes a member's role.
 #[utoipa::path(patch, path = "/api/v1/members/{user_id}", tag = "organizations", security(("bearer" = [])),
     params(("user_id" = UserId, Path, description = "The member's account id")), request_body = UpdateMember, responses(
@@ -291,7 +232,13 @@ pub async fn update_member(
         .member(user_id)
         .await?
         .ok_or(AppError::NotFound("member"))?;
-    check_owner_rule(scope, Some(member.role), Some(body.role))?;
+    check_reach(
+        scope,
+        MemberChange::Change {
+            from: member.role,
+            to: body.role,
+        },
+    )?;
     check_last_owner(&mut tx, member.role, Some(body.role)).await?;
     tx.update_member_role(user_id, body.role).await?;
     audit(
@@ -333,7 +280,7 @@ pub async fn remove_member(
         .member(user_id)
         .await?
         .ok_or(AppError::NotFound("member"))?;
-    check_owner_rule(scope, Some(member.role), None)?;
+    check_reach(scope, MemberChange::Remove(member.role))?;
     check_last_owner(&mut tx, member.role, None).await?;
     tx.delete_member(user_id).await?;
     tx.revoke_api_tokens_of(user_id, now_micros()).await?;
@@ -389,7 +336,7 @@ pub async fn create_invitation(
 ) -> Result<(StatusCode, axum::Json<CreatedInvitation>), AppError> {
     let scope = scoped.require(Action::Create, Resource::Invitation)?;
     let email = Email::parse(&body.email).map_err(|e| e.at("email"))?;
-    check_owner_rule(scope, None, Some(body.role))?;
+    check_reach(scope, MemberChange::Grant(body.role))?;
     let hours = body.expires_in_hours.unwrap_or(168);
     if !(1..=720).contains(&hours) {
         return Err(AppError::field("expires_in_hours", "must be from 1 to 720"));
@@ -449,6 +396,7 @@ pub async fn revoke_invitation(
     let scope = scoped.require(Action::Delete, Resource::Invitation)?;
     let mut tx = state.store().org(scope).await?;
     let mut inv = tx.invitation(id).await?;
+    check_reach(scope, MemberChange::Grant(inv.role))?;
     if inv.accepted_at.is_some() {
         return Err(AppError::Conflict(
             "the invitation was already accepted; remove the member instead".to_owned(),
@@ -482,7 +430,7 @@ pub async fn revoke_invitation(
 ))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
-    principal: Option<Principal>,
+    principal: Option<SignedIn>,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<AcceptInvitation>,
 ) -> Result<axum::Json<Accepted>, AppError> {
@@ -516,7 +464,7 @@ pub async fn accept_invitation(
     }
     let mut g = state.store().global().await?;
     let user_id = match (&principal, g.user_by_email(&inv.email).await?) {
-        (Some(p), Some(existing)) if p.user == existing.id => existing.id,
+        (Some(SignedIn(p)), Some(existing)) if p.user == existing.id => existing.id,
         (_, Some(_)) => {
             return Err(AppError::Unauthorized(
                 "an account with the invited e-mail address exists: sign in as it, then accept",

@@ -2,6 +2,8 @@
 //! router; DTOs are defined beside their handlers and converted by hand to domain types.
 
 pub mod access_lists;
+#[cfg(test)]
+mod account_tests;
 pub mod agents;
 pub mod alerts;
 pub mod audit;
@@ -30,6 +32,8 @@ mod policy_tests;
 pub mod proxy;
 #[cfg(test)]
 mod proxy_tests;
+#[cfg(test)]
+mod session_tests;
 pub mod setup;
 pub mod system;
 pub mod tokens;

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::{Page, PageQuery, audit, display_name, slug, slug_from_name};
 use crate::app::AppState;
-use crate::auth::{ClientIp, Principal, Scoped};
+use crate::auth::{ClientIp, Scoped, SignedIn};
 use crate::config::Edition;
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{Actor, NewUser, OrgRecord, OrgScope};
@@ -122,7 +122,7 @@ pub struct SignedUp {
 ))]
 pub async fn list_orgs(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Organization>>, AppError> {
     let limit = page.fetch_limit()?;
@@ -179,7 +179,7 @@ fn saas_only(state: &AppState, what: &str) -> Result<(), AppError> {
 ))]
 pub async fn create_org(
     State(state): State<AppState>,
-    principal: Principal,
+    SignedIn(principal): SignedIn,
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateOrg>,
 ) -> Result<(StatusCode, axum::Json<Organization>), AppError> {

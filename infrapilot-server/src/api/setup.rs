@@ -6,7 +6,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use infrapilot_core::identity::Password;
+use infrapilot_core::identity::{Password, ThrottleKey, ThrottlePolicy};
 use infrapilot_core::ids::{OrgId, UserId};
 use infrapilot_core::rbac::{Effective, OrgRole, PlatformRole};
 use infrapilot_core::values::Email;
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Attempt;
 use super::{audit, display_name, slug, slug_from_name};
 use crate::app::AppState;
 use crate::auth::ClientIp;
@@ -108,11 +109,18 @@ pub async fn setup(
         .as_bytes()
         .ct_eq(state.keys().setup_code().as_bytes())
         .into();
-    if !code_ok {
-        return Err(AppError::Unauthorized(
-            "the setup code is wrong; it is in the server's log from its first start",
-        ));
-    }
+    // Wrong codes are counted (one key for the instance), so the code cannot be scanned.
+    let mut tx = state.store().global().await?;
+    let now_s = crate::util::now_secs();
+    let attempt = Attempt::begin(&mut tx, ThrottleKey::Setup, ThrottlePolicy::SETUP, now_s).await?;
+    let refusal = AppError::Unauthorized(
+        "the setup code is wrong; it is in the server's log from its first start",
+    );
+    attempt
+        .settle(tx, code_ok, now_s, refusal)
+        .await?
+        .commit()
+        .await?;
     let hash = super::hash_password(&state, password).await?;
     let now = now_micros();
     let user_id = UserId::from_uuid(new_id());

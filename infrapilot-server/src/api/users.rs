@@ -1,10 +1,10 @@
-//! Accounts. Organization admins manage the accounts of their organization's members; a super
-//! admin manages every account.
-//!
-//! An admin may change or delete only accounts that are members of the current organization
-//! and hold no platform role; deleting an account that also belongs to another organization
-//! is refused (remove the member instead), so one tenant's admin cannot erase another
-//! tenant's user.
+//! Accounts, as the platform sees them. Accounts belong to their owners: an organization's
+//! admins see their members' accounts but never create, change or delete one (they manage
+//! memberships under `/api/v1/members`); the account itself changes its profile, password and
+//! MFA under `/api/v1/auth`. Creating, changing (name, disabled, a password reset) and deleting
+//! accounts is a super admin's, signed in with a session, and audited in the organization the
+//! request acts in. The role matrix says so (`User` changes need `super_admin`), so these
+//! handlers check nothing else about who is asking.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -22,7 +22,7 @@ use super::{Page, PageQuery, audit, display_name};
 use crate::app::AppState;
 use crate::auth::{ClientIp, Scoped};
 use crate::error::{ApiJson, AppError, Problem};
-use crate::store::{GlobalTx, NewUser, OrgScope, UserRecord};
+use crate::store::{NewUser, UserRecord};
 use crate::util::{new_id, now_micros, rfc3339};
 
 /// Routes.
@@ -85,35 +85,8 @@ pub struct UpdateUser {
     pub name: Option<String>,
     /// Block or allow sign-in (blocking also ends the account's sessions).
     pub disabled: Option<bool>,
-    /// A new password, set by an admin (ends the account's sessions).
+    /// A new password, set by a super admin (ends the account's sessions).
     pub password: Option<String>,
-}
-
-/// Loads an account the scope may manage: a member of the scope's organization without a
-/// platform role, or any account for a super admin.
-async fn manageable(
-    state: &AppState,
-    scope: &OrgScope,
-    id: UserId,
-) -> Result<(GlobalTx, UserRecord), AppError> {
-    // The membership check commits before the global transaction starts: SQLite has one
-    // write lock, so transactions here never nest.
-    if scope.role() != Effective::SuperAdmin {
-        let mut tx = state.store().org(scope).await?;
-        let member = tx.member(id).await?;
-        tx.commit().await?;
-        if member.is_none() {
-            return Err(AppError::NotFound("user"));
-        }
-    }
-    let mut g = state.store().global().await?;
-    let user = g.user(id).await?;
-    if scope.role() != Effective::SuperAdmin && user.platform_role.is_some() {
-        return Err(AppError::Refused(
-            "a super admin's account is managed by super admins only".to_owned(),
-        ));
-    }
-    Ok((g, user))
 }
 
 /// Lists accounts: the current organization's members, or every account for a super admin.
@@ -174,16 +147,6 @@ pub async fn create_user(
     let name = display_name("name", &body.name)?;
     let password =
         Password::new(&body.password, &[email.as_str(), &name]).map_err(|e| e.at("password"))?;
-    if body.role == OrgRole::Owner
-        && !matches!(
-            scope.role(),
-            Effective::SuperAdmin | Effective::Org(OrgRole::Owner)
-        )
-    {
-        return Err(AppError::Refused(
-            "only an owner can grant the owner role".to_owned(),
-        ));
-    }
     let password_hash = super::hash_password(&state, password).await?;
     let now = now_micros();
     let id = UserId::from_uuid(new_id());
@@ -268,7 +231,8 @@ pub async fn update_user(
         .as_deref()
         .map(|n| display_name("name", n))
         .transpose()?;
-    let (mut g, mut user) = manageable(&state, scope, id).await?;
+    let mut g = state.store().global().await?;
+    let mut user = g.user(id).await?;
     if let Some(name) = name {
         user.name = name;
     }
@@ -319,12 +283,16 @@ pub async fn delete_user(
     let mut tx = state.store().org(scope).await?;
     let owners = tx.count_members(Some(OrgRole::Owner)).await?;
     tx.commit().await?;
-    let (mut g, user) = manageable(&state, scope, id).await?;
+    let mut g = state.store().global().await?;
+    let user = g.user(id).await?;
     g.act_as_user(id).await?;
     let orgs = g.memberships_of(id).await?;
-    if scope.role() != Effective::SuperAdmin && orgs.iter().any(|(o, _)| o.id != scope.org()) {
+    if orgs
+        .iter()
+        .any(|(o, r)| o.id != scope.org() && *r == OrgRole::Owner)
+    {
         return Err(AppError::Conflict(
-            "the account also belongs to other organizations; remove it from this one with DELETE /api/v1/members/{id}".to_owned(),
+            "the account owns other organizations; make someone else their owner or delete them first".to_owned(),
         ));
     }
     let is_owner = orgs

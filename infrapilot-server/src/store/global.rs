@@ -10,6 +10,21 @@ use sqlx::{Any, Transaction};
 
 use super::{Backend, StoreError, col, conflict_as, flag, parsed, postgres};
 
+/// What authentication reads for a request with a session's access token
+/// ([`GlobalTx::session_account`]).
+#[derive(Debug)]
+pub struct SessionAccount {
+    /// The account.
+    pub user: UserRecord,
+    /// Its role in the organization asked about, if it is a member.
+    pub role: Option<OrgRole>,
+    /// Whether the organization asked about exists.
+    pub org_exists: bool,
+    /// Whether the session is live: not revoked (by sign-out, refresh-token reuse, a password
+    /// change or an administrator).
+    pub session_live: bool,
+}
+
 /// A transaction over the global tables.
 pub struct GlobalTx {
     pub(super) tx: Transaction<'static, Any>,
@@ -291,24 +306,29 @@ impl GlobalTx {
         Ok(())
     }
 
-    /// For authentication, in one query: the account, its role in `org` (if a member) and
-    /// whether `org` exists. Sets the row-level-security context for both on PostgreSQL.
-    pub async fn account_in_org(
+    /// For authentication, in one query: the account, whether the login session `sid` is
+    /// still live (not revoked), and, when `org` is given, the account's role there and whether
+    /// the organization exists. Sets the row-level-security context on PostgreSQL.
+    pub async fn session_account(
         &mut self,
         user: UserId,
-        org: OrgId,
-    ) -> Result<Option<(UserRecord, Option<OrgRole>, bool)>, StoreError> {
+        sid: uuid::Uuid,
+        org: Option<OrgId>,
+    ) -> Result<Option<SessionAccount>, StoreError> {
         if self.backend == Backend::Postgres {
-            postgres::set_context(&mut self.tx, Some(org), Some(user)).await?;
+            postgres::set_context(&mut self.tx, org, Some(user)).await?;
         }
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS_U}, m.role AS member_role, \
-             (SELECT COUNT(*) FROM organizations o WHERE o.id = $2) AS org_count \
+             (SELECT COUNT(*) FROM organizations o WHERE o.id = $2) AS org_count, \
+             (SELECT COUNT(*) FROM refresh_families f \
+              WHERE f.id = $3 AND f.user_id = u.id AND NOT f.revoked) AS live_sessions \
              FROM users u LEFT JOIN memberships m ON m.user_id = u.id AND m.org_id = $2 \
              WHERE u.id = $1"
         ))
         .bind(user.to_string())
-        .bind(org.to_string())
+        .bind(org.map(|o| o.to_string()))
+        .bind(sid.to_string())
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -316,11 +336,12 @@ impl GlobalTx {
         let role = role
             .map(|r| r.parse().map_err(|e| StoreError::corrupt("role", e)))
             .transpose()?;
-        Ok(Some((
-            user_from_row(&row)?,
+        Ok(Some(SessionAccount {
+            user: user_from_row(&row)?,
             role,
-            col::<i64>(&row, "org_count")? > 0,
-        )))
+            org_exists: col::<i64>(&row, "org_count")? > 0,
+            session_live: col::<i64>(&row, "live_sessions")? > 0,
+        }))
     }
 
     /// Whether an organization exists.
@@ -443,22 +464,26 @@ impl GlobalTx {
         Ok(())
     }
 
-    /// Creates or replaces a refresh-token family's state.
+    /// Creates or replaces a refresh-token family's state; `revoked` is what
+    /// [`GlobalTx::session_account`] reads on every request.
     pub async fn put_refresh_family(
         &mut self,
         id: &str,
         user: UserId,
         state: &str,
+        revoked: bool,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO refresh_families (id, user_id, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            "INSERT INTO refresh_families (id, user_id, state, revoked, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, revoked = excluded.revoked, \
+             updated_at = excluded.updated_at",
         )
         .bind(id)
         .bind(user.to_string())
         .bind(state)
+        .bind(revoked)
         .bind(now)
         .execute(&mut *self.tx)
         .await?;

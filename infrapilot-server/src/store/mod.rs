@@ -51,7 +51,7 @@ pub use audit::{AuditFilter, AuditRecord, StoredAuditEntry};
 pub use certificates::CertificateRecord;
 pub use enrollment::StoredEnrollmentToken;
 pub use events::{EventFilter, EventRecord};
-pub use global::{GlobalTx, NewUser, OrgRecord, StateTable, UserRecord};
+pub use global::{GlobalTx, NewUser, OrgRecord, SessionAccount, StateTable, UserRecord};
 pub use logs::{
     DEFAULT_RETENTION_DAYS, IngestOutcome, LOG_LINES_CHANNEL, LogBatchRecord, LogCursor, LogFilter,
     LogLineRecord, LogStreamRecord, StoredLines, UsageRecord,

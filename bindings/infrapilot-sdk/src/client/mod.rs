@@ -188,10 +188,17 @@ impl Client {
         self.get("api/v1/members", query).await
     }
 
-    /// Adds an existing account to the current organization with `role`.
-    pub async fn add_member(&self, email: &str, role: &str) -> Result<Member, SdkError> {
+    /// Invites `email` to the current organization with `role`. Accounts join only by
+    /// accepting an invitation, so this is how a person becomes a member; the token in the
+    /// answer is shown once.
+    pub async fn invite_member(
+        &self,
+        email: &str,
+        role: &str,
+    ) -> Result<CreatedInvitation, SdkError> {
         let body = json!({"email": email, "role": role});
-        self.send(Method::POST, "api/v1/members", Some(&body)).await
+        self.send(Method::POST, "api/v1/invitations", Some(&body))
+            .await
     }
 
     /// Changes a member's role.

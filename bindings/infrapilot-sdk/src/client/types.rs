@@ -221,6 +221,33 @@ pub struct Member {
     pub joined_at: String,
 }
 
+/// An invitation to the current organization, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// Its id.
+    pub id: String,
+    /// Who is invited.
+    pub email: String,
+    /// The role they get.
+    pub role: String,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub status: String,
+    /// When it expires.
+    pub expires_at: String,
+    /// When it was made.
+    pub created_at: String,
+}
+
+/// A new invitation and its token, shown once: pass the token to the invitee, who accepts it
+/// signed in as their account (or creates one with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedInvitation {
+    /// The invitation.
+    pub invitation: Invitation,
+    /// The secret token.
+    pub token: String,
+}
+
 /// An API token, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
