@@ -6,6 +6,7 @@
 //! asks Docker for what came since the second of the last buffered record and skips every
 //! record at or before it, so no line is buffered twice and none is missed.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -24,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::LogPipeline;
-use super::buffer::{NewRecord, StreamMeta};
+use super::buffer::{LogBuffer, NewRecord, StreamMeta};
 
 /// The stream Docker's container events are buffered on.
 pub const EVENTS_STREAM: &str = "docker:events";
@@ -274,6 +275,7 @@ async fn follow_container(
     // stdout and stderr are stamped separately).
     let mut resuming = cursor.is_some();
     let cursor = cursor.unwrap_or(i64::MIN);
+    let mut partials = Partials::default();
     let outputs = docker.logs(&id, Some(options));
     let mut chunks = std::pin::pin!(outputs.ready_chunks(256));
     loop {
@@ -295,27 +297,25 @@ async fn follow_container(
                         break;
                     }
                 };
-                let Some((time, source, line)) = split_output(&output) else {
+                let Some(frame) = split_output(&output) else {
                     continue;
                 };
                 if resuming {
-                    if time <= cursor {
+                    if frame.time <= cursor {
                         continue;
                     }
                     resuming = false;
                 }
-                let cursor_text = time.to_string();
-                let record = NewRecord {
-                    time_unix_nanos: time,
-                    source,
-                    cursor: cursor_text.as_bytes(),
-                    line: &line[..line.len().min(MAX_LINE)],
-                };
-                match buffer.append(&stream, &meta, record) {
-                    Ok(_) => appended = true,
-                    Err(e) => {
-                        tracing::warn!(container = %name, error = %e, "cannot buffer a log line");
-                    }
+                if let Some((time, line)) = partials.push(&frame) {
+                    appended |= append_line(
+                        &mut buffer,
+                        &stream,
+                        &meta,
+                        time,
+                        frame.source,
+                        &line,
+                        &name,
+                    );
                 }
             }
         }
@@ -323,11 +323,104 @@ async fn follow_container(
             pipeline.notify_appended();
         }
     }
+    // A line the container never ended (it stopped mid-line) is kept as it is.
+    let rest = partials.finish();
+    if !rest.is_empty() {
+        let mut buffer = pipeline.buffer();
+        for (time, source, line) in rest {
+            append_line(&mut buffer, &stream, &meta, time, source, &line, &name);
+        }
+        drop(buffer);
+        pipeline.notify_appended();
+    }
     id
 }
 
-/// A Docker log frame's timestamp (unix nanoseconds), source and line without its newline.
-fn split_output(output: &LogOutput) -> Option<(i64, &'static str, &[u8])> {
+/// Buffers one whole line; returns whether it was buffered.
+fn append_line(
+    buffer: &mut LogBuffer,
+    stream: &str,
+    meta: &StreamMeta,
+    time: i64,
+    source: &'static str,
+    line: &[u8],
+    name: &str,
+) -> bool {
+    let cursor_text = time.to_string();
+    let record = NewRecord {
+        time_unix_nanos: time,
+        source,
+        cursor: cursor_text.as_bytes(),
+        line,
+    };
+    match buffer.append(stream, meta, record) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(container = %name, error = %e, "cannot buffer a log line");
+            false
+        }
+    }
+}
+
+/// One Docker log frame: its time (unix nanoseconds), source, and text without its line end.
+struct Frame<'a> {
+    time: i64,
+    source: &'static str,
+    text: &'a [u8],
+    /// Whether the frame ended a line. Docker cuts a line longer than 16 KiB into partial
+    /// messages, each a frame without a line end (as is a TTY's or a last unended write).
+    ends_line: bool,
+}
+
+/// Puts partial messages back together, per source, before the line bound applies: a line is
+/// kept up to [`MAX_LINE`] bytes and its time is its first part's.
+#[derive(Default)]
+struct Partials {
+    pending: [Option<(i64, Vec<u8>)>; 2],
+}
+
+impl Partials {
+    fn slot(source: &str) -> usize {
+        usize::from(source == "stderr")
+    }
+
+    /// Takes one frame; returns the whole line it completes, if it completes one.
+    fn push<'a>(&mut self, frame: &Frame<'a>) -> Option<(i64, Cow<'a, [u8]>)> {
+        let slot = &mut self.pending[Self::slot(frame.source)];
+        match slot {
+            None if frame.ends_line => Some((
+                frame.time,
+                Cow::Borrowed(&frame.text[..frame.text.len().min(MAX_LINE)]),
+            )),
+            None => {
+                let mut line = Vec::with_capacity(frame.text.len().min(MAX_LINE));
+                line.extend_from_slice(&frame.text[..frame.text.len().min(MAX_LINE)]);
+                *slot = Some((frame.time, line));
+                None
+            }
+            Some((_, line)) => {
+                let room = MAX_LINE.saturating_sub(line.len());
+                line.extend_from_slice(&frame.text[..frame.text.len().min(room)]);
+                if !frame.ends_line {
+                    return None;
+                }
+                slot.take().map(|(time, line)| (time, Cow::Owned(line)))
+            }
+        }
+    }
+
+    /// The lines begun and never ended, when the stream ends.
+    fn finish(&mut self) -> Vec<(i64, &'static str, Vec<u8>)> {
+        let [stdout, stderr] = std::mem::take(&mut self.pending);
+        [("stdout", stdout), ("stderr", stderr)]
+            .into_iter()
+            .filter_map(|(source, pending)| pending.map(|(time, line)| (time, source, line)))
+            .collect()
+    }
+}
+
+/// A Docker log frame's timestamp, source and text.
+fn split_output(output: &LogOutput) -> Option<Frame<'_>> {
     let (source, message) = match output {
         LogOutput::StdErr { message } => ("stderr", message),
         LogOutput::StdOut { message } | LogOutput::Console { message } => ("stdout", message),
@@ -336,10 +429,17 @@ fn split_output(output: &LogOutput) -> Option<(i64, &'static str, &[u8])> {
     let bytes: &[u8] = message;
     let space = bytes.iter().position(|b| *b == b' ')?;
     let time = parse_docker_time(std::str::from_utf8(&bytes[..space]).ok()?)?;
-    let line = &bytes[space + 1..];
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    Some((time, source, line))
+    let text = &bytes[space + 1..];
+    let (text, ends_line) = match text.strip_suffix(b"\n") {
+        Some(text) => (text.strip_suffix(b"\r").unwrap_or(text), true),
+        None => (text, false),
+    };
+    Some(Frame {
+        time,
+        source,
+        text,
+        ends_line,
+    })
 }
 
 /// Docker's RFC 3339 timestamp with up to nine fraction digits, in unix nanoseconds.
@@ -542,9 +642,56 @@ mod tests {
         let frame = LogOutput::StdErr {
             message: "1970-01-01T00:00:01.000000002Z oops\r\n".into(),
         };
+        let frame = split_output(&frame).unwrap();
         assert_eq!(
-            split_output(&frame),
-            Some((1_000_000_002, "stderr", &b"oops"[..]))
+            (frame.time, frame.source, frame.text, frame.ends_line),
+            (1_000_000_002, "stderr", &b"oops"[..], true)
         );
+        let partial = LogOutput::StdOut {
+            message: "1970-01-01T00:00:01Z part".into(),
+        };
+        assert!(!split_output(&partial).unwrap().ends_line);
+    }
+
+    fn frame<'a>(time: i64, source: &'static str, text: &'a [u8], ends_line: bool) -> Frame<'a> {
+        Frame {
+            time,
+            source,
+            text,
+            ends_line,
+        }
+    }
+
+    /// Docker's 16 KiB partial messages, interleaved on stdout and stderr, come out as whole
+    /// lines with their first part's time; the bound applies to the whole line; a line never
+    /// ended is kept when the stream ends.
+    #[test]
+    fn partial_messages_are_joined_then_bounded() {
+        let mut partials = Partials::default();
+        let part = vec![b'a'; 16 * 1024];
+        assert!(partials.push(&frame(1, "stdout", &part, false)).is_none());
+        assert!(partials.push(&frame(1, "stderr", b"err ", false)).is_none());
+        assert!(partials.push(&frame(1, "stdout", &part, false)).is_none());
+        let (time, line) = partials.push(&frame(1, "stdout", b"end", true)).unwrap();
+        assert_eq!((time, line.len()), (1, 32 * 1024 + 3));
+        assert!(line.ends_with(b"aend"));
+        let (_, line) = partials.push(&frame(2, "stderr", b"whole", true)).unwrap();
+        assert_eq!(&*line, b"err whole");
+        // A line past the bound is cut at it, and the next line starts clean.
+        for _ in 0..6 {
+            assert!(partials.push(&frame(3, "stdout", &part, false)).is_none());
+        }
+        let (_, line) = partials.push(&frame(3, "stdout", b"tail", true)).unwrap();
+        assert_eq!(line.len(), MAX_LINE);
+        let (_, line) = partials.push(&frame(4, "stdout", b"next", true)).unwrap();
+        assert_eq!(&*line, b"next");
+        // An unended last write is kept.
+        assert!(
+            partials
+                .push(&frame(5, "stderr", b"no end", false))
+                .is_none()
+        );
+        assert_eq!(partials.finish(), vec![(5, "stderr", b"no end".to_vec())]);
+        assert!(partials.finish().is_empty());
     }
 }

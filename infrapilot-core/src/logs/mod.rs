@@ -5,9 +5,11 @@
 //! detection ([`analyze_line`]) always answers, with [`Level::Unknown`] when it cannot
 //! tell; the nginx parsers answer a structured entry or a [`LogParseError`] saying what was
 //! missing. [`summarize`] adds a host's requests up into [`AccessMetrics`].
+//! [`write_csv_cell`] writes a cell of a log export that no spreadsheet or terminal runs.
 //! [`NGINX_JSON_LOG_FORMAT`] is the access log format the agent configures nginx
 //! with, and [`parse_json_access`] reads exactly that.
 
+mod csv;
 mod cursor;
 mod error;
 mod level;
@@ -17,6 +19,7 @@ mod nginx_access;
 mod nginx_error;
 mod timestamp;
 
+pub use csv::write_csv_cell;
 pub use error::LogParseError;
 pub use level::Level;
 pub use line::{LineInfo, analyze_line, detect_level};

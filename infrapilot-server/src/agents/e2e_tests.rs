@@ -486,6 +486,67 @@ async fn one_agent_from_a_hundred_redemptions_postgres() {
     one_agent_from_a_hundred_redemptions(Kind::Postgres).await;
 }
 
+/// Ten enrollments with ten single-use tokens at once, round after round, under an agent
+/// limit two above the agents already there: exactly two get in each round (the
+/// organization's row lock serialises the count; PostgreSQL's READ COMMITTED alone let all
+/// ten through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enrollments_hold_the_agent_limit_postgres() {
+    let env = env(Kind::Postgres).await;
+    for round in 0..6 {
+        let r = call(
+            &env.state,
+            "PATCH",
+            "/api/v1/organization",
+            Some(&env.admin),
+            None,
+            Some(json!({"max_agents": 2 * (round + 1)})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        // Keys, requests and connections are made first, so the ten enrollments reach the
+        // server together.
+        let start = Arc::new(tokio::sync::Barrier::new(10));
+        let mut tasks = Vec::new();
+        for n in 0..10 {
+            let token = env
+                .token(json!({"name": format!("r{round}-{n}"), "max_uses": 1}))
+                .await;
+            let key = rcgen::KeyPair::generate().unwrap();
+            let req = request(&token, csr(&key), 1);
+            let mut client = enrollment_client(&env.state, env.port).await;
+            let start = Arc::clone(&start);
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                client.enroll(req).await.map(|_| ())
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => ok += 1,
+                Err(status) if status.message().contains("limit of") => {}
+                Err(other) => panic!("round {round}: unexpected: {other}"),
+            }
+        }
+        assert_eq!(ok, 2, "round {round}");
+        let list = call(
+            &env.state,
+            "GET",
+            "/api/v1/agents?limit=200",
+            Some(&env.admin),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            list.body["items"].as_array().unwrap().len(),
+            2 * (round + 1),
+            "round {round}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_expired_and_revoked_client_certificates_are_refused() {
     let env = env(Kind::Sqlite).await;

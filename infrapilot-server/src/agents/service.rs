@@ -145,9 +145,11 @@ impl AgentEndpoint {
                     other => other.to_string(),
                 })
             })?;
-        let organization = tx.organization().await.map_err(internal)?;
+        // The organization's row lock serialises concurrent enrollments with different
+        // tokens, so the count below sees every agent enrolled before this one.
+        let (lock, organization) = tx.lock_organization().await.map_err(internal)?;
         if let Some(max) = organization.max_agents
-            && tx.count_agents().await.map_err(internal)? >= max
+            && tx.count_agents(&lock).await.map_err(internal)? >= max
         {
             return Err(Status::resource_exhausted(format!(
                 "the organization has reached its limit of {max} agents"

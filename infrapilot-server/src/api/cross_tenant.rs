@@ -92,7 +92,6 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/api/v1/members/{user_id}" => json!({"role": "admin"}),
         "/api/v1/users/{id}" => json!({"name": "pwned", "disabled": true}),
         "/api/v1/organization" => json!({"name": "pwned"}),
-        "/api/v1/members" => json!({"email": "nobody-here@example.com", "role": "admin"}),
         "/api/v1/invitations" => json!({"email": "x@example.com", "role": "viewer"}),
         "/api/v1/api-tokens" => json!({"name": "x"}),
         "/api/v1/enrollment-tokens" => json!({"name": "x"}),
@@ -112,18 +111,29 @@ async fn check_cross_tenant(state: AppState) {
     let b = signup(&state, "bob@example.com", "Beta").await;
 
     // B's data: a member, an invitation, an API token, an enrollment token.
+    // Carol joins B by accepting an invitation as a new account.
     let r = call(
         &state,
         "POST",
-        "/api/v1/users",
+        "/api/v1/invitations",
         Some(&b.token),
         None,
+        Some(json!({"email": "carol@example.com", "role": "viewer"})),
+    )
+    .await;
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/invitations/accept",
+        None,
+        None,
         Some(json!({
-            "email": "carol@example.com", "name": "Carol", "password": PASSWORD, "role": "viewer",
+            "token": r.body["token"], "name": "Carol", "password": PASSWORD,
         })),
     )
     .await;
-    let carol = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let carol = r.body["user_id"].as_str().unwrap().to_owned();
     let r = call(
         &state,
         "POST",

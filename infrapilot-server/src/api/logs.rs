@@ -576,18 +576,15 @@ fn csv_row(out: &mut Vec<u8>, line: &LogLineView) {
         line.level.as_str(),
         line.line.as_str(),
     ];
+    let mut row = String::with_capacity(160);
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            row.push(',');
         }
-        out.push(b'"');
-        if field.starts_with(['=', '+', '-', '@']) {
-            out.push(b'\'');
-        }
-        out.extend_from_slice(field.replace('"', "\"\"").as_bytes());
-        out.push(b'"');
+        infrapilot_core::logs::write_csv_cell(&mut row, field);
     }
-    out.push(b'\n');
+    row.push('\n');
+    out.extend_from_slice(row.as_bytes());
 }
 
 /// Which agent's streams.

@@ -439,3 +439,64 @@ async fn a_tail_on_one_replica_shows_the_lines_another_stored_in_order() {
         "all seen: {seen:?}"
     );
 }
+
+/// The CSV export writes every hostile line as inert text: no cell starts a formula (OWASP's
+/// characters, TAB, CR, LF, full-width forms) and no control byte reaches the file.
+#[tokio::test]
+async fn the_csv_export_neutralises_formulas_and_terminal_escapes() {
+    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let (token, org) = bootstrap(&state).await;
+    let org: OrgId = org.parse().unwrap();
+    let agent = testing::insert_agent(&state, org, "host").await;
+    let hostile = [
+        "=HYPERLINK(\"http://x\")",
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+        "＝1+1",
+        "\u{1b}]0;pwned\u{7}\u{1b}[31mred",
+    ];
+    for (seq, line) in hostile.iter().enumerate() {
+        let seq = u64::try_from(seq).unwrap() + 1;
+        ship(
+            &state,
+            org,
+            agent,
+            "container:a",
+            "container",
+            seq,
+            (*line).to_owned(),
+        )
+        .await;
+    }
+    let r = call(
+        &state,
+        "GET",
+        "/api/v1/logs/export?format=csv",
+        Some(&token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let text = r.body.as_str().unwrap().to_owned();
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{text:?}"
+    );
+    let cells: Vec<&str> = text
+        .lines()
+        .filter_map(|row| row.rsplit_once(",\"").map(|(_, cell)| cell))
+        .collect();
+    assert_eq!(cells.len(), hostile.len(), "{text}");
+    for cell in cells {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r', '＝']),
+            "{cell:?} starts a formula"
+        );
+    }
+}

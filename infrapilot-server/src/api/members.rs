@@ -25,7 +25,7 @@ use super::{Page, PageQuery, audit, display_name};
 use crate::app::AppState;
 use crate::auth::{ClientIp, Scoped, SignedIn};
 use crate::error::{ApiJson, AppError, Problem};
-use crate::store::{Actor, InvitationRecord, MemberRecord, NewUser, OrgScope, OrgTx};
+use crate::store::{Actor, InvitationRecord, MemberRecord, NewUser, OrgLock, OrgScope, OrgTx};
 use crate::util::{new_id, now_micros, random, rfc3339};
 
 /// Routes.
@@ -159,15 +159,17 @@ fn check_reach(scope: &OrgScope, change: MemberChange) -> Result<(), AppError> {
     may_change_member(scope.role(), change).map_err(|e| AppError::Refused(e.to_string()))
 }
 
-/// Refuses to remove or demote the last owner.
+/// Refuses to remove or demote the last owner; `lock` (taken before the member was read)
+/// keeps two owners from demoting each other at once.
 async fn check_last_owner(
     tx: &mut OrgTx,
+    lock: &OrgLock,
     old: OrgRole,
     new: Option<OrgRole>,
 ) -> Result<(), AppError> {
     if old == OrgRole::Owner
         && new != Some(OrgRole::Owner)
-        && tx.count_members(Some(OrgRole::Owner)).await? <= 1
+        && tx.count_members(lock, Some(OrgRole::Owner)).await? <= 1
     {
         return Err(AppError::Refused(
             "this is the organization's last owner; make someone else owner first".to_owned(),
@@ -176,11 +178,13 @@ async fn check_last_owner(
     Ok(())
 }
 
-/// Refuses an addition past the member limit.
+/// Refuses an addition past the member limit. It locks the organization, so concurrent
+/// additions are counted one after another: call it before the transaction reads anything
+/// else it decides on.
 pub async fn check_member_limit(tx: &mut OrgTx) -> Result<(), AppError> {
-    let org = tx.organization().await?;
+    let (lock, org) = tx.lock_organization().await?;
     if let Some(max) = org.max_users
-        && tx.count_members(None).await? >= max
+        && tx.count_members(&lock, None).await? >= max
     {
         return Err(AppError::LimitReached(format!(
             "the organization has reached its limit of {max} members; remove one or raise the limit"
@@ -228,6 +232,7 @@ pub async fn update_member(
 ) -> Result<axum::Json<Member>, AppError> {
     let scope = scoped.require(Action::Update, Resource::Member)?;
     let mut tx = state.store().org(scope).await?;
+    let (lock, _) = tx.lock_organization().await?;
     let member = tx
         .member(user_id)
         .await?
@@ -239,7 +244,7 @@ pub async fn update_member(
             to: body.role,
         },
     )?;
-    check_last_owner(&mut tx, member.role, Some(body.role)).await?;
+    check_last_owner(&mut tx, &lock, member.role, Some(body.role)).await?;
     tx.update_member_role(user_id, body.role).await?;
     audit(
         &state,
@@ -276,12 +281,13 @@ pub async fn remove_member(
 ) -> Result<StatusCode, AppError> {
     let scope = scoped.require(Action::Delete, Resource::Member)?;
     let mut tx = state.store().org(scope).await?;
+    let (lock, _) = tx.lock_organization().await?;
     let member = tx
         .member(user_id)
         .await?
         .ok_or(AppError::NotFound("member"))?;
     check_reach(scope, MemberChange::Remove(member.role))?;
-    check_last_owner(&mut tx, member.role, None).await?;
+    check_last_owner(&mut tx, &lock, member.role, None).await?;
     tx.delete_member(user_id).await?;
     tx.revoke_api_tokens_of(user_id, now_micros()).await?;
     audit(

@@ -33,6 +33,8 @@ pub mod proxy;
 #[cfg(test)]
 mod proxy_tests;
 #[cfg(test)]
+mod race_tests;
+#[cfg(test)]
 mod session_tests;
 pub mod setup;
 pub mod system;

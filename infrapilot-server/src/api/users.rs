@@ -281,7 +281,8 @@ pub async fn delete_user(
     }
     // Counted before the global transaction opens: transactions never nest (SQLite).
     let mut tx = state.store().org(scope).await?;
-    let owners = tx.count_members(Some(OrgRole::Owner)).await?;
+    let (lock, _) = tx.lock_organization().await?;
+    let owners = tx.count_members(&lock, Some(OrgRole::Owner)).await?;
     tx.commit().await?;
     let mut g = state.store().global().await?;
     let user = g.user(id).await?;

@@ -56,8 +56,8 @@ pub use logs::{
     DEFAULT_RETENTION_DAYS, IngestOutcome, LOG_LINES_CHANNEL, LogBatchRecord, LogCursor, LogFilter,
     LogLineRecord, LogStreamRecord, StoredLines, UsageRecord,
 };
-pub use org::OrgTx;
 pub use org::{ApiTokenRecord, InvitationRecord, MemberRecord};
+pub use org::{OrgLock, OrgTx};
 pub use policies::{PolicyRecord, ViolationCounts, ViolationFilter, ViolationRecord};
 pub use proxy::ProxyHostRecord;
 pub use relay::{RelayRecord, replica_channel};

@@ -10,6 +10,11 @@ use sqlx::{Any, Transaction};
 use super::global::{ORG_COLUMNS, OrgRecord, org_from_row};
 use super::{Backend, OrgScope, StoreError, col, conflict_as, parsed};
 
+/// Proof that a transaction holds its organization's row lock
+/// ([`OrgTx::lock_organization`]); the methods that count rows for an invariant take it.
+#[derive(Debug)]
+pub struct OrgLock(());
+
 /// A transaction confined to one organization.
 pub struct OrgTx {
     pub(super) tx: Transaction<'static, Any>,
@@ -159,6 +164,31 @@ impl OrgTx {
         &mut self.tx
     }
 
+    /// Locks the organization's row for the rest of the transaction and reads it.
+    ///
+    /// Every check that counts rows before it writes (the last owner, the member and agent
+    /// limits) holds this lock, so two such checks of one organization never interleave: on
+    /// PostgreSQL (READ COMMITTED) it is `SELECT … FOR UPDATE`, and what the transaction reads
+    /// after it includes everything committed before it was granted; on SQLite the write
+    /// transaction (`BEGIN IMMEDIATE`) already serialises every writer. The counting methods
+    /// take the returned [`OrgLock`], so a count without the lock does not type-check.
+    pub async fn lock_organization(&mut self) -> Result<(OrgLock, OrgRecord), StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{lock}"
+        ))
+        .bind(self.org_id())
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound {
+            what: "organization",
+        })?;
+        Ok((OrgLock(()), org_from_row(&row)?))
+    }
+
     /// The organization itself.
     pub async fn organization(&mut self) -> Result<OrgRecord, StoreError> {
         let row = sqlx::query(&format!(
@@ -292,7 +322,11 @@ impl OrgTx {
     }
 
     /// How many members hold `role` (or any role, for `None`).
-    pub async fn count_members(&mut self, role: Option<OrgRole>) -> Result<i64, StoreError> {
+    pub async fn count_members(
+        &mut self,
+        _lock: &OrgLock,
+        role: Option<OrgRole>,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND ($2 = '' OR role = $2)",
         )
@@ -304,7 +338,7 @@ impl OrgTx {
     }
 
     /// How many agents are enrolled.
-    pub async fn count_agents(&mut self) -> Result<i64, StoreError> {
+    pub async fn count_agents(&mut self, _lock: &OrgLock) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE org_id = $1")
             .bind(self.org_id())
             .fetch_one(&mut *self.tx)

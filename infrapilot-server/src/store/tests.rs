@@ -156,8 +156,12 @@ contract!(organizations_and_members, |store: Store| async move {
     assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
     drop(tx);
     let mut tx = store.org(&scope).await.unwrap();
-    assert_eq!(tx.count_members(None).await.unwrap(), 2);
-    assert_eq!(tx.count_members(Some(OrgRole::Owner)).await.unwrap(), 1);
+    let (lock, _) = tx.lock_organization().await.unwrap();
+    assert_eq!(tx.count_members(&lock, None).await.unwrap(), 2);
+    assert_eq!(
+        tx.count_members(&lock, Some(OrgRole::Owner)).await.unwrap(),
+        1
+    );
     tx.update_member_role(other, OrgRole::Admin).await.unwrap();
     let members = tx.list_members(None, 10).await.unwrap();
     assert_eq!(members.len(), 2);

@@ -1,0 +1,197 @@
+//! Invariants that count rows hold under concurrency on PostgreSQL (SECURITY.md, class 11):
+//! each is raced by many concurrent requests, many rounds, and must hold every time. (SQLite
+//! serialises every writer with `BEGIN IMMEDIATE`; PostgreSQL's READ COMMITTED does not, so
+//! these run there.) The agent limit, raced through real enrollments, is in
+//! `agents::e2e_tests`.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::http_tests::{PASSWORD, call, login};
+use crate::AppState;
+use crate::config::Edition;
+use crate::testing::{self, Kind};
+
+const ROUNDS: usize = 8;
+
+/// Signs up an organization; returns (owner's session, org id).
+async fn organization(state: &AppState, owner: &str) -> (String, String) {
+    let r = call(
+        state,
+        "POST",
+        "/api/v1/auth/signup",
+        None,
+        None,
+        Some(json!({"email": owner, "name": "Owner", "password": PASSWORD, "organization_name": owner})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let org = r.body["organization"]["id"].as_str().unwrap().to_owned();
+    (login(state, owner).await, org)
+}
+
+/// Invites `email` as `role` and accepts as a new account; returns the account's id.
+async fn join(state: &AppState, owner: &str, org: &str, email: &str, role: &str) -> String {
+    let token = invitation(state, owner, org, email, role).await;
+    let r = accept(state, &token).await;
+    assert_eq!(r.0, StatusCode::OK, "{r:?}");
+    r.1.unwrap()
+}
+
+async fn invitation(state: &AppState, owner: &str, org: &str, email: &str, role: &str) -> String {
+    let r = call(
+        state,
+        "POST",
+        "/api/v1/invitations",
+        Some(owner),
+        Some(org),
+        Some(json!({"email": email, "role": role})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+async fn accept(state: &AppState, token: &str) -> (StatusCode, Option<String>) {
+    let r = call(
+        state,
+        "POST",
+        "/api/v1/invitations/accept",
+        None,
+        None,
+        Some(json!({"token": token, "name": "Joiner", "password": PASSWORD})),
+    )
+    .await;
+    (r.status, r.body["user_id"].as_str().map(str::to_owned))
+}
+
+/// Members of `org` by role, as `session` sees them.
+async fn members(state: &AppState, session: &str, org: &str) -> Vec<String> {
+    let r = call(
+        state,
+        "GET",
+        "/api/v1/members?limit=200",
+        Some(session),
+        Some(org),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Two owners demote (even rounds) or remove (odd rounds) each other at the same moment: the
+/// organization always keeps an owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_owners_never_leave_an_organization_without_one() {
+    let state = testing::app_state(Kind::Postgres, Edition::Saas).await;
+    let (admin, _) = super::http_tests::bootstrap(&state).await;
+    for round in 0..ROUNDS {
+        let x_email = format!("x{round}@example.com");
+        let (x, org) = organization(&state, &x_email).await;
+        let x_id = call(&state, "GET", "/api/v1/auth/me", Some(&x), None, None)
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let y_id = join(&state, &x, &org, &format!("y{round}@example.com"), "owner").await;
+        let y = login(&state, &format!("y{round}@example.com")).await;
+        let tasks =
+            [(x.clone(), y_id.clone()), (y.clone(), x_id.clone())].map(|(session, other)| {
+                let (state, org) = (state.clone(), org.clone());
+                tokio::spawn(async move {
+                    let (method, body) = if round % 2 == 0 {
+                        ("PATCH", Some(json!({"role": "viewer"})))
+                    } else {
+                        ("DELETE", None)
+                    };
+                    call(
+                        &state,
+                        method,
+                        &format!("/api/v1/members/{other}"),
+                        Some(&session),
+                        Some(&org),
+                        body,
+                    )
+                    .await
+                    .status
+                })
+            });
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        let owners = members(&state, &admin, &org)
+            .await
+            .into_iter()
+            .filter(|r| r == "owner")
+            .count();
+        assert_eq!(owners, 1, "round {round}: {statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| s.is_success()).count(),
+            1,
+            "round {round}: exactly one of the two wins: {statuses:?}"
+        );
+    }
+}
+
+/// Twenty invitations accepted at once under a limit of three members: never more than three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_accepts_hold_the_member_limit() {
+    let state = testing::app_state(Kind::Postgres, Edition::Saas).await;
+    let (admin, _) = super::http_tests::bootstrap(&state).await;
+    for round in 0..ROUNDS {
+        let (owner, org) = organization(&state, &format!("limit{round}@example.com")).await;
+        let mut tokens = Vec::new();
+        for n in 0..20 {
+            tokens.push(
+                invitation(
+                    &state,
+                    &owner,
+                    &org,
+                    &format!("m{round}-{n}@example.com"),
+                    "viewer",
+                )
+                .await,
+            );
+        }
+        let r = call(
+            &state,
+            "PATCH",
+            "/api/v1/organization",
+            Some(&admin),
+            Some(&org),
+            Some(json!({"max_users": 3})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let tasks: Vec<_> = tokens
+            .into_iter()
+            .map(|token| {
+                let state = state.clone();
+                tokio::spawn(async move { accept(&state, &token).await.0 })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            let status = task.await.unwrap();
+            if status.is_success() {
+                accepted += 1;
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "round {round}");
+            }
+        }
+        assert_eq!(accepted, 2, "round {round}: the owner and two more");
+        assert_eq!(
+            members(&state, &admin, &org).await.len(),
+            3,
+            "round {round}"
+        );
+    }
+}
