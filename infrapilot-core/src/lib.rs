@@ -20,6 +20,7 @@
 //! - [`nginx`] — the nginx config renderer: proxy/redirection hosts to a deterministic file set.
 //! - [`alerts`] — alert rules and their pure evaluation over observations.
 //! - [`logs`] — log line parsing: levels, timestamps, nginx access and error logs.
+//! - [`outbound`] — which addresses the server may call when a tenant chose the destination.
 //! - [`policy`] — the policy engine: JSON conditions compiled once, decisions with diagnostics.
 
 pub mod acme;
@@ -33,6 +34,7 @@ pub mod identity;
 pub mod ids;
 pub mod logs;
 pub mod nginx;
+pub mod outbound;
 pub mod policy;
 pub mod rbac;
 pub mod values;

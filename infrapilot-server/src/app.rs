@@ -53,6 +53,7 @@ struct Inner {
     refresh: RefreshPolicy,
     metrics: Metrics,
     log_tail: crate::logs::LogTail,
+    outbound: crate::outbound::Outbound,
     started: Instant,
 }
 
@@ -75,6 +76,7 @@ impl AppState {
             ..RefreshPolicy::default()
         };
         let hub = AgentHub::new(crate::util::new_id().simple().to_string(), config.heartbeat);
+        let outbound = crate::outbound::Outbound::new(config.outbound.clone());
         Ok(AppState(Arc::new(Inner {
             hub,
             relay_waiters: RelayWaiters::default(),
@@ -88,8 +90,14 @@ impl AppState {
             refresh,
             metrics: Metrics::default(),
             log_tail: crate::logs::LogTail::default(),
+            outbound,
             started: Instant::now(),
         })))
+    }
+
+    /// The client for calls to addresses a tenant chose.
+    pub fn outbound(&self) -> &crate::outbound::Outbound {
+        &self.0.outbound
     }
 
     /// The configuration.

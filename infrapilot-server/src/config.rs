@@ -94,6 +94,9 @@ pub struct Config {
     pub agent_cert_lifetime: Duration,
     /// Where agents obtain the certificates of `lets_encrypt` hosts.
     pub acme: infrapilot_core::acme::AcmeSettings,
+    /// The internal networks outbound calls to tenant-chosen addresses may reach (none by
+    /// default: alert channels and every later integration reach public addresses only).
+    pub outbound: infrapilot_core::outbound::OutboundPolicy,
 }
 
 /// A setting that could not be used.
@@ -137,6 +140,7 @@ struct FileConfig {
     agent_cert_days: Option<u64>,
     acme_directory_url: Option<String>,
     acme_email: Option<String>,
+    outbound_allow: Option<String>,
 }
 
 impl Config {
@@ -363,7 +367,13 @@ impl Config {
                     .map_err(|err| bad("INFRAPILOT_ACME_EMAIL", err.to_string()))
             })
             .transpose()?;
+        let outbound = infrapilot_core::outbound::OutboundPolicy::parse(
+            "INFRAPILOT_OUTBOUND_ALLOW",
+            &get("INFRAPILOT_OUTBOUND_ALLOW", file.outbound_allow).unwrap_or_default(),
+        )
+        .map_err(|e| bad("INFRAPILOT_OUTBOUND_ALLOW", e.to_string()))?;
         Ok(Config {
+            outbound,
             acme: infrapilot_core::acme::AcmeSettings {
                 directory_url: acme_directory_url,
                 contact_email: acme_email,

@@ -11,7 +11,6 @@
 //! error with the next attempt (backing off), or failed after the last attempt.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use infrapilot_core::alerts::{
@@ -52,17 +51,6 @@ pub struct EvalOutcome {
     pub fired: usize,
     /// Alerts that resolved.
     pub resolved: usize,
-}
-
-/// The HTTP client every webhook and Slack delivery (and test send) shares.
-pub(crate) fn http() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default()
-    })
 }
 
 /// Evaluates and delivers for every organization every [`TICK`], for as long as the server
@@ -533,7 +521,7 @@ async fn send(state: &AppState, scope: &OrgScope, delivery: &DeliveryRecord) -> 
     channels::deliver(
         &config,
         &notification,
-        http(),
+        state.outbound(),
         now_micros().div_euclid(1_000_000),
     )
     .await

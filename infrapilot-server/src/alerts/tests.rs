@@ -18,6 +18,9 @@ use crate::config::Edition;
 use crate::store::{Actor, OrgScope};
 use crate::testing::{self, Kind};
 
+/// The receivers of these tests run on this machine: open loopback to outbound calls.
+const LOOPBACK: &[(&str, &str)] = &[("INFRAPILOT_OUTBOUND_ALLOW", "127.0.0.0/8")];
+
 /// What a receiver got: each request's headers and JSON body.
 type Received = Arc<Mutex<Vec<(HeaderMap, Value, Vec<u8>)>>>;
 
@@ -53,7 +56,8 @@ async fn api(
 const SECRET: &str = "a webhook secret of some length";
 
 async fn offline_rule_fires_once_retries_its_delivery_and_resolves(kind: Kind) {
-    let state = testing::app_state(kind, Edition::Community).await;
+    let state =
+        testing::app_state_with(&testing::database(kind).await, Edition::Community, LOOPBACK).await;
     let (token, org) = bootstrap(&state).await;
     let org: OrgId = org.parse().unwrap();
     let agent = testing::insert_agent(&state, org, "edge-1").await;
@@ -335,8 +339,8 @@ async fn offline_rule_fires_once_retries_its_delivery_and_resolves_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_evaluating_at_once_fire_and_deliver_once() {
     let database = testing::database(Kind::Postgres).await;
-    let a = testing::app_state_on(&database, Edition::Community).await;
-    let b = testing::app_state_on(&database, Edition::Community).await;
+    let a = testing::app_state_with(&database, Edition::Community, LOOPBACK).await;
+    let b = testing::app_state_with(&database, Edition::Community, LOOPBACK).await;
     let (token, org) = bootstrap(&a).await;
     let org: OrgId = org.parse().unwrap();
     testing::insert_agent(&a, org, "edge-1").await;
@@ -447,7 +451,12 @@ async fn a_crash_looping_container_fires_the_restart_loop_rule_by_mail_and_slack
     use infrapilot_agent_lib::logs::{LogConfig, LogPipeline, Selection};
     use infrapilot_agent_lib::testing::{RunOptions, TestDocker, wait_until};
 
-    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let state = testing::app_state_with(
+        &testing::database(Kind::Sqlite).await,
+        Edition::Community,
+        LOOPBACK,
+    )
+    .await;
     let (token, org) = bootstrap(&state).await;
     let org: OrgId = org.parse().unwrap();
     let docker = TestDocker::new("restart-loop").await.expect("Docker");
@@ -599,7 +608,12 @@ async fn a_crash_looping_container_fires_the_restart_loop_rule_by_mail_and_slack
 async fn a_busy_container_fires_the_cpu_and_memory_rules_from_heartbeat_samples() {
     use infrapilot_agent_lib::testing::{TestDocker, wait_until};
 
-    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let state = testing::app_state_with(
+        &testing::database(Kind::Sqlite).await,
+        Edition::Community,
+        LOOPBACK,
+    )
+    .await;
     let (token, org) = bootstrap(&state).await;
     let org: OrgId = org.parse().unwrap();
     let docker = TestDocker::new("busy").await.expect("Docker");

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::{Page, PageQuery, audit, display_name};
 use crate::AppState;
 use crate::alerts::channels::{ChannelConfig, ChannelInput, deliver};
-use crate::alerts::engine::{http, notification, open_config};
+use crate::alerts::engine::{notification, open_config};
 use crate::auth::{ClientIp, Scoped};
 use crate::error::{ApiJson, AppError, FieldError, Problem};
 use crate::store::{AlertRecord, ChannelRecord, RuleRecord, StoreError};
@@ -311,7 +311,7 @@ pub async fn test_channel(
         resolution: None,
     };
     let n = notification(&state, scope.org(), &alert, "test");
-    let result = deliver(&config, &n, http(), now / 1_000_000).await;
+    let result = deliver(&config, &n, state.outbound(), now / 1_000_000).await;
     let error = result.err().map(|e| e.to_string());
     let mut tx = state.store().org(scope).await?;
     audit(
