@@ -537,7 +537,8 @@ async fn logs_of(docker: &Docker, name: &str) -> String {
 }
 
 /// The group of a process whose parent is in the container too (a worker of the master,
-/// which is the container's first process), from `ps -o pid,ppid,gid` as `docker top` gives it.
+/// which is the container's first process), from `ps -o pid,ppid,gid` as `docker top` gives it;
+/// root's group is a worker that has not switched yet.
 fn workers_gid(titles: &[String], processes: &[Vec<String>]) -> Option<u32> {
     let column = |name: &str| titles.iter().position(|t| t.eq_ignore_ascii_case(name));
     let (pid, ppid, gid) = (column("PID")?, column("PPID")?, column("GID")?);
@@ -551,7 +552,8 @@ fn workers_gid(titles: &[String], processes: &[Vec<String>]) -> Option<u32> {
             p.get(ppid)
                 .is_some_and(|parent| pids.contains(&parent.as_str()))
         })
-        .find_map(|p| p.get(gid)?.parse().ok())
+        .filter_map(|p| p.get(gid)?.parse().ok())
+        .find(|gid| *gid != 0)
 }
 
 fn failure(output: String) -> RunOutput {
@@ -588,6 +590,13 @@ mod tests {
             ["4122", "4100", "101"],
         ]);
         assert_eq!(workers_gid(&titles, &running), Some(101));
+        // A worker just forked still has root's group: the others answer.
+        let forking = rows(&[
+            ["4100", "4080", "0"],
+            ["4123", "4100", "0"],
+            ["4121", "4100", "101"],
+        ]);
+        assert_eq!(workers_gid(&titles, &forking), Some(101));
         // Only the master (workers not started yet): no answer rather than root's group.
         assert_eq!(workers_gid(&titles, &rows(&[["4100", "4080", "0"]])), None);
         // Columns in another order are found by their titles.

@@ -45,12 +45,12 @@ mod runner;
 mod secrets;
 pub mod upstreams;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 pub use infrapilot_core::desired::{ApplyReport, CertificateFiles, HostState, HostStatus};
-use infrapilot_core::ids::{CertificateId, ProxyHostId};
+use infrapilot_core::ids::ProxyHostId;
 use infrapilot_core::nginx::{
     ConfPath, ConfigSet, HostFiles, Layout, Resolver, Resolvers, Site, render_site,
 };
@@ -166,6 +166,7 @@ impl NginxController {
     /// certificates in `cert_dir` are the caller's and stay.
     pub async fn apply(&self, site: &Site) -> Result<ApplyReport, NginxError> {
         let mut worker_group = self.lock.lock().await;
+        self.learn_worker_group(&mut worker_group).await;
         let (report, mut keep) = self.apply_locked(site, false, *worker_group).await?;
         keep.certificates = None;
         self.tidy(&keep, &mut worker_group).await;
@@ -183,6 +184,7 @@ impl NginxController {
         certificates: &[CertificateFiles],
     ) -> Result<ApplyReport, NginxError> {
         let mut worker_group = self.lock.lock().await;
+        self.learn_worker_group(&mut worker_group).await;
         let changed = self.write_certificates_locked(certificates).await?;
         let (report, mut keep) = self.apply_locked(site, changed, *worker_group).await?;
         if let Some(kept) = &mut keep.certificates {
@@ -280,70 +282,6 @@ impl NginxController {
             networks,
         };
         Ok((report, keep))
-    }
-
-    /// What the hosts nginx serves read besides their configuration: their certificates and
-    /// their htpasswd files.
-    fn needed_by(&self, good: &[&HostFiles]) -> secrets::Keep {
-        let cert_dir = Path::new(self.layout.cert_dir.as_str());
-        let htpasswd_dir = Path::new(self.layout.htpasswd_dir.as_str());
-        let certificates: BTreeSet<CertificateId> = good
-            .iter()
-            .flat_map(|h| h.required_files.iter())
-            .filter_map(|f| Path::new(f).strip_prefix(cert_dir).ok())
-            .filter_map(|rest| rest.components().next())
-            .filter_map(|id| id.as_os_str().to_str())
-            .filter_map(|id| uuid::Uuid::parse_str(id).ok())
-            .map(CertificateId::from_uuid)
-            .collect();
-        let htpasswd = good
-            .iter()
-            .flat_map(|h| h.files.iter())
-            .map(|f| Path::new(&f.path))
-            .filter(|p| p.parent() == Some(htpasswd_dir))
-            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
-            .collect();
-        secrets::Keep {
-            certificates: Some(certificates),
-            htpasswd,
-        }
-    }
-
-    /// After a successful apply: learns the group nginx's workers run as, then removes what
-    /// `keep` does not name and fixes the modes of what it does. Problems are logged: the
-    /// new configuration is served all the same, and the next apply tries again.
-    async fn tidy(&self, keep: &secrets::Keep, worker_group: &mut Option<u32>) {
-        if let Some(gid) = self.runner.worker_gid(&self.layout).await {
-            *worker_group = Some(gid);
-        } else if !keep.htpasswd.is_empty() {
-            tracing::warn!(
-                "cannot tell which group nginx's workers run as: htpasswd files stay readable \
-                 by the agent only (0640, the agent's group), and hosts with basic-auth users \
-                 may answer 500 until it is known"
-            );
-        }
-        let cert_dir = PathBuf::from(self.layout.cert_dir.as_str());
-        let htpasswd_dir = PathBuf::from(self.layout.htpasswd_dir.as_str());
-        let keep = keep.clone();
-        let gid = *worker_group;
-        let tidied = tokio::task::spawn_blocking(move || {
-            secrets::tidy(&cert_dir, &htpasswd_dir, &keep, gid)
-        })
-        .await
-        .unwrap_or_else(|e| secrets::Tidied {
-            removed: Vec::new(),
-            problems: vec![io(
-                "tidying",
-                Path::new(self.layout.cert_dir.as_str()),
-                std::io::Error::other(e),
-            )],
-        });
-        if !tidied.removed.is_empty() {
-            tracing::info!(removed = ?tidied.removed, "removed the certificates and htpasswd files the applied state no longer needs");
-        }
-        for problem in &tidied.problems {
-            tracing::warn!(error = %problem, "tidying the agent's secrets");
-        }
     }
 
     /// Tests the staged set and quarantines the hosts that make it fail, until the rest

@@ -76,7 +76,8 @@ impl NginxRunner {
     /// anyone else runs them as that user. Asking the workers is the one answer that holds
     /// for every build and placement: the host's nginx through `/proc` (its master's pid from
     /// the pid file), a container's through the Docker engine (`docker top`), whose ids are
-    /// those the files on the bind mount are checked against.
+    /// those the files on the bind mount are checked against. Root's group is no answer: it
+    /// is a worker just forked that has not switched yet (or workers that read any file).
     pub async fn worker_gid(&self, layout: &Layout) -> Option<u32> {
         if let NginxRunner::Container(c) = self {
             return c.worker_gid().await;
@@ -168,7 +169,8 @@ impl NginxRunner {
     }
 }
 
-/// The effective group of a child of `master` in `/proc`.
+/// The effective group of a child of `master` in `/proc`. Root's group does not count: a
+/// worker just forked has not switched yet, and workers that do run as root read any file.
 fn workers_gid_in_proc(master: u32) -> Option<u32> {
     std::fs::read_dir("/proc")
         .ok()?
@@ -180,7 +182,7 @@ fn workers_gid_in_proc(master: u32) -> Option<u32> {
         })
         .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
         .filter_map(|status| parent_and_gid(&status))
-        .find(|(parent, _)| *parent == master)
+        .find(|(parent, gid)| *parent == master && *gid != 0)
         .map(|(_, gid)| gid)
 }
 
@@ -222,14 +224,20 @@ mod tests {
 
     #[test]
     fn the_workers_of_this_process_are_found_in_proc() {
-        // A child of the test process stands in for a worker.
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        use std::os::unix::process::CommandExt as _;
+
+        // A child of the test process stands in for a worker; run by root, it switches to
+        // `nogroup` as nginx's workers do.
         let own = std::fs::read_to_string("/proc/self/status").unwrap();
-        let (_, gid) = parent_and_gid(&own).unwrap();
-        assert_eq!(workers_gid_in_proc(std::process::id()), Some(gid));
+        let (_, own_gid) = parent_and_gid(&own).unwrap();
+        let worker_gid = if own_gid == 0 { 65534 } else { own_gid };
+        let mut command = std::process::Command::new("sleep");
+        command.arg("5");
+        if own_gid == 0 {
+            command.gid(worker_gid);
+        }
+        let mut child = command.spawn().unwrap();
+        assert_eq!(workers_gid_in_proc(std::process::id()), Some(worker_gid));
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(workers_gid_in_proc(u32::MAX), None, "no such master");

@@ -22,16 +22,31 @@
 //! certificate's directory is the agent's own: it is removed whole, without following a
 //! symlink inside it.
 //!
+//! - **`<state>/acme/certs/<id>/`** (through
+//!   [`AcmeManager::remove_unwanted`](super::acme::AcmeManager::remove_unwanted)): the Let's
+//!   Encrypt certificates some host of the applied state wants, quarantined or not (a host
+//!   waiting for its certificate keeps its record and back-off). The account key stays.
+//!
 //! Nothing is removed when an apply fails (the rollback's configuration still uses them).
+//! The group nginx's workers run as is read from the workers
+//! ([`NginxRunner::worker_gid`](super::NginxRunner::worker_gid)) before each apply writes and
+//! again after it reloaded; when it cannot be read, the files keep the agent's group and a
+//! warning says basic auth may fail: they are never opened to other users instead.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use infrapilot_core::ids::{CertificateId, ProxyHostId};
+use infrapilot_core::nginx::HostFiles;
 
-use super::NginxError;
 use super::files::{HTPASSWD_MODE, KEY_MODE, TMP_EXTENSION, io, remove_dir_blocking};
+use super::{NginxController, NginxError};
+
+/// How long [`NginxController::tidy`] waits for nginx's workers to show their group: 40
+/// steps of 50 ms.
+const WORKER_WAIT_STEPS: usize = 40;
+const WORKER_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What the applied state needs kept.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +79,89 @@ impl Tidied {
         match remove_entry(&path) {
             Ok(()) => self.removed.push(path),
             Err(e) => self.problems.push(e),
+        }
+    }
+}
+
+impl NginxController {
+    /// What the hosts nginx serves read besides their configuration: their certificates and
+    /// their htpasswd files.
+    pub(super) fn needed_by(&self, good: &[&HostFiles]) -> Keep {
+        let cert_dir = Path::new(self.layout.cert_dir.as_str());
+        let htpasswd_dir = Path::new(self.layout.htpasswd_dir.as_str());
+        let certificates: BTreeSet<CertificateId> = good
+            .iter()
+            .flat_map(|h| h.required_files.iter())
+            .filter_map(|f| Path::new(f).strip_prefix(cert_dir).ok())
+            .filter_map(|rest| rest.components().next())
+            .filter_map(|id| id.as_os_str().to_str())
+            .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+            .map(CertificateId::from_uuid)
+            .collect();
+        let htpasswd = good
+            .iter()
+            .flat_map(|h| h.files.iter())
+            .map(|f| Path::new(&f.path))
+            .filter(|p| p.parent() == Some(htpasswd_dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        Keep {
+            certificates: Some(certificates),
+            htpasswd,
+        }
+    }
+
+    /// Asks the running workers for their group when it is not known yet (the agent
+    /// restarted while nginx kept running), so the htpasswd files this apply writes get it at
+    /// once.
+    pub(super) async fn learn_worker_group(&self, worker_group: &mut Option<u32>) {
+        if worker_group.is_none() {
+            *worker_group = self.runner.worker_gid(&self.layout).await;
+        }
+    }
+
+    /// After a successful apply: learns the group nginx's workers run as, then removes what
+    /// `keep` does not name and fixes the modes of what it does. Problems are logged: the
+    /// new configuration is served all the same, and the next apply tries again.
+    pub(super) async fn tidy(&self, keep: &Keep, worker_group: &mut Option<u32>) {
+        // Workers just started take a moment to appear and switch to their group; only
+        // htpasswd files need it.
+        let mut seen = self.runner.worker_gid(&self.layout).await;
+        for _ in 0..WORKER_WAIT_STEPS {
+            if seen.is_some() || keep.htpasswd.is_empty() {
+                break;
+            }
+            tokio::time::sleep(WORKER_WAIT_STEP).await;
+            seen = self.runner.worker_gid(&self.layout).await;
+        }
+        if let Some(gid) = seen {
+            *worker_group = Some(gid);
+        } else if !keep.htpasswd.is_empty() {
+            tracing::warn!(
+                "cannot tell which group nginx's workers run as: htpasswd files stay 0640 in \
+                 the agent's group, and hosts with basic-auth users may answer 500 until the \
+                 next apply learns it"
+            );
+        }
+        let cert_dir = PathBuf::from(self.layout.cert_dir.as_str());
+        let htpasswd_dir = PathBuf::from(self.layout.htpasswd_dir.as_str());
+        let keep = keep.clone();
+        let gid = *worker_group;
+        let tidied =
+            match tokio::task::spawn_blocking(move || tidy(&cert_dir, &htpasswd_dir, &keep, gid))
+                .await
+            {
+                Ok(tidied) => tidied,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tidying the agent's secrets");
+                    return;
+                }
+            };
+        if !tidied.removed.is_empty() {
+            tracing::info!(removed = ?tidied.removed, "removed the certificates and htpasswd files the applied state no longer needs");
+        }
+        for problem in &tidied.problems {
+            tracing::warn!(error = %problem, "tidying the agent's secrets");
         }
     }
 }
