@@ -1,7 +1,7 @@
 //! nginx in a container the agent manages, and container upstreams, against the real Docker
 //! engine with real traffic. The nginx image is built from Debian's nginx (`FROM scratch`
 //! with the binary and its libraries; no registry is reachable), the upstreams are busybox
-//! `httpd` containers.
+//! `httpd` containers. Its workers (not root) read the htpasswd files, which nobody else can.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use bollard::query_parameters::InspectContainerOptions;
 use infrapilot_agent_lib::nginx::{HostState, NginxPlacement, ProxyCommands, ProxySetup};
-use infrapilot_agent_lib::testing::http::until;
+use infrapilot_agent_lib::testing::http::{self, until};
 use infrapilot_agent_lib::testing::{
     RunOptions, TestContainer, TestDocker, connect, ensure_nginx_image, wait_until,
 };
 use infrapilot_core::desired::{ApplyReport, CertificateFiles, DesiredState};
 use infrapilot_core::ids::CertificateId;
-use infrapilot_core::nginx::{Site, SslMode};
+use infrapilot_core::nginx::{
+    AccessList, BasicAuthUser, PasswordHash, Satisfy, Site, SslMode, Username,
+};
 use infrapilot_core::values::Upstream;
 
 mod common;
@@ -269,6 +271,68 @@ async fn the_agent_runs_nginx_in_its_own_container_and_reaches_containers_over_t
     assert!(report.reloaded && report.error.is_none(), "{report:?}");
     assert_ne!(container_id(&docker, &nginx).await, Some(id));
     answers(moved.0, "legacy.test", 200, "infrapilot test").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_its_container_nginxs_workers_alone_read_the_htpasswd_files() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    let docker = TestDocker::new("nginx_container_htpasswd").await.unwrap();
+    ensure_nginx_image().await.unwrap();
+    let (_app, web) = web_on_a_network(&docker).await;
+    let root = tempfile::tempdir().unwrap();
+    let nginx = docker.name("nginx");
+    let ports = (free_port(), free_port());
+    let proxy = container_proxy(&docker, root.path(), &nginx, ports);
+
+    let mut guarded = to(1, "guarded.test", &format!("container:{}:8080", web.name));
+    guarded.access_list = Some(AccessList {
+        rules: Vec::new(),
+        users: vec![BasicAuthUser {
+            username: Username::parse("alice").unwrap(),
+            // `secret`, as nginx's `{SHA}` scheme stores it.
+            password_hash: PasswordHash::parse("{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=").unwrap(),
+        }],
+        satisfy: Satisfy::All,
+    });
+    let report = proxy.apply(&state(1, vec![guarded.clone()])).await.unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+
+    // Owner and group only, the group the image's workers run as (its `nogroup`, 65534).
+    let file = root
+        .path()
+        .join(format!("nginx/htpasswd/proxy-{}.htpasswd", guarded.id));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o640,
+        "{}",
+        file.display()
+    );
+    assert_eq!(meta.gid(), 65534, "{}", file.display());
+    // The workers inside the container read it: a password is asked for and checked.
+    let port = ports.0;
+    let asked = |credentials: Option<(&'static str, &'static str)>, code: u16| async move {
+        let mut last = (0, String::new());
+        for _ in 0..100 {
+            last = http::get_as(port, "guarded.test", credentials)
+                .await
+                .unwrap();
+            if last.0 == code {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{credentials:?}: wanted {code}, got {last:?}");
+    };
+    asked(None, 401).await;
+    asked(Some(("alice", "wrong")), 401).await;
+    asked(Some(("alice", "secret")), 200).await;
+
+    // The host goes, and its htpasswd file with it.
+    let report = proxy.apply(&state(2, Vec::new())).await.unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+    assert!(!file.exists(), "{} is removed", file.display());
 }
 
 #[tokio::test]

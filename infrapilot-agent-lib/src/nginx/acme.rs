@@ -6,10 +6,14 @@
 //! `fullchain.pem`, `privkey.pem` (0600) and `record.json` (what the core's
 //! [`infrapilot_core::acme`] rules decide from: expiry, failures, next attempt, last error).
 //!
+//! A certificate no host of the applied state wants any more is removed with its key and
+//! record ([`AcmeManager::remove_unwanted`], after the apply succeeded); the account stays.
+//!
 //! Challenges are answered by a [`ChallengeSolver`]: [`Http01Webroot`] writes HTTP-01 tokens
 //! into nginx's ACME webroot, which every host and the default server serve on port 80. A
 //! DNS-01 solver is another implementation of the same trait.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -159,6 +163,32 @@ impl AcmeManager {
 
     fn cert_dir(&self, id: CertificateId) -> PathBuf {
         self.dir.join("certs").join(id.to_string())
+    }
+
+    /// Removes every certificate (key, chain and record) under `certs/` that `wanted` does
+    /// not name: the hosts that wanted it are gone or use another certificate. The account
+    /// stays, and so does anything in `certs/` not named by a certificate id. Problems are
+    /// logged; the next apply tries again.
+    pub async fn remove_unwanted(&self, wanted: &BTreeSet<CertificateId>) {
+        let certs = self.dir.join("certs");
+        let wanted = wanted.clone();
+        let tidied = tokio::task::spawn_blocking(move || {
+            super::secrets::remove_certificate_dirs(&certs, &wanted)
+        })
+        .await;
+        match tidied {
+            Ok(tidied) => {
+                if !tidied.removed.is_empty() {
+                    tracing::info!(removed = ?tidied.removed, "removed the Let's Encrypt certificates no host wants");
+                }
+                for problem in &tidied.problems {
+                    tracing::warn!(error = %problem, "removing Let's Encrypt certificates no host wants");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "removing Let's Encrypt certificates no host wants")
+            }
+        }
     }
 
     /// What the agent knows of a certificate; `None` before any attempt.

@@ -2,7 +2,7 @@
 //! agent's own Let's Encrypt work, which re-applies the persisted state when a certificate
 //! is issued or renewed — with or without the control plane.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -152,7 +152,11 @@ impl ProxyCommands {
     }
 
     /// Applies `state` (the caller holds `applying`), with the Let's Encrypt certificates the
-    /// agent holds beside the uploaded ones, and publishes the report.
+    /// agent holds beside the uploaded ones, and publishes the report. Once it is applied,
+    /// the certificates, keys and htpasswd files it no longer needs are removed (the
+    /// controller's [`apply_with_certificates`](NginxController::apply_with_certificates)),
+    /// and so are the Let's Encrypt certificates none of its hosts wants (the account stays);
+    /// a failed apply removes nothing.
     async fn apply_only(&self, state: &DesiredState) -> ApplyReport {
         let now = unix_now();
         let managed = managed_certificates(&state.proxy);
@@ -175,14 +179,17 @@ impl ProxyCommands {
                 record,
             });
         }
-        let written = self.controller.write_certificates(&files).await;
-        let applied = match written {
-            Ok(changed) => self.controller.apply_reloading(&state.proxy, changed).await,
-            Err(e) => Err(e),
-        };
+        let applied = self
+            .controller
+            .apply_with_certificates(&state.proxy, &files)
+            .await;
         let mut report = match applied {
             Ok(mut report) => {
                 report.revision = state.revision;
+                if let Some(acme) = &self.acme {
+                    let wanted: BTreeSet<_> = managed.iter().map(|m| m.id).collect();
+                    acme.remove_unwanted(&wanted).await;
+                }
                 report
             }
             Err(e) => {

@@ -28,7 +28,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, LogsOptions,
-    RemoveContainerOptions, StartContainerOptions, StopContainerOptions, WaitContainerOptions,
+    RemoveContainerOptions, StartContainerOptions, StopContainerOptions, TopOptions,
+    WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -134,6 +135,23 @@ impl NginxContainer {
             .inspect_container(&self.settings.name, None::<InspectContainerOptions>)
             .await
             .ok()
+    }
+
+    /// The group nginx's workers in the container run as, as the Docker host sees it (`docker
+    /// top`, whose `ps` runs there); `None` when the container does not run or the engine
+    /// cannot list its processes.
+    pub async fn worker_gid(&self) -> Option<u32> {
+        let top = self
+            .docker
+            .top_processes(
+                &self.settings.name,
+                Some(TopOptions {
+                    ps_args: "-o pid,ppid,gid".to_owned(),
+                }),
+            )
+            .await
+            .ok()?;
+        workers_gid(top.titles.as_deref()?, top.processes.as_deref()?)
     }
 
     /// Runs `nginx ARGS` (a test): inside the running container, or in a throwaway one.
@@ -518,6 +536,26 @@ async fn logs_of(docker: &Docker, name: &str) -> String {
     out.trim().to_owned()
 }
 
+/// The group of a process whose parent is in the container too (a worker of the master,
+/// which is the container's first process), from `ps -o pid,ppid,gid` as `docker top` gives it;
+/// root's group is a worker that has not switched yet.
+fn workers_gid(titles: &[String], processes: &[Vec<String>]) -> Option<u32> {
+    let column = |name: &str| titles.iter().position(|t| t.eq_ignore_ascii_case(name));
+    let (pid, ppid, gid) = (column("PID")?, column("PPID")?, column("GID")?);
+    let pids: Vec<&str> = processes
+        .iter()
+        .filter_map(|p| p.get(pid).map(String::as_str))
+        .collect();
+    processes
+        .iter()
+        .filter(|p| {
+            p.get(ppid)
+                .is_some_and(|parent| pids.contains(&parent.as_str()))
+        })
+        .filter_map(|p| p.get(gid)?.parse().ok())
+        .find(|gid| *gid != 0)
+}
+
 fn failure(output: String) -> RunOutput {
     RunOutput {
         success: false,
@@ -529,5 +567,44 @@ fn docker_message(e: bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message,
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(rows: &[[&str; 3]]) -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| r.iter().map(|c| (*c).to_owned()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_workers_group_is_read_from_docker_top() {
+        let titles: Vec<String> = ["PID", "PPID", "GID"].map(str::to_owned).to_vec();
+        // The master (its parent is the shim, outside the container), two workers.
+        let running = rows(&[
+            ["4100", "4080", "0"],
+            ["4121", "4100", "101"],
+            ["4122", "4100", "101"],
+        ]);
+        assert_eq!(workers_gid(&titles, &running), Some(101));
+        // A worker just forked still has root's group: the others answer.
+        let forking = rows(&[
+            ["4100", "4080", "0"],
+            ["4123", "4100", "0"],
+            ["4121", "4100", "101"],
+        ]);
+        assert_eq!(workers_gid(&titles, &forking), Some(101));
+        // Only the master (workers not started yet): no answer rather than root's group.
+        assert_eq!(workers_gid(&titles, &rows(&[["4100", "4080", "0"]])), None);
+        // Columns in another order are found by their titles.
+        let other: Vec<String> = ["GID", "PID", "PPID"].map(str::to_owned).to_vec();
+        let reordered = rows(&[["0", "7", "1"], ["65534", "8", "7"]]);
+        assert_eq!(workers_gid(&other, &reordered), Some(65534));
+        // An answer without a GID column says nothing.
+        let no_gid: Vec<String> = ["PID", "PPID", "CMD"].map(str::to_owned).to_vec();
+        assert_eq!(workers_gid(&no_gid, &running), None);
     }
 }

@@ -7,17 +7,31 @@
 //! 1. A host whose required files (certificate, key) are missing is **quarantined** before
 //!    nginx sees it.
 //! 2. The rest is written to `<conf_dir>.staging` (rendered for that directory, htpasswd
-//!    files included, so nothing live changes) and tested. When the test fails, the host the
-//!    error points at (`in <file>:<line>`) is quarantined with nginx's own message and the
-//!    test runs again; an error that names no host file (a certificate nginx cannot load) is
-//!    found by testing each host alone beside the shared files. An error in the shared files
-//!    themselves fails the apply with nginx's message and changes nothing.
+//!    files included at 0600, so nothing live changes) and tested. When the test fails, the
+//!    host the error points at (`in <file>:<line>`) is quarantined with nginx's own message
+//!    and the test runs again; an error that names no host file (a certificate nginx cannot
+//!    load) is found by testing each host alone beside the shared files. An error in the
+//!    shared files themselves fails the apply with nginx's message and changes nothing.
 //! 3. The good hosts are rendered for the live directory. When the files are exactly those on
 //!    disk and nginx is running, nothing is written and nothing reloads (a reconnect replays
 //!    the same state for free). Otherwise the live directory moves to
 //!    `<conf_dir>.previous`, the new one takes its place, `nginx -t` runs once more, and nginx
 //!    is reloaded (or started). A failed test or reload puts the previous directory back and
 //!    reloads it, and the apply reports nginx's message.
+//! 4. Only then, with nginx serving the new configuration, what it no longer needs is removed
+//!    (`secrets.rs` says what stays): the htpasswd files of hosts it does not serve, and (through
+//!    [`NginxController::apply_with_certificates`], which the agent uses) every certificate
+//!    directory the desired state no longer carries. The staging directory goes too, so
+//!    secrets exist only where nginx reads them.
+//!
+//! Private keys are written 0600 (nginx's master reads them before dropping privileges);
+//! htpasswd files 0640 with the group nginx's workers run as, learned from the running
+//! workers ([`NginxRunner::worker_gid`]), so only the agent and the workers read them. A file
+//! with other bits is fixed by the next apply. Before nginx first runs the group is not known:
+//! the first apply's htpasswd files get it right after nginx starts. When it cannot be learned
+//! at all (the engine hides the container's processes), the files stay unreadable to others
+//! and the agent warns: a host asks for a password it cannot check rather than show the hashes
+//! to every local user.
 //!
 //! One host that cannot load never takes the others down, and a failure is never silent: the
 //! [`ApplyReport`] says which hosts are served and why the others are not.
@@ -26,7 +40,9 @@ pub mod acme;
 mod check;
 mod commands;
 pub mod container;
+mod files;
 mod runner;
+mod secrets;
 pub mod upstreams;
 
 use std::collections::BTreeMap;
@@ -36,9 +52,15 @@ use bollard::Docker;
 pub use infrapilot_core::desired::{ApplyReport, CertificateFiles, HostState, HostStatus};
 use infrapilot_core::ids::ProxyHostId;
 use infrapilot_core::nginx::{
-    ConfPath, ConfigSet, HostFiles, Layout, RenderedFile, Resolver, Resolvers, Site, render_site,
+    ConfPath, ConfigSet, HostFiles, Layout, Resolver, Resolvers, Site, render_site,
 };
 use tokio::sync::Mutex;
+
+use files::{
+    HTPASSWD_MODE, KEY_MODE, PUBLIC_MODE, SecretFiles, create_dir, io, on_disk_matches, remove_dir,
+    rename, wanted_files, write_dir,
+};
+pub(crate) use files::{write_atomic, write_atomic_mode};
 
 pub use check::check_host;
 pub use commands::ProxyCommands;
@@ -99,8 +121,9 @@ pub struct NginxController {
     runner: NginxRunner,
     /// Finds and connects upstream containers (needs Docker).
     upstreams: Option<UpstreamNetworks>,
-    /// Serializes applies: two at once would race on the directories.
-    lock: Mutex<()>,
+    /// Serializes applies (two at once would race on the directories) and holds the group
+    /// nginx's workers were last seen running as (`None`: not seen yet).
+    lock: Mutex<Option<u32>>,
 }
 
 impl NginxController {
@@ -110,7 +133,7 @@ impl NginxController {
             layout,
             runner,
             upstreams: None,
-            lock: Mutex::new(()),
+            lock: Mutex::new(None),
         }
     }
 
@@ -138,19 +161,62 @@ impl NginxController {
     }
 
     /// Applies `site` (see the module documentation for the steps and guarantees); the
-    /// report's revision is 0 (the caller that knows the revision sets it).
+    /// report's revision is 0 (the caller that knows the revision sets it). After a
+    /// successful apply the htpasswd files of hosts nginx no longer serves are removed; the
+    /// certificates in `cert_dir` are the caller's and stay.
     pub async fn apply(&self, site: &Site) -> Result<ApplyReport, NginxError> {
-        self.apply_reloading(site, false).await
+        let mut worker_group = self.lock.lock().await;
+        self.learn_worker_group(&mut worker_group).await;
+        let (report, mut keep) = self.apply_locked(site, false, *worker_group).await?;
+        keep.certificates = None;
+        self.tidy(&keep, &mut worker_group).await;
+        Ok(report)
     }
 
-    /// [`apply`](Self::apply), reloading even when no config file changed when
-    /// `files_changed` says a file the config refers to (a certificate) was replaced.
-    pub async fn apply_reloading(
+    /// Applies `site` with `certificates` as every certificate the agent holds: writes them
+    /// under `cert_dir` (reloading nginx when one changed, even if no config file did),
+    /// applies, and once nginx serves the new configuration removes every certificate and
+    /// htpasswd file it no longer needs (`secrets.rs` says which stay). A failed apply removes
+    /// nothing, so the configuration it rolled back to finds its files.
+    pub async fn apply_with_certificates(
+        &self,
+        site: &Site,
+        certificates: &[CertificateFiles],
+    ) -> Result<ApplyReport, NginxError> {
+        let mut worker_group = self.lock.lock().await;
+        self.learn_worker_group(&mut worker_group).await;
+        let changed = self.write_certificates_locked(certificates).await?;
+        let (report, mut keep) = self.apply_locked(site, changed, *worker_group).await?;
+        if let Some(kept) = &mut keep.certificates {
+            kept.extend(certificates.iter().map(|c| c.id));
+        }
+        self.tidy(&keep, &mut worker_group).await;
+        Ok(report)
+    }
+
+    /// One apply (the caller holds the lock); returns the report and what nginx now reads
+    /// (the certificates of the hosts it serves and their htpasswd files). The staging
+    /// directory, with its copies of htpasswd files, is removed either way.
+    async fn apply_locked(
         &self,
         site: &Site,
         files_changed: bool,
-    ) -> Result<ApplyReport, NginxError> {
-        let _guard = self.lock.lock().await;
+        worker_group: Option<u32>,
+    ) -> Result<(ApplyReport, secrets::Keep), NginxError> {
+        let applied = self.apply_staged(site, files_changed, worker_group).await;
+        let staging = staged_dir(&self.layout);
+        if let Err(e) = remove_dir(Path::new(&staging)).await {
+            tracing::warn!(error = %e, "removing the staging directory");
+        }
+        applied
+    }
+
+    async fn apply_staged(
+        &self,
+        site: &Site,
+        files_changed: bool,
+        worker_group: Option<u32>,
+    ) -> Result<(ApplyReport, secrets::Keep), NginxError> {
         let resolved = match &self.upstreams {
             Some(upstreams) => upstreams.resolve(site).await,
             None => Resolved::unresolved(
@@ -185,7 +251,10 @@ impl NginxController {
             .iter()
             .filter(|h| !quarantined.contains_key(&h.id))
             .collect();
-        let reloaded = self.swap_in(&live, &good, files_changed).await?;
+        let reloaded = self
+            .swap_in(&live, &good, files_changed, worker_group)
+            .await?;
+        let keep = self.needed_by(&good);
         let hosts = live
             .hosts
             .iter()
@@ -204,14 +273,15 @@ impl NginxController {
             Some(upstreams) => upstreams.attach(resolved).await,
             None => resolved.statuses,
         };
-        Ok(ApplyReport {
+        let report = ApplyReport {
             revision: 0,
             hosts,
             reloaded,
             error: None,
             certificates: Vec::new(),
             networks,
-        })
+        };
+        Ok((report, keep))
     }
 
     /// Tests the staged set and quarantines the hosts that make it fail, until the rest
@@ -223,6 +293,13 @@ impl NginxController {
     ) -> Result<(), NginxError> {
         let staging_dir = PathBuf::from(staged_dir(&self.layout));
         let main = PathBuf::from(&staged.main.path);
+        // `nginx -t` does not open htpasswd files: the staged copies are the agent's alone.
+        let staged_htpasswd = staging_dir.join("htpasswd");
+        let secrets = SecretFiles {
+            dir: &staged_htpasswd,
+            mode: KEY_MODE,
+            group: None,
+        };
         // Each round either passes or quarantines at least one host.
         for _ in 0..=staged.hosts.len() {
             let candidates: Vec<&HostFiles> = staged
@@ -230,7 +307,7 @@ impl NginxController {
                 .iter()
                 .filter(|h| !quarantined.contains_key(&h.id))
                 .collect();
-            write_dir(&staging_dir, staged, &candidates).await?;
+            write_dir(&staging_dir, staged, &candidates, secrets).await?;
             let test = self.runner.test(&main).await?;
             if test.success {
                 return Ok(());
@@ -240,7 +317,7 @@ impl NginxController {
                 continue;
             }
             // The error names no host file: find the hosts that fail alone.
-            write_dir(&staging_dir, staged, &[]).await?;
+            write_dir(&staging_dir, staged, &[], secrets).await?;
             let base = self.runner.test(&main).await?;
             if !base.success {
                 return Err(NginxError::Test {
@@ -249,7 +326,7 @@ impl NginxController {
             }
             let mut found = false;
             for host in &candidates {
-                write_dir(&staging_dir, staged, &[*host]).await?;
+                write_dir(&staging_dir, staged, &[*host], secrets).await?;
                 let alone = self.runner.test(&main).await?;
                 if !alone.success {
                     quarantined.insert(host.id, nginx_message(&alone.output));
@@ -275,8 +352,15 @@ impl NginxController {
         live: &ConfigSet,
         good: &[&HostFiles],
         files_changed: bool,
+        worker_group: Option<u32>,
     ) -> Result<bool, NginxError> {
         let conf_dir = PathBuf::from(self.layout.conf_dir.as_str());
+        let htpasswd_dir = PathBuf::from(self.layout.htpasswd_dir.as_str());
+        let secrets = SecretFiles {
+            dir: &htpasswd_dir,
+            mode: HTPASSWD_MODE,
+            group: worker_group,
+        };
         let wanted = wanted_files(live, good);
         let running = self.runner.is_running(&self.layout).await;
         if running && !files_changed && on_disk_matches(&conf_dir, &wanted).await {
@@ -290,7 +374,7 @@ impl NginxController {
         }
         let main = PathBuf::from(&live.main.path);
         let outcome = async {
-            write_dir(&conf_dir, live, good).await?;
+            write_dir(&conf_dir, live, good, secrets).await?;
             let test = self.runner.test(&main).await?;
             if !test.success {
                 return Err(NginxError::Test {
@@ -326,12 +410,20 @@ impl NginxController {
         &self,
         certificates: &[CertificateFiles],
     ) -> Result<bool, NginxError> {
+        let _guard = self.lock.lock().await;
+        self.write_certificates_locked(certificates).await
+    }
+
+    async fn write_certificates_locked(
+        &self,
+        certificates: &[CertificateFiles],
+    ) -> Result<bool, NginxError> {
         let mut changed = false;
         for cert in certificates {
             let paths = self.layout.certificate_paths(cert.id);
             for (path, contents, mode) in [
-                (&paths.fullchain, &cert.fullchain, 0o644),
-                (&paths.privkey, &cert.privkey, 0o600),
+                (&paths.fullchain, &cert.fullchain, PUBLIC_MODE),
+                (&paths.privkey, &cert.privkey, KEY_MODE),
             ] {
                 let path = Path::new(path);
                 if tokio::fs::read_to_string(path).await.ok().as_deref() == Some(contents) {
@@ -572,164 +664,6 @@ pub fn host_layout(root: &Path, http_port: u16, https_port: u16) -> Result<Layou
 
 fn staged_dir(layout: &Layout) -> String {
     format!("{}.staging", layout.conf_dir.as_str())
-}
-
-/// The files an apply writes: path → contents.
-fn wanted_files<'a>(set: &'a ConfigSet, hosts: &[&'a HostFiles]) -> BTreeMap<&'a str, &'a str> {
-    std::iter::once(&set.main)
-        .chain(set.shared.iter())
-        .chain(hosts.iter().flat_map(|h| h.files.iter()))
-        .map(|f: &RenderedFile| (f.path.as_str(), f.contents.as_str()))
-        .collect()
-}
-
-/// Whether the configuration directory holds exactly `wanted` (and the htpasswd files in
-/// `wanted` are as given).
-async fn on_disk_matches(conf_dir: &Path, wanted: &BTreeMap<&str, &str>) -> bool {
-    let wanted: Vec<(PathBuf, String)> = wanted
-        .iter()
-        .map(|(path, contents)| (PathBuf::from(path), (*contents).to_owned()))
-        .collect();
-    let conf_dir = conf_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || on_disk_matches_blocking(&conf_dir, &wanted))
-        .await
-        .unwrap_or(false)
-}
-
-fn on_disk_matches_blocking(conf_dir: &Path, wanted: &[(PathBuf, String)]) -> bool {
-    for (path, contents) in wanted {
-        match std::fs::read_to_string(path) {
-            Ok(current) if current == *contents => {}
-            _ => return false,
-        }
-    }
-    // No stray file under the configuration directory (a host that was removed).
-    let mut stack = vec![conf_dir.to_path_buf()];
-    let mut count = 0;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return false;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                count += 1;
-            }
-        }
-    }
-    let under_conf = wanted
-        .iter()
-        .filter(|(p, _)| p.starts_with(conf_dir))
-        .count();
-    count == under_conf
-}
-
-/// Recreates `dir` with the main file, the shared files and `hosts`' files; the hosts'
-/// htpasswd files go wherever their paths say.
-async fn write_dir(dir: &Path, set: &ConfigSet, hosts: &[&HostFiles]) -> Result<(), NginxError> {
-    let (inside, outside): (Vec<_>, Vec<_>) = wanted_files(set, hosts)
-        .into_iter()
-        .partition(|(path, _)| Path::new(path).starts_with(dir));
-    let inside: Vec<(PathBuf, String)> = inside
-        .into_iter()
-        .map(|(path, contents)| (PathBuf::from(path), contents.to_owned()))
-        .collect();
-    let owned = dir.to_path_buf();
-    // A fresh directory nginx reads only once it is tested (and the agent writes it again
-    // from the persisted state after a crash): plain writes, no fsync each, in one blocking
-    // task for the lot (a thousand hosts are a thousand files).
-    tokio::task::spawn_blocking(move || write_fresh_dir(&owned, &inside))
-        .await
-        .map_err(|e| io("writing", dir, std::io::Error::other(e)))??;
-    // Read while nginx serves (htpasswd files): replaced whole, never seen half.
-    for (path, contents) in outside {
-        write_atomic(Path::new(path), contents.as_bytes()).await?;
-    }
-    Ok(())
-}
-
-fn write_fresh_dir(dir: &Path, files: &[(PathBuf, String)]) -> Result<(), NginxError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(io("removing", dir, source)),
-    }
-    std::fs::create_dir_all(dir).map_err(|source| io("creating", dir, source))?;
-    let mut made = std::collections::HashSet::new();
-    for (path, contents) in files {
-        if let Some(parent) = path.parent()
-            && made.insert(parent.to_path_buf())
-        {
-            std::fs::create_dir_all(parent).map_err(|source| io("creating", parent, source))?;
-        }
-        std::fs::write(path, contents).map_err(|source| io("writing", path, source))?;
-    }
-    Ok(())
-}
-
-/// Writes a file through a temporary file and a rename, so nginx never reads half of it.
-pub(crate) async fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), NginxError> {
-    write_atomic_mode(path, contents, 0o644).await
-}
-
-/// [`write_atomic`] with the file's permission bits (set before any byte is written).
-pub(crate) async fn write_atomic_mode(
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-) -> Result<(), NginxError> {
-    use tokio::io::AsyncWriteExt as _;
-
-    if let Some(parent) = path.parent() {
-        create_dir(parent).await?;
-    }
-    let tmp = path.with_extension("infrapilot-tmp");
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .await
-        .map_err(|source| io("writing", &tmp, source))?;
-    file.write_all(contents)
-        .await
-        .map_err(|source| io("writing", &tmp, source))?;
-    file.sync_all()
-        .await
-        .map_err(|source| io("writing", &tmp, source))?;
-    drop(file);
-    rename(&tmp, path).await
-}
-
-async fn create_dir(dir: &Path) -> Result<(), NginxError> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|source| io("creating", dir, source))
-}
-
-async fn remove_dir(dir: &Path) -> Result<(), NginxError> {
-    match tokio::fs::remove_dir_all(dir).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(io("removing", dir, source)),
-    }
-}
-
-async fn rename(from: &Path, to: &Path) -> Result<(), NginxError> {
-    tokio::fs::rename(from, to)
-        .await
-        .map_err(|source| io("moving to", to, source))
-}
-
-fn io(action: &'static str, path: &Path, source: std::io::Error) -> NginxError {
-    NginxError::Io {
-        action,
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 /// The host whose file nginx's error points at (`… in /dir/hosts/proxy-<id>.conf:12`), or

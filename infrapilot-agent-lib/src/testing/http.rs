@@ -1,5 +1,5 @@
 //! Plain HTTP over loopback for tests of the proxy: an upstream that names itself, and a
-//! `GET` with a chosen `Host` header through nginx.
+//! `GET` with a chosen `Host` header (and basic-auth credentials) through nginx.
 
 use std::io;
 use std::time::Duration;
@@ -32,8 +32,27 @@ pub async fn upstream(name: &'static str) -> io::Result<u16> {
 /// `GET /` on `127.0.0.1:port` with `Host: host`: the status code (0 when the answer has no
 /// status line) and the body. Times out after 10 s.
 pub async fn get(port: u16, host: &str) -> io::Result<(u16, String)> {
+    get_as(port, host, None).await
+}
+
+/// [`get`] with `Authorization: Basic` for `(user, password)` when given.
+pub async fn get_as(
+    port: u16,
+    host: &str,
+    credentials: Option<(&str, &str)>,
+) -> io::Result<(u16, String)> {
+    use base64::Engine as _;
+
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let authorization = credentials
+        .map(|(user, password)| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Authorization: Basic {token}\r\n")
+        })
+        .unwrap_or_default();
+    let request =
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     tokio::time::timeout(
