@@ -266,6 +266,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = config.request_timeout;
     router
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn(bounds))
         .layer(middleware::from_fn_with_state(timeout, request_context))
         .layer(
             ServiceBuilder::new()
@@ -315,11 +316,47 @@ async fn request_context(State(timeout): State<Duration>, req: Request, next: Ne
         .await
 }
 
+/// The longest request target (path and query) accepted, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses a request whose target or header fields are larger than the API accepts, with a
+/// problem document (hyper refuses only what does not fit its buffer, with a bare status).
+async fn bounds(req: Request, next: Next) -> Response {
+    use crate::error::RequestPart;
+    let uri = req.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        return AppError::TooLarge {
+            part: RequestPart::Uri,
+            detail: format!("the request target is {uri} bytes; the limit is {MAX_URI_BYTES}"),
+        }
+        .into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return AppError::TooLarge {
+            part: RequestPart::Headers,
+            detail: format!(
+                "the header fields are {headers} bytes; the limit is {MAX_HEADER_BYTES}"
+            ),
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
 fn layer_error(status: StatusCode) -> AppError {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            AppError::Malformed("the request body is too large".to_owned())
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge {
+            part: crate::error::RequestPart::Body,
+            detail: "the request body is too large".to_owned(),
+        },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             AppError::Malformed("send JSON with Content-Type: application/json".to_owned())
         }

@@ -78,6 +78,11 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// The API's connections: how many at once, and how long a request head may take.
+    pub connections: crate::serve::ConnectionLimits,
+    /// The agent endpoint's connections: how many at once, and how long one may stay
+    /// silent (agents answer HTTP/2 pings every 20 s, so a live one never is).
+    pub agent_connections: AgentConnectionLimits,
     /// Lifetime of an access token.
     pub access_token_ttl: Duration,
     /// Absolute lifetime of a refresh-token family.
@@ -97,6 +102,16 @@ pub struct Config {
     /// The internal networks outbound calls to tenant-chosen addresses may reach (none by
     /// default: alert channels and every later integration reach public addresses only).
     pub outbound: infrapilot_core::outbound::OutboundPolicy,
+}
+
+/// The bounds on the agent endpoint's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentConnectionLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How long a connection may send nothing (its TLS handshake included) before it is
+    /// closed.
+    pub idle_timeout: Duration,
 }
 
 /// A setting that could not be used.
@@ -141,6 +156,10 @@ struct FileConfig {
     acme_directory_url: Option<String>,
     acme_email: Option<String>,
     outbound_allow: Option<String>,
+    max_connections: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    agent_max_connections: Option<u64>,
+    agent_idle_secs: Option<u64>,
 }
 
 impl Config {
@@ -372,7 +391,53 @@ impl Config {
             &get("INFRAPILOT_OUTBOUND_ALLOW", file.outbound_allow).unwrap_or_default(),
         )
         .map_err(|e| bad("INFRAPILOT_OUTBOUND_ALLOW", e.to_string()))?;
+        let bounded = |var: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(bad(
+                    var,
+                    format!("must be from {} to {}", range.start(), range.end()),
+                ))
+            }
+        };
+        let connections = crate::serve::ConnectionLimits {
+            max_connections: usize::try_from(bounded(
+                "INFRAPILOT_MAX_CONNECTIONS",
+                number("INFRAPILOT_MAX_CONNECTIONS", file.max_connections, 4096)?,
+                1..=1_000_000,
+            )?)
+            .unwrap_or(usize::MAX),
+            header_read_timeout: Duration::from_secs(bounded(
+                "INFRAPILOT_HEADER_TIMEOUT_SECS",
+                number(
+                    "INFRAPILOT_HEADER_TIMEOUT_SECS",
+                    file.header_timeout_secs,
+                    20,
+                )?,
+                1..=600,
+            )?),
+        };
+        let agent_connections = AgentConnectionLimits {
+            max_connections: usize::try_from(bounded(
+                "INFRAPILOT_AGENT_MAX_CONNECTIONS",
+                number(
+                    "INFRAPILOT_AGENT_MAX_CONNECTIONS",
+                    file.agent_max_connections,
+                    10_000,
+                )?,
+                1..=1_000_000,
+            )?)
+            .unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_secs(bounded(
+                "INFRAPILOT_AGENT_IDLE_SECS",
+                number("INFRAPILOT_AGENT_IDLE_SECS", file.agent_idle_secs, 90)?,
+                1..=3600,
+            )?),
+        };
         Ok(Config {
+            connections,
+            agent_connections,
             outbound,
             acme: infrapilot_core::acme::AcmeSettings {
                 directory_url: acme_directory_url,

@@ -131,6 +131,25 @@ pub enum AppError {
     /// A policy blocked the operation.
     #[error("blocked by policy")]
     PolicyBlocked(Vec<PolicyNotice>),
+    /// A part of the request is larger than the server accepts.
+    #[error("too large: {detail}")]
+    TooLarge {
+        /// Which part.
+        part: RequestPart,
+        /// What the limit is.
+        detail: String,
+    },
+}
+
+/// A part of a request that has a size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestPart {
+    /// The target (path and query): 414.
+    Uri,
+    /// The header fields: 431.
+    Headers,
+    /// The body: 413.
+    Body,
 }
 
 impl AppError {
@@ -216,6 +235,19 @@ impl AppError {
             AppError::PolicyBlocked(_) => {
                 (StatusCode::FORBIDDEN, "policy-blocked", "Blocked by policy")
             }
+            AppError::TooLarge { part, .. } => match part {
+                RequestPart::Uri => (StatusCode::URI_TOO_LONG, "uri-too-long", "URI too long"),
+                RequestPart::Headers => (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "headers-too-large",
+                    "Request header fields too large",
+                ),
+                RequestPart::Body => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "Request body too large",
+                ),
+            },
         }
     }
 
@@ -230,6 +262,7 @@ impl AppError {
                 .collect::<Vec<_>>()
                 .join("; "),
             AppError::Malformed(m) | AppError::Refused(m) | AppError::Conflict(m) => m.clone(),
+            AppError::TooLarge { detail, .. } => detail.clone(),
             AppError::LimitReached(m) | AppError::Unavailable(m) => m.clone(),
             AppError::Unauthorized(m) => (*m).to_owned(),
             AppError::Forbidden { action, resource } => format!(
@@ -346,7 +379,16 @@ where
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| AppError::Malformed(format!("could not read the body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::TooLarge {
+                        part: RequestPart::Body,
+                        detail: format!("the request body is too large: {}", e.body_text()),
+                    }
+                } else {
+                    AppError::Malformed(format!("could not read the body: {e}"))
+                }
+            })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Ok(value) => {

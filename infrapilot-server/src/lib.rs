@@ -16,6 +16,9 @@ pub mod keys;
 pub mod logs;
 pub mod metrics;
 pub mod outbound;
+pub mod serve;
+#[cfg(test)]
+mod serve_tests;
 pub mod store;
 pub mod util;
 

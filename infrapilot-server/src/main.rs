@@ -1,8 +1,6 @@
 //! `infrapilot-server`: starts tracing, loads the configuration, opens the store, serves the
 //! API until SIGINT/SIGTERM, then drains in-flight requests.
 
-use std::net::SocketAddr;
-
 use anyhow::Context as _;
 use infrapilot_core::identity::PasswordParams;
 use infrapilot_server::ca::InstanceCa;
@@ -87,15 +85,12 @@ async fn main() -> anyhow::Result<()> {
             }
         },
     ));
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = config.connections;
+    infrapilot_server::serve::serve_api(listener, app(state), limits, async move {
         shutdown().await;
         let _ = stop_tx.send(true);
     })
-    .await?;
+    .await;
     match agents.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "agent endpoint failed"),

@@ -1,0 +1,126 @@
+//! Serving the HTTP API with its connections bounded.
+//!
+//! [`serve_api`] accepts connections itself (instead of `axum::serve`, which has no timer and
+//! no cap) and serves each with hyper's HTTP/1.1, upgrades (WebSockets) included:
+//!
+//! - **header-read timeout**: a connection must send a whole request head within
+//!   [`ConnectionLimits::header_read_timeout`] of the moment the server starts waiting for
+//!   one — so a silent connection, a slowloris head sent a byte at a time, and an idle
+//!   keep-alive connection between requests are all closed when it runs out. A request being
+//!   answered (a long download, an event stream, an upgraded WebSocket) is not affected; the
+//!   request timeout bounds ordinary handlers;
+//! - **a cap on open connections** ([`ConnectionLimits::max_connections`]): past it the server
+//!   stops accepting until one closes, so descriptors cannot be exhausted through the API;
+//! - the socket peer's address as axum's `ConnectInfo`, for audit and throttling;
+//! - on shutdown, every connection is asked to finish its request and close, and the server
+//!   waits for them up to [`DRAIN`].
+//!
+//! Requests whose line or head is larger than hyper's own buffer are refused by hyper before
+//! any handler; the application's smaller limits ([`crate::app`]'s `bounds` layer: URI, header
+//! size, body) answer with problem documents.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt as _;
+
+/// How long shutdown waits for open connections to finish.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// The bounds on the API's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections open at once; past it the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// How long the server waits for a request head (see the module docs).
+    pub header_read_timeout: Duration,
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then drains.
+pub async fn serve_api(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let max = limits.max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let http = Arc::new(http);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some to close rather
+                    // than spin on the error.
+                    tracing::warn!(error = %e, "accepting an API connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let service =
+            app.clone()
+                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+        let service = TowerToHyperService::new(service);
+        let http = Arc::clone(&http);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = http
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stopping(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "API connection ended");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(DRAIN, permits.acquire_many(all)).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "connections still open after {}s; stopping anyway",
+            DRAIN.as_secs()
+        );
+    }
+}
+
+/// Resolves once shutdown has begun (or the server is gone).
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
