@@ -8,8 +8,10 @@
 //! token or looks up a membership itself.
 //!
 //! Roles come from the membership as it is *now*, not from the token, so a demotion or a
-//! removal takes effect on the next request. An API token acts with the lower of its own role
-//! and its owner's current role.
+//! removal takes effect on the next request; likewise an access token's session is read on
+//! every request (in the same query), so a revoked session's tokens stop at once. An API token
+//! acts with the lower of its own role and its owner's current role, and only inside its
+//! organization: account and platform operations take [`SignedIn`], which refuses it.
 
 use std::net::{IpAddr, SocketAddr};
 
