@@ -17,6 +17,7 @@ use infrapilot_core::rbac::{Effective, MemberChange, OrgRole, may_change_member}
 use serde_json::{Value, json};
 
 use super::http_tests::{PASSWORD, call, login};
+use super::http_tests_support::{self as support, signup};
 use crate::AppState;
 use crate::config::Edition;
 use crate::testing::{self, Kind};
@@ -84,53 +85,14 @@ struct World {
     admin: String,
 }
 
-async fn signup(state: &AppState, email: &str, org: &str) -> (String, String) {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/auth/signup",
-        None,
-        None,
-        Some(json!({"email": email, "name": "Person", "password": PASSWORD, "organization_name": org})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    (
-        r.body["user_id"].as_str().unwrap().to_owned(),
-        r.body["organization"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Invites `email` into `org` as `role` (by `inviter`) and returns the token.
 async fn invite(state: &AppState, inviter: &str, org: &str, email: &str, role: OrgRole) -> String {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/invitations",
-        Some(inviter),
-        Some(org),
-        Some(json!({"email": email, "role": role.as_str()})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    r.body["token"].as_str().unwrap().to_owned()
+    support::invite(state, inviter, org, email, role.as_str()).await
 }
 
 /// Accepts an invitation signed in as `session`, or as a new account without one.
 async fn accept(state: &AppState, token: &str, session: Option<&str>) -> String {
-    let body = match session {
-        Some(_) => json!({"token": token}),
-        None => json!({"token": token, "name": "Person", "password": PASSWORD}),
-    };
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/invitations/accept",
-        session,
-        None,
-        Some(body),
-    )
-    .await;
+    let r = support::accept(state, token, session).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     r.body["user_id"].as_str().unwrap().to_owned()
 }

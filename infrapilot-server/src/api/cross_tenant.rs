@@ -19,20 +19,7 @@ pub(super) struct Tenant {
 }
 
 pub(super) async fn signup(state: &AppState, email: &str, org_name: &str) -> Tenant {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/auth/signup",
-        None,
-        None,
-        Some(json!({
-            "email": email, "name": "Owner", "password": PASSWORD, "organization_name": org_name,
-        })),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let org = r.body["organization"]["id"].as_str().unwrap().to_owned();
-    let user = r.body["user_id"].as_str().unwrap().to_owned();
+    let (user, org) = super::http_tests_support::signup(state, email, org_name).await;
     Tenant {
         token: login(state, email).await,
         org,

@@ -130,3 +130,56 @@ pub async fn create_member(state: &AppState, token: &str, email: &str) {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
 }
+
+/// Signs up (SaaS edition) an account owning a new organization; returns (user id, org id).
+pub async fn signup(state: &AppState, email: &str, org_name: &str) -> (String, String) {
+    let r = call(
+        state,
+        "POST",
+        "/api/v1/auth/signup",
+        None,
+        None,
+        Some(json!({
+            "email": email, "name": "Owner", "password": PASSWORD, "organization_name": org_name,
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    (
+        r.body["user_id"].as_str().unwrap().to_owned(),
+        r.body["organization"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Invites `email` into `org` with `role` (as `session`); returns the invitation token.
+pub async fn invite(state: &AppState, session: &str, org: &str, email: &str, role: &str) -> String {
+    let r = call(
+        state,
+        "POST",
+        "/api/v1/invitations",
+        Some(session),
+        Some(org),
+        Some(json!({"email": email, "role": role})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+/// Accepts an invitation signed in as `session`, or without one as a new account with the
+/// test password.
+pub async fn accept(state: &AppState, token: &str, session: Option<&str>) -> Reply {
+    let body = match session {
+        Some(_) => json!({"token": token}),
+        None => json!({"token": token, "name": "Person", "password": PASSWORD}),
+    };
+    call(
+        state,
+        "POST",
+        "/api/v1/invitations/accept",
+        session,
+        None,
+        Some(body),
+    )
+    .await
+}

@@ -7,7 +7,8 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::http_tests::{PASSWORD, call, login};
+use super::http_tests::{call, login};
+use super::http_tests_support as support;
 use crate::AppState;
 use crate::config::Edition;
 use crate::testing::{self, Kind};
@@ -16,53 +17,16 @@ const ROUNDS: usize = 8;
 
 /// Signs up an organization; returns (owner's session, org id).
 async fn organization(state: &AppState, owner: &str) -> (String, String) {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/auth/signup",
-        None,
-        None,
-        Some(json!({"email": owner, "name": "Owner", "password": PASSWORD, "organization_name": owner})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let org = r.body["organization"]["id"].as_str().unwrap().to_owned();
+    let (_, org) = support::signup(state, owner, owner).await;
     (login(state, owner).await, org)
 }
 
 /// Invites `email` as `role` and accepts as a new account; returns the account's id.
 async fn join(state: &AppState, owner: &str, org: &str, email: &str, role: &str) -> String {
-    let token = invitation(state, owner, org, email, role).await;
-    let r = accept(state, &token).await;
-    assert_eq!(r.0, StatusCode::OK, "{r:?}");
-    r.1.unwrap()
-}
-
-async fn invitation(state: &AppState, owner: &str, org: &str, email: &str, role: &str) -> String {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/invitations",
-        Some(owner),
-        Some(org),
-        Some(json!({"email": email, "role": role})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    r.body["token"].as_str().unwrap().to_owned()
-}
-
-async fn accept(state: &AppState, token: &str) -> (StatusCode, Option<String>) {
-    let r = call(
-        state,
-        "POST",
-        "/api/v1/invitations/accept",
-        None,
-        None,
-        Some(json!({"token": token, "name": "Joiner", "password": PASSWORD})),
-    )
-    .await;
-    (r.status, r.body["user_id"].as_str().map(str::to_owned))
+    let token = support::invite(state, owner, org, email, role).await;
+    let r = support::accept(state, &token, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    r.body["user_id"].as_str().unwrap().to_owned()
 }
 
 /// Members of `org` by role, as `session` sees them.
@@ -151,7 +115,7 @@ async fn concurrent_accepts_hold_the_member_limit() {
         let mut tokens = Vec::new();
         for n in 0..20 {
             tokens.push(
-                invitation(
+                support::invite(
                     &state,
                     &owner,
                     &org,
@@ -175,7 +139,7 @@ async fn concurrent_accepts_hold_the_member_limit() {
             .into_iter()
             .map(|token| {
                 let state = state.clone();
-                tokio::spawn(async move { accept(&state, &token).await.0 })
+                tokio::spawn(async move { support::accept(&state, &token, None).await.status })
             })
             .collect();
         let mut accepted = 0;

@@ -177,22 +177,17 @@ impl OrgTx {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{lock}"
-        ))
-        .bind(self.org_id())
-        .fetch_optional(&mut *self.tx)
-        .await?
-        .ok_or(StoreError::NotFound {
-            what: "organization",
-        })?;
-        Ok((OrgLock(()), org_from_row(&row)?))
+        Ok((OrgLock(()), self.read_organization(lock).await?))
     }
 
     /// The organization itself.
     pub async fn organization(&mut self) -> Result<OrgRecord, StoreError> {
+        self.read_organization("").await
+    }
+
+    async fn read_organization(&mut self, suffix: &str) -> Result<OrgRecord, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1{suffix}"
         ))
         .bind(self.org_id())
         .fetch_optional(&mut *self.tx)
