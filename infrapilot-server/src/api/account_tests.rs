@@ -442,10 +442,11 @@ async fn account_matrix(state: AppState) {
     );
 }
 
-/// The invitation cases of one actor: 4 roles invited, 4 owner-made invitations revoked, the
-/// same answer for a registered and an unregistered address.
+/// The organization-level cases of one actor: 4 roles invited, 4 super-admin-made
+/// invitations revoked, renaming and re-slugging the organization, the same answer for a
+/// registered and an unregistered address.
 fn invitation_cases() -> usize {
-    ACTORS.len() * 9
+    ACTORS.len() * 11
 }
 
 async fn invitations(
@@ -511,6 +512,31 @@ async fn invitations(
             assert!(
                 matches!(r.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
                 "{case}: {r:?}"
+            );
+        }
+        *cases += 1;
+    }
+    // Renaming the organization and changing its slug are the owner's.
+    for body in [
+        json!({"name": "Renamed"}),
+        json!({"slug": format!("renamed-{}", &world.org[world.org.len() - 12..])}),
+    ] {
+        let r = call(
+            state,
+            "PATCH",
+            "/api/v1/organization",
+            Some(cred),
+            Some(&world.org),
+            Some(body.clone()),
+        )
+        .await;
+        let may = actor.is_some_and(|a| a >= Effective::Org(OrgRole::Owner));
+        if may {
+            assert_eq!(r.status, StatusCode::OK, "{who} ({via:?}) {body}: {r:?}");
+        } else {
+            assert!(
+                matches!(r.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                "{who} ({via:?}) {body}: {r:?}"
             );
         }
         *cases += 1;

@@ -331,7 +331,13 @@ pub async fn update_org(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<axum::Json<Organization>, AppError> {
-    let scope = scoped.require(Action::Update, Resource::OrgSettings)?;
+    // Renaming and the slug are the owner's (the matrix: update on the organization); the
+    // limits are a super admin's; nothing else is changed here.
+    let scope = if body.name.is_some() || body.slug.is_some() {
+        scoped.require(Action::Update, Resource::Organization)?
+    } else {
+        scoped.require(Action::Update, Resource::OrgSettings)?
+    };
     if (body.max_users.is_some() || body.max_agents.is_some())
         && scope.role() != Effective::SuperAdmin
     {
