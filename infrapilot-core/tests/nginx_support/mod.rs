@@ -572,7 +572,12 @@ pub fn seconds() -> impl Strategy<Value = Seconds> {
 pub fn rate_limit() -> impl Strategy<Value = RateLimit> {
     (
         prop_oneof![Just(1u32), Just(RateLimit::MAX), 1u32..=RateLimit::MAX],
-        prop_oneof![Just(0u32), Just(1u32), Just(RateLimit::MAX), 0u32..=RateLimit::MAX],
+        prop_oneof![
+            Just(0u32),
+            Just(1u32),
+            Just(RateLimit::MAX),
+            0u32..=RateLimit::MAX
+        ],
         any::<bool>(),
     )
         .prop_map(|(rate, burst, nodelay)| RateLimit::new(rate, burst, nodelay).unwrap())
