@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::acme::{AcmeSettings, CertificateRecord};
 use crate::ids::{CertificateId, ProxyHostId};
 use crate::nginx::upstreams::UpstreamNetworkStatus;
-use crate::nginx::{HostKind, Site};
+use crate::nginx::{HostKind, Layout, Site};
 
 /// The declarative configuration of one agent at one revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,11 @@ pub struct ApplyReport {
     /// How nginx reaches each container the hosts forward to.
     #[serde(default)]
     pub networks: Vec<UpstreamNetworkStatus>,
+    /// Where the agent's nginx keeps its files and which ports it serves on, so the server's
+    /// config preview shows what this agent's nginx is really given (absent from agents that
+    /// predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
 }
 
 /// One Let's Encrypt certificate as the agent holds it.

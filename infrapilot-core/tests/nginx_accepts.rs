@@ -126,8 +126,14 @@ fn nginx_test(set: &ConfigSet, layout: &Layout, root: &Path) -> Result<(), Strin
 }
 
 fn check_site(site: &Site) -> Result<(), String> {
+    check_site_with(site, |_| {})
+}
+
+/// Like [`check_site`], with the layout changed by `adjust` (ports, IPv6).
+fn check_site_with(site: &Site, adjust: impl FnOnce(&mut Layout)) -> Result<(), String> {
     let root = fresh_dir("site");
-    let layout = layout(root.to_str().unwrap());
+    let mut layout = layout(root.to_str().unwrap());
+    adjust(&mut layout);
     let result = nginx_test(&render_site(site, &layout), &layout, &root);
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(&root);
@@ -186,13 +192,49 @@ fn nginx_refuses_a_host_whose_certificate_is_missing() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+#[test]
+fn nginx_accepts_every_documented_rate_limit_bound() {
+    // Every corner of the documented ranges (1–100000 per second, a burst of 0–100000, with
+    // and without nodelay), one host each, in one site.
+    let mut hosts = Vec::new();
+    for rate in [1, RateLimit::MAX] {
+        for burst in [0, 1, RateLimit::MAX] {
+            for nodelay in [false, true] {
+                let n = hosts.len() as u128;
+                hosts.push(ProxyHost {
+                    id: host_id(500 + n),
+                    domains: domains(&[&format!("limit{n}.example.com")]),
+                    rate_limit: Some(RateLimit::new(rate, burst, nodelay).unwrap()),
+                    ..plain_host()
+                });
+            }
+        }
+    }
+    assert_eq!(hosts.len(), 12);
+    let site = Site {
+        proxy_hosts: hosts,
+        ..Site::default()
+    };
+    check_site(&site).unwrap_or_else(|e| panic!("nginx -t refused:\n{e}"));
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // Each case is one `nginx -t` (a few milliseconds); 128 cases stay well under a minute.
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn nginx_accepts_every_valid_site(site in site()) {
+    fn nginx_accepts_every_valid_site(
+        site in site(),
+        ipv6 in any::<bool>(),
+        (http_port, https_port) in (1u16.., 1u16..).prop_filter("distinct ports", |(a, b)| a != b),
+    ) {
         nginx();
-        if let Err(e) = check_site(&site) {
+        let adjusted = check_site_with(&site, |layout| {
+            layout.ipv6 = ipv6;
+            layout.http_port = http_port;
+            layout.https_port = https_port;
+        });
+        if let Err(e) = adjusted {
             prop_assert!(false, "nginx -t refused:\n{}", e);
         }
     }

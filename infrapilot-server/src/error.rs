@@ -404,11 +404,39 @@ where
                         "the body is not valid JSON: {inner}"
                     )))
                 } else {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    Err(AppError::field(field, strip_position(&inner.to_string())))
+                    let message = strip_position(&inner.to_string());
+                    Err(AppError::field(field_path(None, &path, &message), message))
                 }
             }
         }
+    }
+}
+
+/// The field a deserialization error is about, as a dotted path under `prefix` (`host`,
+/// `rule`; none for a whole request body): `path` is serde_path_to_error's path of the
+/// object being read (`.` for the top), and an unknown field adds its own name to it, so the
+/// error names the field to remove (`host.ssl.forse_https`) rather than its parent.
+pub fn field_path(prefix: Option<&str>, path: &str, message: &str) -> String {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    let mut parts: Vec<&str> = Vec::new();
+    parts.extend(prefix);
+    if path != "." {
+        parts.push(path);
+    }
+    // serde_path_to_error's path already ends with the unknown key; older versions stop at
+    // the object, so the key is added only when it is not there.
+    if let Some(name) = unknown
+        && path.rsplit('.').next() != Some(name)
+    {
+        parts.push(name);
+    }
+    if parts.is_empty() {
+        "body".to_owned()
+    } else {
+        parts.join(".")
     }
 }
 

@@ -210,11 +210,13 @@ impl ProxyCommands {
                     error: Some(e.to_string()),
                     certificates: Vec::new(),
                     networks: Vec::new(),
+                    layout: None,
                 }
             }
         };
         self.explain_waiting_hosts(state, &statuses, now, &mut report);
         report.certificates = statuses;
+        report.layout = Some(self.controller.layout().clone());
         self.reports.send_replace(Some(Arc::new(report.clone())));
         self.wake.notify_one();
         report

@@ -280,6 +280,7 @@ impl NginxController {
             error: None,
             certificates: Vec::new(),
             networks,
+            layout: Some(self.layout.clone()),
         };
         Ok((report, keep))
     }

@@ -30,7 +30,7 @@ pub use observation::{
 pub use outcome::{Evaluation, Firing, Resolution};
 pub use rule::{
     AlertRule, AlertRuleSpec, MAX_CERT_DAYS, MAX_COUNT, MAX_CPU_PERCENT, MAX_NAME_CHARS,
-    MAX_SECONDS, MemoryThreshold, RuleError, RuleKind, Scope, Severity,
+    MAX_SECONDS, MemoryThreshold, RuleError, RuleKind, Scope, Severity, min_agent_offline_secs,
 };
 pub use state::{RuleState, SubjectState};
 pub use subject::Subject;

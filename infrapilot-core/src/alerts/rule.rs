@@ -71,7 +71,7 @@ pub enum MemoryThreshold {
 
 /// What a rule watches, with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleKind {
     /// A container stopped: fires for every `die` event with a non-zero exit code, or for
     /// every `die` event at all when `include_clean_exit` is set. Never resolves.
@@ -123,8 +123,14 @@ pub enum RuleKind {
         min_requests: u64,
     },
     /// An agent was not seen for more than `after_secs` seconds. Resolves when it is seen again.
+    ///
+    /// A connected agent is heard from once per heartbeat interval, so a delay shorter than
+    /// [`min_agent_offline_secs`] of the server's interval would fire on a healthy agent:
+    /// the server refuses such a rule ([`AlertRule::check_heartbeat`]).
     AgentOffline {
-        /// How long an agent may stay silent, in seconds (1 to [`MAX_SECONDS`]).
+        /// How long an agent may stay silent, in seconds (from
+        /// [`min_agent_offline_secs`] of the server's heartbeat interval, 70 with the
+        /// default 30 s, to [`MAX_SECONDS`]).
         after_secs: u32,
     },
 }
@@ -217,6 +223,7 @@ impl RuleKind {
 /// Where a rule applies. An empty selector matches every agent; an empty container list
 /// matches every container.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Scope {
     /// Labels an agent must carry (all of them, with equal values) for the rule to apply.
     #[serde(default)]
@@ -240,6 +247,11 @@ impl Scope {
 
 /// The plain, unchecked description of a rule, as stored and as sent over the API.
 /// Turn it into an [`AlertRule`] with [`AlertRule::new`].
+///
+/// A field it does not know is refused: the kind's parameters are flattened into it, and
+/// every key the rule's own fields do not take goes to [`RuleKind`], which refuses the keys
+/// its kind does not have (`deny_unknown_fields` cannot sit on a struct with a flattened
+/// field, so it sits on the kind).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AlertRuleSpec {
     /// The rule's id.
@@ -322,6 +334,31 @@ impl AlertRule {
     pub fn cooldown_secs(&self) -> i64 {
         i64::from(self.spec.cooldown_secs)
     }
+
+    /// Checks the rule against the interval at which connected agents send heartbeats: an
+    /// `agent_offline` rule must wait at least [`min_agent_offline_secs`] of it, or it would
+    /// fire between two heartbeats of a connected agent. Other kinds always pass.
+    pub fn check_heartbeat(&self, heartbeat_secs: u32) -> Result<(), RuleError> {
+        let minimum = min_agent_offline_secs(heartbeat_secs);
+        match self.spec.kind {
+            RuleKind::AgentOffline { after_secs } if after_secs < minimum => {
+                Err(RuleError::ShorterThanHeartbeat {
+                    parameter: "after_secs",
+                    value: after_secs,
+                    minimum,
+                    heartbeat_secs,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The shortest silence after which an agent may be called offline, for agents that send a
+/// heartbeat every `heartbeat_secs`: two intervals plus ten seconds, the same grace by which
+/// the server stops showing an agent online (one heartbeat may be late or lost).
+pub fn min_agent_offline_secs(heartbeat_secs: u32) -> u32 {
+    heartbeat_secs.saturating_mul(2).saturating_add(10)
 }
 
 impl TryFrom<AlertRuleSpec> for AlertRule {
@@ -369,6 +406,21 @@ pub enum RuleError {
         value: String,
         /// The accepted range, in words.
         expected: &'static str,
+    },
+    /// An `agent_offline` delay shorter than the heartbeat interval allows: it would fire on
+    /// connected agents between two heartbeats.
+    #[error(
+        "alert rule parameter {parameter} must be at least {minimum} seconds (two heartbeat intervals of {heartbeat_secs} s plus 10 s), or it fires on connected agents between heartbeats (got {value})"
+    )]
+    ShorterThanHeartbeat {
+        /// The parameter's name (`after_secs`).
+        parameter: &'static str,
+        /// The refused value, in seconds.
+        value: u32,
+        /// The shortest delay accepted, in seconds.
+        minimum: u32,
+        /// The server's heartbeat interval, in seconds.
+        heartbeat_secs: u32,
     },
     /// A container filter was given for a kind that does not watch containers.
     #[error("a {kind} rule does not watch containers; remove the container filter from its scope")]
@@ -552,6 +604,52 @@ mod tests {
             .push(ContainerName::parse("web").unwrap());
         let err = AlertRule::new(s).unwrap_err();
         assert!(err.to_string().contains("agent_offline"), "{err}");
+    }
+
+    #[test]
+    fn an_offline_delay_must_outlast_two_heartbeats() {
+        // Every heartbeat interval an operator is likely to set, each side of the bound.
+        for heartbeat in [1, 5, 10, 30, 60, 300] {
+            let minimum = min_agent_offline_secs(heartbeat);
+            assert_eq!(minimum, 2 * heartbeat + 10);
+            for (after_secs, ok) in [(1, false), (minimum - 1, false), (minimum, true)] {
+                let rule = AlertRule::new(spec(RuleKind::AgentOffline { after_secs })).unwrap();
+                match rule.check_heartbeat(heartbeat) {
+                    Ok(()) => assert!(ok, "{after_secs} s accepted with {heartbeat} s"),
+                    Err(e) => {
+                        assert!(!ok, "{after_secs} s refused with {heartbeat} s: {e}");
+                        assert!(matches!(
+                            e,
+                            RuleError::ShorterThanHeartbeat { parameter: "after_secs", value, minimum: m, .. }
+                                if value == after_secs && m == minimum
+                        ));
+                        assert!(e.to_string().contains("after_secs"), "{e}");
+                    }
+                }
+            }
+        }
+        // Other kinds do not depend on the heartbeat.
+        let cpu = AlertRule::new(spec(RuleKind::CpuAbove {
+            percent: 90.0,
+            samples: 1,
+        }))
+        .unwrap();
+        assert!(cpu.check_heartbeat(300).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        let rule = AlertRule::new(spec(RuleKind::AgentOffline { after_secs: 120 })).unwrap();
+        let json = serde_json::to_value(&rule).unwrap();
+        assert!(serde_json::from_value::<AlertRuleSpec>(json.clone()).is_ok());
+        let mut top = json.clone();
+        top["zz_unknown"] = true.into();
+        let err = serde_json::from_value::<AlertRuleSpec>(top).unwrap_err();
+        assert!(err.to_string().contains("zz_unknown"), "{err}");
+        let mut nested = json;
+        nested["scope"]["zz_unknown"] = true.into();
+        let err = serde_json::from_value::<AlertRuleSpec>(nested).unwrap_err();
+        assert!(err.to_string().contains("zz_unknown"), "{err}");
     }
 
     #[test]

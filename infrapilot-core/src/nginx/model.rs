@@ -13,6 +13,7 @@ use crate::values::{Cidr, Domain, Upstream, ValueError};
 
 /// A site that forwards requests for its domains to an upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyHost {
     /// The host's id; file, zone and log names derive from it.
     pub id: ProxyHostId,
@@ -47,6 +48,7 @@ pub struct ProxyHost {
 
 /// A site that answers every request for its domains with a redirect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RedirectionHost {
     /// The host's id; file and log names derive from it.
     pub id: ProxyHostId,
@@ -67,6 +69,7 @@ pub struct RedirectionHost {
 
 /// The server that answers requests no host claims, and the error pages every host shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DefaultServer {
     /// The page for 404 Not Found; nginx's own page when `None`.
     pub not_found_page: Option<ErrorPageHtml>,
@@ -80,7 +83,7 @@ pub struct DefaultServer {
 
 /// The answer to a request for a name no host claims.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(from = "UnclaimedWire", into = "UnclaimedWire")]
 pub enum Unclaimed {
     /// 404 Not Found, with the custom page when there is one.
     #[default]
@@ -99,6 +102,70 @@ pub enum Unclaimed {
         #[serde(default)]
         preserve_path: bool,
     },
+}
+
+/// The JSON shape of [`Unclaimed`]. serde ignores extra keys beside the tag of a unit variant
+/// even with `deny_unknown_fields`, so the unit variants are written as empty structs here,
+/// where unknown keys are refused.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum UnclaimedWire {
+    /// 404 Not Found, with the custom page when there is one.
+    NotFound {},
+    /// Close the connection without an answer (nginx's 444).
+    Drop {},
+    /// Redirect to another site.
+    Redirect {
+        /// The name redirected to.
+        target: Domain,
+        /// The scheme of the target.
+        target_scheme: TargetScheme,
+        /// 301 or 302.
+        status: RedirectStatus,
+        /// Whether the request's path and query are appended.
+        #[serde(default)]
+        preserve_path: bool,
+    },
+}
+
+impl From<UnclaimedWire> for Unclaimed {
+    fn from(wire: UnclaimedWire) -> Self {
+        match wire {
+            UnclaimedWire::NotFound {} => Unclaimed::NotFound,
+            UnclaimedWire::Drop {} => Unclaimed::Drop,
+            UnclaimedWire::Redirect {
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+            } => Unclaimed::Redirect {
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+            },
+        }
+    }
+}
+
+impl From<Unclaimed> for UnclaimedWire {
+    fn from(unclaimed: Unclaimed) -> Self {
+        match unclaimed {
+            Unclaimed::NotFound => UnclaimedWire::NotFound {},
+            Unclaimed::Drop => UnclaimedWire::Drop {},
+            Unclaimed::Redirect {
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+            } => UnclaimedWire::Redirect {
+                target,
+                target_scheme,
+                status,
+                preserve_path,
+            },
+        }
+    }
 }
 
 /// One to 100 distinct domains; the first is the host's primary name.
@@ -163,7 +230,7 @@ impl From<DomainList> for Vec<Domain> {
 
 /// TLS for a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "mode", rename_all = "snake_case")]
+#[serde(from = "SslModeWire", into = "SslModeWire")]
 pub enum SslMode {
     /// Plain HTTP on port 80 only.
     #[default]
@@ -184,8 +251,43 @@ impl SslMode {
     }
 }
 
+/// The JSON shape of [`SslMode`]: `none` as an empty struct, so a key beside it is refused
+/// (serde ignores extra keys beside the tag of a unit variant); the TLS variants refuse
+/// unknown keys through [`Tls`].
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum SslModeWire {
+    /// Plain HTTP on port 80 only.
+    None {},
+    /// A certificate the agent obtains from Let's Encrypt.
+    LetsEncrypt(Tls),
+    /// A certificate the user uploaded.
+    Custom(Tls),
+}
+
+impl From<SslModeWire> for SslMode {
+    fn from(wire: SslModeWire) -> Self {
+        match wire {
+            SslModeWire::None {} => SslMode::None,
+            SslModeWire::LetsEncrypt(tls) => SslMode::LetsEncrypt(tls),
+            SslModeWire::Custom(tls) => SslMode::Custom(tls),
+        }
+    }
+}
+
+impl From<SslMode> for SslModeWire {
+    fn from(mode: SslMode) -> Self {
+        match mode {
+            SslMode::None => SslModeWire::None {},
+            SslMode::LetsEncrypt(tls) => SslModeWire::LetsEncrypt(tls),
+            SslMode::Custom(tls) => SslModeWire::Custom(tls),
+        }
+    }
+}
+
 /// TLS settings shared by both certificate sources.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Tls {
     /// The certificate; its files are `<cert_dir>/<id>/fullchain.pem` and `privkey.pem`.
     pub certificate: CertificateId,
@@ -204,6 +306,7 @@ pub struct Tls {
 
 /// The `Strict-Transport-Security` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Hsts {
     /// How long browsers remember to use HTTPS, in seconds.
     pub max_age_seconds: u32,
@@ -214,8 +317,9 @@ pub struct Hsts {
 }
 
 /// Security headers added to every response of a host (with `always`, so error responses
-/// carry them too).
+/// carry them too). Every field may be left out (none is sent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct SecurityHeaders {
     /// `X-Frame-Options`.
     pub frame_options: Option<FrameOptions>,
@@ -228,7 +332,9 @@ pub struct SecurityHeaders {
 }
 
 /// How a location forwards requests; by default no WebSocket, nginx's body limit, 60 s timeouts.
+/// Every field may be left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProxyOptions {
     /// Whether WebSocket upgrades are passed through.
     pub websocket: bool,
@@ -242,6 +348,7 @@ pub struct ProxyOptions {
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
 )]
+#[serde(default, deny_unknown_fields)]
 pub struct ProxyTimeouts {
     /// `proxy_connect_timeout`.
     pub connect: Seconds,
@@ -256,6 +363,7 @@ pub struct ProxyTimeouts {
 /// When the upstream has a path, it is put in front of the full request URI
 /// (`/api/x` to `http://svc/v1` reaches the service as `/v1/api/x`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Location {
     /// The URL prefix.
     pub path: LocationPath,
@@ -327,6 +435,7 @@ impl From<Locations> for Vec<Location> {
 /// With users, a password is asked for; `satisfy` says whether an allowed address *or* a
 /// password suffices ([`Satisfy::Any`]) or both are needed ([`Satisfy::All`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AccessList {
     /// Address rules, first match wins.
     pub rules: Vec<AccessRule>,
@@ -338,6 +447,7 @@ pub struct AccessList {
 
 /// One address rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AccessRule {
     /// Allow or deny.
     pub action: AccessAction,
@@ -357,6 +467,7 @@ pub enum AccessAction {
 
 /// A basic-auth user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BasicAuthUser {
     /// The user name.
     pub username: Username,
@@ -408,6 +519,7 @@ impl RedirectStatus {
 
 /// Everything one nginx instance serves.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Site {
     /// The default server and the shared error pages.
     #[serde(default)]

@@ -612,10 +612,13 @@ pub struct RateLimit {
 
 /// The serialized shape of a [`RateLimit`], checked by [`RateLimit::new`] on the way in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
     /// Sustained requests per second per client address (1–100000).
     pub requests_per_second: u32,
-    /// Requests allowed above the rate before nginx answers 429 (0–100000).
+    /// Requests allowed above the rate before nginx answers 429 (0–100000). With 0 (nginx's
+    /// own default) every request above the rate is refused at once: the `burst` parameter
+    /// is then left out of `limit_req`, since nginx refuses `burst=0`.
     pub burst: u32,
     /// Whether burst requests are served at once instead of being spaced out.
     #[serde(default)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use infrapilot_core::ids::{CertificateId, ProxyHostId};
+use infrapilot_core::ids::{AccessListId, CertificateId, ProxyHostId};
 use infrapilot_core::nginx::*;
 use infrapilot_core::values::{Cidr, Domain, Upstream};
 use proptest::prelude::*;
@@ -510,7 +510,11 @@ pub fn tls() -> impl Strategy<Value = Tls> {
         0u128..3,
         any::<bool>(),
         any::<bool>(),
-        prop::option::of((any::<u32>(), any::<bool>(), any::<bool>())),
+        prop::option::of((
+            prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()],
+            any::<bool>(),
+            any::<bool>(),
+        )),
     )
         .prop_map(|(cert, force_https, http2, hsts)| Tls {
             certificate: cert_id(1000 + cert),
@@ -559,7 +563,24 @@ pub fn headers() -> impl Strategy<Value = SecurityHeaders> {
 }
 
 pub fn seconds() -> impl Strategy<Value = Seconds> {
-    (1u32..=Seconds::MAX).prop_map(|s| Seconds::new(s).unwrap())
+    prop_oneof![Just(1u32), Just(Seconds::MAX), 1u32..=Seconds::MAX]
+        .prop_map(|s| Seconds::new(s).unwrap())
+}
+
+/// A rate limit, its bounds (a burst of 0 above all: nginx refuses `burst=0`) as likely as
+/// any value between them.
+pub fn rate_limit() -> impl Strategy<Value = RateLimit> {
+    (
+        prop_oneof![Just(1u32), Just(RateLimit::MAX), 1u32..=RateLimit::MAX],
+        prop_oneof![
+            Just(0u32),
+            Just(1u32),
+            Just(RateLimit::MAX),
+            0u32..=RateLimit::MAX
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(rate, burst, nodelay)| RateLimit::new(rate, burst, nodelay).unwrap())
 }
 
 pub fn proxy_options() -> impl Strategy<Value = ProxyOptions> {
@@ -567,7 +588,8 @@ pub fn proxy_options() -> impl Strategy<Value = ProxyOptions> {
         any::<bool>(),
         prop::option::of(prop_oneof![
             Just(BodySize::Unlimited),
-            (1u32..).prop_map(|n| BodySize::Megabytes(n.try_into().unwrap())),
+            prop_oneof![Just(1u32), Just(u32::MAX), 1u32..]
+                .prop_map(|n| BodySize::Megabytes(n.try_into().unwrap())),
         ]),
         seconds(),
         seconds(),
@@ -613,6 +635,9 @@ pub fn locations() -> impl Strategy<Value = Locations> {
 
 pub fn cidr() -> impl Strategy<Value = Cidr> {
     prop_oneof![
+        // A single address, written without a prefix length.
+        any::<std::net::Ipv4Addr>().prop_map(|a| Cidr::parse(&a.to_string()).unwrap()),
+        any::<std::net::Ipv6Addr>().prop_map(|a| Cidr::parse(&a.to_string()).unwrap()),
         (any::<u32>(), 0u8..=32).prop_map(|(a, p)| {
             let m = if p == 0 {
                 0
@@ -641,12 +666,16 @@ pub fn access_list() -> impl Strategy<Value = AccessList> {
         },
         cidr,
     });
-    let user = ("[a-zA-Z0-9 ._@-]{1,16}", "[a-zA-Z0-9./]{8,40}").prop_filter_map(
+    // Every hash format the model accepts.
+    let prefix = prop::sample::select(vec![
+        "$apr1$", "$1$", "$5$", "$6$", "$2a$", "$2b$", "$2y$", "$y$", "{SHA}", "{SSHA}",
+    ]);
+    let user = ("[a-zA-Z0-9 ._@-]{1,16}", prefix, "[a-zA-Z0-9./=+-]{8,40}").prop_filter_map(
         "valid user",
-        |(name, salt)| {
+        |(name, prefix, rest)| {
             Some(BasicAuthUser {
                 username: Username::parse(&name).ok()?,
-                password_hash: PasswordHash::parse(&format!("$6${salt}")).ok()?,
+                password_hash: PasswordHash::parse(&format!("{prefix}{rest}")).ok()?,
             })
         },
     );
@@ -662,6 +691,19 @@ pub fn access_list() -> impl Strategy<Value = AccessList> {
         })
 }
 
+/// How a host's access is given: none, its own list, a shared list the server resolved into
+/// it, or a shared list left unresolved (rendered as `deny all`).
+pub fn host_access() -> impl Strategy<Value = (Option<AccessList>, Option<AccessListId>)> {
+    let shared = AccessListId::from_uuid(Uuid::from_u128(77));
+    prop_oneof![
+        Just((None, None)),
+        access_list().prop_map(|l| (Some(l), None)),
+        access_list().prop_map(move |l| (Some(l), Some(shared))),
+        Just((None, Some(shared))),
+    ]
+}
+
+/// A proxy host; every field of the model is drawn, each option's bounds included.
 pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
     (
         domain_list(),
@@ -669,12 +711,12 @@ pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
         ssl_mode(),
         headers(),
         proxy_options(),
-        prop::option::of((1u32..=RateLimit::MAX, 0u32..=RateLimit::MAX, any::<bool>())),
+        prop::option::of(rate_limit()),
         locations(),
-        prop::option::of(access_list()),
+        host_access(),
     )
         .prop_map(
-            move |(domains, upstream, ssl, headers, proxy, rate, locations, access_list)| {
+            move |(domains, upstream, ssl, headers, proxy, rate_limit, locations, access)| {
                 ProxyHost {
                     id: host_id(id),
                     domains,
@@ -682,10 +724,10 @@ pub fn proxy_host(id: u128) -> impl Strategy<Value = ProxyHost> {
                     ssl,
                     headers,
                     proxy,
-                    rate_limit: rate.map(|(r, b, n)| RateLimit::new(r, b, n).unwrap()),
+                    rate_limit,
                     locations,
-                    access_list,
-                    access_list_id: None,
+                    access_list: access.0,
+                    access_list_id: access.1,
                 }
             },
         )

@@ -122,6 +122,48 @@ async fn offline_rule_fires_once_retries_its_delivery_and_resolves(kind: Kind) {
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
     assert_eq!(r.body["errors"][0]["field"], "rule.after_secs");
+    // A delay a connected agent's heartbeats would not outlast is refused, naming it and the
+    // bound; the bound itself is accepted (and removed again).
+    let heartbeat = u32::try_from(state.config().heartbeat.as_secs()).unwrap();
+    let minimum = infrapilot_core::alerts::min_agent_offline_secs(heartbeat);
+    for (after_secs, accepted) in [(1, false), (minimum - 1, false), (minimum, true)] {
+        let r = api(
+            &state,
+            &token,
+            "POST",
+            "/api/v1/alert-rules",
+            Some(json!({
+                "rule": {"name": "x", "kind": "agent_offline", "after_secs": after_secs,
+                         "severity": "critical", "enabled": true},
+            })),
+        )
+        .await;
+        if accepted {
+            assert_eq!(r.status, StatusCode::CREATED, "{after_secs}: {r:?}");
+            let id = r.body["rule"]["id"].as_str().unwrap().to_owned();
+            let r = api(
+                &state,
+                &token,
+                "DELETE",
+                &format!("/api/v1/alert-rules/{id}"),
+                None,
+            )
+            .await;
+            assert!(r.status.is_success(), "{r:?}");
+        } else {
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{after_secs}: {r:?}"
+            );
+            assert_eq!(r.body["errors"][0]["field"], "rule.after_secs", "{r:?}");
+            let reason = r.body["errors"][0]["reason"].as_str().unwrap();
+            assert!(
+                reason.contains(&format!("at least {minimum} seconds")),
+                "{reason}"
+            );
+        }
+    }
     let r = api(&state, &token, "POST", "/api/v1/alert-rules", Some(json!({
         "rule": {"name": "x", "kind": "agent_offline", "after_secs": 60, "severity": "loud", "enabled": true},
     })))

@@ -35,6 +35,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// An access list to create or change.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "office",
+    "list": {
+        "rules": [{"action": "allow", "cidr": "203.0.113.0/24"}],
+        "users": [{"username": "ops", "password_hash": "$apr1$abcdefgh$0123456789abcdefghijkl"}],
+        "satisfy": "any"
+    }
+}))]
 pub struct AccessListBody {
     /// A name to recognise it by (1–100 characters), unique in the organization.
     pub name: String,
@@ -76,15 +85,8 @@ async fn view(tx: &mut OrgTx, r: &AccessListRecord) -> Result<AccessListView, Ap
 
 fn checked(body: &AccessListBody) -> Result<(String, AccessList), AppError> {
     let name = display_name("name", &body.name)?;
-    let list: AccessList = serde_path_to_error::deserialize(&body.list).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "list".to_owned()
-        } else {
-            format!("list.{path}")
-        };
-        AppError::field(field, e.inner().to_string())
-    })?;
+    let list: AccessList = serde_path_to_error::deserialize(&body.list)
+        .map_err(|e| super::proxy::field_error("list", e))?;
     if list.rules.is_empty() && list.users.is_empty() {
         return Err(AppError::field(
             "list",

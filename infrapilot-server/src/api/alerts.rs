@@ -37,6 +37,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// A channel to create or change.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "ops webhook",
+    "config": {
+        "type": "webhook",
+        "url": "https://hooks.example.com/infrapilot",
+        "headers": {"Authorization": "Bearer 0123456789abcdef"},
+        "secret": "a signing key of some length"
+    }
+}))]
 pub struct ChannelBody {
     /// A name to recognise it by (1–100 characters), unique in the organization.
     pub name: String,
@@ -85,15 +95,8 @@ fn checked_config(
     input: Value,
     previous: Option<&ChannelConfig>,
 ) -> Result<ChannelConfig, AppError> {
-    let input: ChannelInput = serde_path_to_error::deserialize(&input).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "config".to_owned()
-        } else {
-            format!("config.{path}")
-        };
-        AppError::field(field, e.inner().to_string())
-    })?;
+    let input: ChannelInput = serde_path_to_error::deserialize(&input)
+        .map_err(|e| super::proxy::field_error("config", e))?;
     ChannelConfig::validate(input, previous).map_err(|problems| {
         AppError::Invalid(
             problems
@@ -333,8 +336,25 @@ pub async fn test_channel(
 
 /// A rule to create or change: the core's rule document (`name`, `kind` with its
 /// parameters, `scope`, `severity`, `cooldown_secs`, `enabled`, `notify_on_resolve`) plus
-/// the channels to notify.
+/// the channels to notify. Unknown fields are refused. An `agent_offline` rule's
+/// `after_secs` must be at least two heartbeat intervals plus 10 seconds (70 with the
+/// default `INFRAPILOT_HEARTBEAT_SECS` of 30): a connected agent is only heard from once per
+/// interval, so a shorter delay would fire on it.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "rule": {
+        "name": "agent silent",
+        "kind": "agent_offline",
+        "after_secs": 300,
+        "scope": {"agent_selector": {}},
+        "severity": "critical",
+        "cooldown_secs": 3600,
+        "enabled": true,
+        "notify_on_resolve": true
+    },
+    "channels": []
+}))]
 pub struct RuleBody {
     /// The rule document; see the core's `AlertRuleSpec` (its `id` is the server's).
     #[schema(value_type = Object)]
@@ -378,34 +398,33 @@ fn rule_view(r: &RuleRecord) -> RuleView {
 fn rule_error(e: RuleError) -> AppError {
     let field = match &e {
         RuleError::InvalidName { .. } => "rule.name".to_owned(),
-        RuleError::ParameterOutOfRange { parameter, .. } => format!("rule.{parameter}"),
+        RuleError::ParameterOutOfRange { parameter, .. }
+        | RuleError::ShorterThanHeartbeat { parameter, .. } => format!("rule.{parameter}"),
         RuleError::ContainerScopeNotApplicable { .. } => "rule.scope.containers".to_owned(),
         _ => "rule".to_owned(),
     };
     AppError::field(field, e.to_string())
 }
 
-/// Validates a rule body with id `id`; errors name the field under `rule`.
+/// Validates a rule body with id `id` for agents sending a heartbeat every `heartbeat`;
+/// errors name the field under `rule`.
 async fn checked_rule(
     tx: &mut crate::store::OrgTx,
     id: AlertRuleId,
     body: RuleBody,
+    heartbeat: std::time::Duration,
 ) -> Result<(AlertRuleSpec, Vec<AlertChannelId>), AppError> {
     let mut rule = body.rule;
     let Some(object) = rule.as_object_mut() else {
         return Err(AppError::field("rule", "must be an object"));
     };
     object.insert("id".to_owned(), json!(id));
-    let spec: AlertRuleSpec = serde_path_to_error::deserialize(&rule).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "rule".to_owned()
-        } else {
-            format!("rule.{path}")
-        };
-        AppError::field(field, e.inner().to_string())
-    })?;
-    let spec = AlertRule::new(spec).map_err(rule_error)?.spec().clone();
+    let spec: AlertRuleSpec = serde_path_to_error::deserialize(&rule)
+        .map_err(|e| super::proxy::field_error("rule", e))?;
+    let rule = AlertRule::new(spec).map_err(rule_error)?;
+    let heartbeat_secs = u32::try_from(heartbeat.as_secs()).unwrap_or(u32::MAX);
+    rule.check_heartbeat(heartbeat_secs).map_err(rule_error)?;
+    let spec = rule.spec().clone();
     if body.channels.len() > 20 {
         return Err(AppError::field("channels", "may name at most 20 channels"));
     }
@@ -458,7 +477,7 @@ pub async fn create_rule(
     let scope = scoped.require(Action::Create, Resource::Alert)?;
     let id = AlertRuleId::from_uuid(new_id());
     let mut tx = state.store().org(scope).await?;
-    let (spec, channels) = checked_rule(&mut tx, id, body).await?;
+    let (spec, channels) = checked_rule(&mut tx, id, body, state.config().heartbeat).await?;
     let now = now_micros();
     let record = RuleRecord {
         spec,
@@ -520,7 +539,7 @@ pub async fn update_rule(
     // Not while an evaluation of this organization runs: it would write back the old state.
     tx.lock_alert_cursor(now_micros()).await?;
     let mut record = tx.rule(id).await?;
-    let (spec, channels) = checked_rule(&mut tx, id, body).await?;
+    let (spec, channels) = checked_rule(&mut tx, id, body, state.config().heartbeat).await?;
     if spec.kind != record.spec.kind || spec.scope != record.spec.scope {
         record.state = RuleState::new();
     }

@@ -35,6 +35,8 @@ mod proxy_tests;
 #[cfg(test)]
 mod race_tests;
 #[cfg(test)]
+mod request_body_tests;
+#[cfg(test)]
 mod session_tests;
 pub mod setup;
 pub mod system;

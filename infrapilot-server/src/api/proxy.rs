@@ -63,9 +63,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// An agent's default server: what nginx answers for names no host claims (404, with this
 /// page) and the error pages every host shows.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"default_server": {
+    "not_found_page": "<h1>Nothing here</h1>",
+    "bad_gateway_page": null,
+    "unclaimed": {"action": "drop"}
+}}))]
 pub struct DefaultServerDocument {
-    /// `{"not_found_page": "<html>…" | null, "bad_gateway_page": "<html>…" | null}`: HTML of
-    /// 1 byte to 64 KiB each; nginx's own pages when null.
+    /// `{"not_found_page": "<html>…" | null, "bad_gateway_page": "<html>…" | null,
+    /// "unclaimed": {"action": "not_found" | "drop" | "redirect", …}}`: HTML of 1 byte to
+    /// 64 KiB each, nginx's own pages when null; what a request for a name no host claims
+    /// gets (404 by default). Unknown fields are refused.
     #[schema(value_type = Object)]
     pub default_server: Value,
 }
@@ -107,16 +115,8 @@ pub async fn put_default_server(
     ApiJson(input): ApiJson<DefaultServerDocument>,
 ) -> Result<axum::Json<DefaultServerDocument>, AppError> {
     let scope = scoped.require(Action::Update, Resource::ProxyHost)?;
-    let parsed: DefaultServer =
-        serde_path_to_error::deserialize(&input.default_server).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." {
-                "default_server".to_owned()
-            } else {
-                format!("default_server.{path}")
-            };
-            AppError::field(field, e.inner().to_string())
-        })?;
+    let parsed: DefaultServer = serde_path_to_error::deserialize(&input.default_server)
+        .map_err(|e| field_error("default_server", e))?;
     if let infrapilot_core::nginx::Unclaimed::Redirect { target, .. } = &parsed.unclaimed
         && target.is_wildcard()
     {
@@ -194,8 +194,11 @@ pub struct ProxyHostInput {
     /// The host, as the core's document without its id. A proxy host: `{"domains":
     /// ["app.example.com"], "upstream": "http://web:8080" (or "container:web:8080"), "ssl":
     /// {"mode": "none" | "custom" | "lets_encrypt", …}, "headers": {…}, "proxy": {"websocket":
-    /// true, …}, "rate_limit": {…}, "locations": […], "access_list": {…}}`. A redirection
-    /// host: `{"domains": […], "target": "example.org", "status": 301, …}`.
+    /// true, …}, "rate_limit": {"requests_per_second": 10, "burst": 0–100000, "nodelay":
+    /// false}, "locations": […], "access_list": {…}}`. A redirection host: `{"domains": […],
+    /// "target": "example.org", "target_scheme": "keep" | "http" | "https", "status":
+    /// "moved_permanently" (301) | "found" (302), "preserve_path": true}`. A field the
+    /// document does not have is refused, at every level.
     #[schema(value_type = Object)]
     pub host: Value,
 }
@@ -264,14 +267,15 @@ struct Checked {
 }
 
 /// A document's deserialization error as a field error under `prefix` (`host.domains[0]`).
-fn field_error(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> AppError {
-    let path = e.path().to_string();
-    let field = if path == "." {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}.{path}")
-    };
-    AppError::field(field, e.inner().to_string())
+pub(crate) fn field_error(
+    prefix: &str,
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> AppError {
+    let message = e.inner().to_string();
+    AppError::field(
+        crate::error::field_path(Some(prefix), &e.path().to_string(), &message),
+        message,
+    )
 }
 
 /// Validates `host` as a document of `kind` with id `id`; errors name the field under `host`.
@@ -628,7 +632,32 @@ async fn save(
 
 /// Creates a host on an agent and applies it.
 #[utoipa::path(post, path = "/api/v1/proxy-hosts", tag = "proxy", security(("bearer" = [])),
-    request_body = ProxyHostInput, responses(
+    request_body(content = ProxyHostInput, examples(
+        ("proxy" = (summary = "A proxy host with HTTPS, a rate limit and an API location", value = json!({
+            "agent_id": "0190a0d6-7a2b-7c3d-8e4f-000000000001",
+            "kind": "proxy",
+            "host": {
+                "domains": ["app.example.com"],
+                "upstream": "container:web:8080",
+                "ssl": {"mode": "lets_encrypt", "force_https": true, "http2": true},
+                "headers": {"content_type_nosniff": true, "frame_options": "same-origin"},
+                "proxy": {"websocket": true},
+                "rate_limit": {"requests_per_second": 10, "burst": 0},
+                "locations": [{"path": "/api/", "upstream": "http://api:9000"}]
+            }
+        }))),
+        ("redirection" = (summary = "A permanent redirect to HTTPS that keeps the path", value = json!({
+            "agent_id": "0190a0d6-7a2b-7c3d-8e4f-000000000001",
+            "kind": "redirection",
+            "host": {
+                "domains": ["old.example.com"],
+                "target": "example.org",
+                "target_scheme": "https",
+                "status": "moved_permanently",
+                "preserve_path": true
+            }
+        }))),
+    )), responses(
     (status = 201, body = ProxyHostView, description = "Stored; `status` says whether nginx serves it"),
     (status = 403, body = Problem, content_type = "application/problem+json", description = "A policy blocks it"),
     (status = 409, body = Problem, content_type = "application/problem+json", description = "Another host of the agent serves one of the domains"),
@@ -709,11 +738,20 @@ pub async fn delete_proxy_host(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The files nginx would get for a host, rendered for the agent's default layout.
+/// The files nginx would get for a host, rendered with the layout (paths and ports) its agent
+/// last reported.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Preview {
     /// The host's files: its config first, then its htpasswd file if it has basic-auth users.
     pub files: Vec<PreviewFile>,
+    /// Whether the paths and ports are the agent's own (`true`: as it reported them with its
+    /// last apply) or the agent's defaults (`false`: it has not reported yet, e.g. it never
+    /// connected).
+    pub layout_reported: bool,
+    /// The port plain HTTP is served on.
+    pub http_port: u16,
+    /// The port HTTPS is served on.
+    pub https_port: u16,
     /// Files the config needs that the agent provides (certificate and key).
     pub required_files: Vec<String>,
 }
@@ -727,8 +765,8 @@ pub struct PreviewFile {
     pub contents: String,
 }
 
-/// The agent's default layout, for previews.
-fn preview_layout() -> Result<Layout, AppError> {
+/// The agent's default layout, for previews of agents that have not reported theirs.
+fn default_layout() -> Result<Layout, AppError> {
     serde_json::from_value(json!({
         "conf_dir": "/var/lib/infrapilot-agent/nginx/conf",
         "cert_dir": "/var/lib/infrapilot-agent/nginx/certs",
@@ -861,6 +899,8 @@ pub async fn preview_proxy_host(
     let scope = scoped.require(Action::View, Resource::ProxyHost)?;
     let mut tx = state.store().org_read(scope).await?;
     let record = tx.proxy_host(id).await?;
+    let reported: Option<Layout> =
+        serde_json::from_str(&tx.agent_layout(record.agent_id).await?).unwrap_or(None);
     let mut shared = None;
     if let Some(list) = record.document["access_list_id"]
         .as_str()
@@ -869,7 +909,11 @@ pub async fn preview_proxy_host(
         shared = tx.access_list(list).await.ok().map(|r| r.list);
     }
     tx.commit().await?;
-    let layout = preview_layout()?;
+    let layout_reported = reported.is_some();
+    let layout = match reported {
+        Some(layout) => layout,
+        None => default_layout()?,
+    };
     let files = match record.kind {
         HostKind::Proxy => {
             let mut h: ProxyHost =
@@ -886,6 +930,9 @@ pub async fn preview_proxy_host(
         }
     };
     Ok(axum::Json(Preview {
+        layout_reported,
+        http_port: layout.http_port,
+        https_port: layout.https_port,
         files: files
             .files
             .into_iter()
@@ -1239,8 +1286,15 @@ async fn store_report(
     let revision = i64::try_from(report.revision).unwrap_or(i64::MAX);
     let certificates = serde_json::to_string(&report.certificates).unwrap_or_else(|_| "[]".into());
     let networks = serde_json::to_string(&report.networks).unwrap_or_else(|_| "[]".into());
+    let layout = report
+        .layout
+        .as_ref()
+        .and_then(|l| serde_json::to_string(l).ok());
     let mut tx = state.store().org(scope).await?;
     tx.record_apply(agent, revision, &statuses).await?;
+    if let Some(layout) = &layout {
+        tx.set_agent_layout(agent, layout).await?;
+    }
     tx.set_agent_certificates(agent, &certificates).await?;
     tx.set_agent_upstream_networks(agent, &networks).await?;
     if let Some(event) = apply_event(agent, report) {

@@ -270,16 +270,29 @@ async fn proxy_hosts_are_applied_quarantined_changed_and_removed_through_the_api
         "the change is live"
     );
 
-    // The preview shows the rendered config; the agent is in sync.
+    // The preview shows the rendered config, with this agent's own ports and paths (it runs
+    // nginx on free loopback ports under a temporary directory, not on 80 under
+    // /var/lib/infrapilot-agent); the agent is in sync.
     let r = env
         .api("GET", &format!("/api/v1/proxy-hosts/{first}/preview"), None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let config = r.body["files"][0]["contents"].as_str().unwrap();
+    assert!(config.contains("server_name one.test"), "{r:?}");
+    assert_eq!(r.body["layout_reported"], true, "{r:?}");
+    assert_eq!(r.body["http_port"], env.layout.http_port, "{r:?}");
+    assert_eq!(r.body["https_port"], env.layout.https_port, "{r:?}");
     assert!(
-        r.body["files"][0]["contents"]
+        config.contains(&format!("listen {};", env.layout.http_port)),
+        "{config}"
+    );
+    assert!(config.contains(env.layout.log_dir.as_str()), "{config}");
+    assert!(!config.contains("/var/lib/infrapilot-agent"), "{config}");
+    assert!(
+        r.body["files"][0]["path"]
             .as_str()
             .unwrap()
-            .contains("server_name one.test"),
+            .starts_with(env.layout.conf_dir.as_str()),
         "{r:?}"
     );
     let r = env
@@ -930,4 +943,34 @@ async fn a_container_upstream_is_reached_and_its_network_shown() {
             .is_some_and(|e| e.contains("no container of that name")),
         "{status:?}"
     );
+}
+
+#[tokio::test]
+async fn a_preview_says_when_the_agent_has_not_reported_its_layout() {
+    // An agent that never connected has reported nothing: the preview falls back to the
+    // agent's default layout and says so, rather than passing defaults off as its own.
+    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    let (admin, org) = bootstrap(&state).await;
+    let agent = testing::insert_agent(&state, org.parse().unwrap(), "never-connected").await;
+    let r = call(
+        &state,
+        "POST",
+        "/api/v1/proxy-hosts",
+        Some(&admin),
+        None,
+        Some(
+            json!({"agent_id": agent, "host": {"domains": ["a.test"], "upstream": "http://a:80"}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["status"], "pending", "{r:?}");
+    let id = r.body["id"].as_str().unwrap();
+    let uri = format!("/api/v1/proxy-hosts/{id}/preview");
+    let r = call(&state, "GET", &uri, Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["layout_reported"], false, "{r:?}");
+    assert_eq!(r.body["http_port"], 80, "{r:?}");
+    let config = r.body["files"][0]["contents"].as_str().unwrap();
+    assert!(config.contains("listen 80;"), "{config}");
 }

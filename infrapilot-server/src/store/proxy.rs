@@ -329,6 +329,23 @@ impl OrgTx {
             .await
     }
 
+    /// Records where the agent's nginx keeps its files and its ports (JSON of the core's
+    /// `Layout`), as the agent last reported them.
+    pub async fn set_agent_layout(
+        &mut self,
+        agent: AgentId,
+        layout_json: &str,
+    ) -> Result<(), StoreError> {
+        self.set_agent_document(agent, AgentDocument::Layout, layout_json)
+            .await
+    }
+
+    /// The agent's nginx layout as last reported (JSON; `null` before its first report); not
+    /// found for an agent of another organization.
+    pub async fn agent_layout(&mut self, agent: AgentId) -> Result<String, StoreError> {
+        self.agent_document(agent, AgentDocument::Layout).await
+    }
+
     /// The agent's default server (JSON of the core's `DefaultServer`); not found for an
     /// agent of another organization.
     pub async fn agent_default_server(&mut self, agent: AgentId) -> Result<String, StoreError> {
@@ -390,6 +407,7 @@ enum AgentDocument {
     Certificates,
     DefaultServer,
     UpstreamNetworks,
+    Layout,
 }
 
 impl AgentDocument {
@@ -399,6 +417,7 @@ impl AgentDocument {
             AgentDocument::Certificates => "acme_certificates",
             AgentDocument::DefaultServer => "default_server",
             AgentDocument::UpstreamNetworks => "upstream_networks",
+            AgentDocument::Layout => "proxy_layout",
         }
     }
 }

@@ -70,8 +70,12 @@ fn body(w: &mut Writer, host: &ProxyHost, layout: &Layout) {
     security_headers(w, &host.headers);
     if let Some(limit) = host.rate_limit {
         let zone = format!("zone={}", names::rate_limit_zone(host.id));
+        // nginx refuses `burst=0` ("invalid burst value"); leaving it out means the same.
         let burst = format!("burst={}", limit.burst());
-        let mut args = vec![zone.as_str(), burst.as_str()];
+        let mut args = vec![zone.as_str()];
+        if limit.burst() > 0 {
+            args.push(burst.as_str());
+        }
         if limit.nodelay() {
             args.push("nodelay");
         }
