@@ -76,7 +76,8 @@ impl AppState {
             ..RefreshPolicy::default()
         };
         let hub = AgentHub::new(crate::util::new_id().simple().to_string(), config.heartbeat);
-        let outbound = crate::outbound::Outbound::new(config.outbound.clone());
+        let outbound = crate::outbound::Outbound::new(config.outbound.clone())
+            .map_err(|e| AppError::internal(format!("the outbound HTTP client: {e}")))?;
         Ok(AppState(Arc::new(Inner {
             hub,
             relay_waiters: RelayWaiters::default(),

@@ -81,7 +81,8 @@ pub struct Config {
     /// The API's connections: how many at once, and how long a request head may take.
     pub connections: crate::serve::ConnectionLimits,
     /// The agent endpoint's connections: how many at once, and how long one may stay
-    /// silent (agents answer HTTP/2 pings every 20 s, so a live one never is).
+    /// silent (the endpoint pings agents over HTTP/2 at a third of it, at most every 20 s, so
+    /// a live one never is).
     pub agent_connections: AgentConnectionLimits,
     /// Lifetime of an access token.
     pub access_token_ttl: Duration,

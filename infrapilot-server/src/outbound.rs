@@ -63,8 +63,9 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// A client that enforces `policy`.
-    pub fn new(policy: OutboundPolicy) -> Outbound {
+    /// A client that enforces `policy`. Fails only when the TLS backend cannot start; there is
+    /// no fallback to an unguarded client.
+    pub fn new(policy: OutboundPolicy) -> Result<Outbound, reqwest::Error> {
         let policy = Arc::new(policy);
         let resolver = Arc::new(GuardedResolver {
             policy: Arc::clone(&policy),
@@ -75,9 +76,8 @@ impl Outbound {
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(HTTP_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        Outbound { policy, http }
+            .build()?;
+        Ok(Outbound { policy, http })
     }
 
     /// The policy.

@@ -10,7 +10,8 @@
 //!   answered (a long download, an event stream, an upgraded WebSocket) is not affected; the
 //!   request timeout bounds ordinary handlers;
 //! - **a cap on open connections** ([`ConnectionLimits::max_connections`]): past it the server
-//!   stops accepting until one closes, so descriptors cannot be exhausted through the API;
+//!   stops accepting until one closes, so descriptors cannot be exhausted through the API; a
+//!   connection holds its slot ([`Bounded`]) for as long as it lives, upgraded WebSockets too;
 //! - the socket peer's address as axum's `ConnectInfo`, for audit and throttling;
 //! - on shutdown, every connection is asked to finish its request and close, and the server
 //!   waits for them up to [`DRAIN`].
@@ -20,15 +21,20 @@
 //! size, body) answer with problem documents.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use tonic::transport::server::Connected;
 use tower::ServiceExt as _;
 
 /// How long shutdown waits for open connections to finish.
@@ -91,9 +97,9 @@ pub async fn serve_api(
         let http = Arc::clone(&http);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            // The connection owns its slot, an upgraded WebSocket included.
             let connection = http
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(TokioIo::new(Bounded::new(tcp, permit)), service)
                 .with_upgrades();
             tokio::pin!(connection);
             let result = tokio::select! {
@@ -123,4 +129,104 @@ pub async fn serve_api(
 /// Resolves once shutdown has begun (or the server is gone).
 async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// A connection that holds its slot of a connection cap for as long as it lives — through an
+/// HTTP upgrade too, since the upgraded stream owns it — and, when given an idle timeout,
+/// fails once it has received nothing for that long.
+pub struct Bounded<S> {
+    inner: S,
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<S> Bounded<S> {
+    /// Wraps `inner`, holding `permit` until dropped.
+    pub fn new(inner: S, permit: OwnedSemaphorePermit) -> Self {
+        Bounded {
+            inner,
+            idle: None,
+            _permit: permit,
+        }
+    }
+
+    /// Fails reads once nothing arrived for `timeout`.
+    pub fn idle(mut self, timeout: Duration) -> Self {
+        self.idle = Some((timeout, Box::pin(tokio::time::sleep(timeout))));
+        self
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if let Some((timeout, deadline)) = &mut this.idle
+                    && buf.filled().len() > before
+                {
+                    let next = Instant::now() + *timeout;
+                    deadline.as_mut().reset(next);
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let expired = match &mut this.idle {
+                    Some((_, deadline)) => deadline.as_mut().poll(cx).is_ready(),
+                    None => false,
+                };
+                if expired {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the connection was silent for too long",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+impl Connected for Bounded<TcpStream> {
+    type ConnectInfo = <TcpStream as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
 }

@@ -276,11 +276,21 @@ async fn follow_container(
     let mut resuming = cursor.is_some();
     let cursor = cursor.unwrap_or(i64::MIN);
     let mut partials = Partials::default();
+    // When the oldest unended line began: one left unended for PARTIAL_WAIT (a prompt, a
+    // progress bar) is buffered as it is rather than held until the container writes on.
+    let mut held_since: Option<tokio::time::Instant> = None;
     let outputs = docker.logs(&id, Some(options));
     let mut chunks = std::pin::pin!(outputs.ready_chunks(256));
     loop {
+        let flush_at = held_since.map(|since| since + PARTIAL_WAIT);
         let chunk = tokio::select! {
             () = shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)),
+                if flush_at.is_some() => {
+                flush_partials(&pipeline, &mut partials, &stream, &meta, &name);
+                held_since = None;
+                continue;
+            }
             chunk = chunks.next() => match chunk {
                 Some(chunk) => chunk,
                 None => break,
@@ -322,18 +332,40 @@ async fn follow_container(
         if appended {
             pipeline.notify_appended();
         }
+        held_since = match (partials.is_empty(), held_since) {
+            (true, _) => None,
+            (false, None) => Some(tokio::time::Instant::now()),
+            (false, since) => since,
+        };
     }
     // A line the container never ended (it stopped mid-line) is kept as it is.
+    flush_partials(&pipeline, &mut partials, &stream, &meta, &name);
+    id
+}
+
+/// How long a line may stay unended before it is buffered as it is. Docker sends the parts
+/// of one long line together, well within this.
+const PARTIAL_WAIT: Duration = Duration::from_secs(2);
+
+/// Buffers the lines begun and not ended, as they are.
+fn flush_partials(
+    pipeline: &LogPipeline,
+    partials: &mut Partials,
+    stream: &str,
+    meta: &StreamMeta,
+    name: &str,
+) {
     let rest = partials.finish();
-    if !rest.is_empty() {
+    if rest.is_empty() {
+        return;
+    }
+    {
         let mut buffer = pipeline.buffer();
         for (time, source, line) in rest {
-            append_line(&mut buffer, &stream, &meta, time, source, &line, &name);
+            append_line(&mut buffer, stream, meta, time, source, &line, name);
         }
-        drop(buffer);
-        pipeline.notify_appended();
     }
-    id
+    pipeline.notify_appended();
 }
 
 /// Buffers one whole line; returns whether it was buffered.
@@ -409,7 +441,12 @@ impl Partials {
         }
     }
 
-    /// The lines begun and never ended, when the stream ends.
+    /// Whether no line is begun and unended.
+    fn is_empty(&self) -> bool {
+        self.pending.iter().all(Option::is_none)
+    }
+
+    /// The lines begun and not ended (when the stream ends, or they waited too long).
     fn finish(&mut self) -> Vec<(i64, &'static str, Vec<u8>)> {
         let [stdout, stderr] = std::mem::take(&mut self.pending);
         [("stdout", stdout), ("stderr", stderr)]
@@ -653,6 +690,59 @@ mod tests {
         assert!(!split_output(&partial).unwrap().ends_line);
     }
 
+    /// A real container writes a 40,000-byte line, which Docker cuts into 16 KiB partial
+    /// messages, between two short ones: the collector buffers three lines, the long one whole.
+    #[tokio::test]
+    async fn a_real_containers_long_line_is_buffered_whole() {
+        let docker = crate::testing::TestDocker::new("partials").await.unwrap();
+        let container = docker
+            .run(
+                "long-line",
+                &[
+                    "sh",
+                    "-c",
+                    "echo before; head -c 40000 /dev/zero | tr '\\0' a; echo; echo after; sleep 60",
+                ],
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = LogPipeline::open(super::super::LogConfig::new(dir.path())).unwrap();
+        let shutdown = CancellationToken::new();
+        let follower = tokio::spawn(follow_container(
+            pipeline.clone(),
+            docker.docker().clone(),
+            container.id.clone(),
+            container.name.clone(),
+            shutdown.clone(),
+        ));
+        let stream = container_stream(&container.id);
+        let mut lines = Vec::new();
+        for _ in 0..300 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let buffer = pipeline.buffer();
+            lines = buffer
+                .read(&stream, 0, 100, usize::MAX)
+                .map(|records| records.into_iter().map(|r| r.line).collect::<Vec<_>>())
+                .unwrap_or_default();
+            if lines.len() >= 3 {
+                break;
+            }
+        }
+        shutdown.cancel();
+        let _ = follower.await;
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert_eq!(lines[0], b"before");
+        assert_eq!(lines[1], vec![b'a'; 40_000]);
+        assert_eq!(lines[2], b"after");
+    }
+
     fn frame<'a>(time: i64, source: &'static str, text: &'a [u8], ends_line: bool) -> Frame<'a> {
         Frame {
             time,
@@ -691,7 +781,8 @@ mod tests {
                 .push(&frame(5, "stderr", b"no end", false))
                 .is_none()
         );
+        assert!(!partials.is_empty());
         assert_eq!(partials.finish(), vec![(5, "stderr", b"no end".to_vec())]);
-        assert!(partials.finish().is_empty());
+        assert!(partials.finish().is_empty() && partials.is_empty());
     }
 }

@@ -3,15 +3,12 @@
 //! comes before an agent has one; every other call checks for it).
 //!
 //! Connections are bounded (`Config::agent_connections`): at most `max_connections` are open
-//! at once (past it the endpoint stops accepting until one closes), and a connection that
-//! sends nothing for `idle_timeout` — during its TLS handshake or after — is closed
-//! ([`Idle`]). The server pings every connection over HTTP/2 at a third of that time, so a
-//! live agent always has something to answer.
+//! at once (past it the endpoint stops accepting until one closes), a TLS handshake must finish
+//! within 15 s, and a connection that sends nothing for `idle_timeout` is closed
+//! ([`crate::serve::Bounded`]). The server pings every connection over HTTP/2 at a third of
+//! that time, so a live agent always has something to answer.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use infrapilot_proto::v1::agent_service_server::AgentServiceServer;
@@ -19,16 +16,14 @@ use rustls::RootCertStore;
 use rustls::crypto::ring;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 
 use super::AgentEndpoint;
 use crate::AppState;
+use crate::serve::Bounded;
 
 /// Why the agent endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +63,9 @@ pub fn server_config(state: &AppState) -> Result<rustls::ServerConfig, EndpointE
     Ok(config)
 }
 
+/// The longest a TLS handshake may take, however steadily the peer trickles it.
+const HANDSHAKE: Duration = Duration::from_secs(15);
+
 /// Serves the agent endpoint on `listener` until `shutdown` resolves.
 pub async fn serve(
     state: AppState,
@@ -100,12 +98,13 @@ pub async fn serve(
                 // A failed handshake (wrong CA, expired certificate, not TLS 1.3) ends here:
                 // the peer gets a TLS alert and the service never sees it. A silent peer is
                 // cut by the idle timeout.
-                let tcp = Idle::new(tcp, limits.idle_timeout, permit);
-                match acceptor.accept(tcp).await {
-                    Ok(stream) => {
+                let tcp = Bounded::new(tcp, permit).idle(limits.idle_timeout);
+                match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
                         let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
                     }
-                    Err(e) => tracing::debug!(%peer, error = %e, "agent TLS handshake refused"),
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "agent TLS handshake refused"),
+                    Err(_) => tracing::debug!(%peer, "agent TLS handshake took too long"),
                 }
             });
         }
@@ -126,88 +125,4 @@ pub async fn serve(
         .await;
     accept.abort();
     Ok(result?)
-}
-
-/// A TCP connection that fails once it has received nothing for its idle timeout, and holds
-/// its slot of the endpoint's connection cap until it is dropped.
-pub struct Idle {
-    inner: TcpStream,
-    timeout: Duration,
-    deadline: Pin<Box<Sleep>>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Idle {
-    fn new(inner: TcpStream, timeout: Duration, permit: OwnedSemaphorePermit) -> Self {
-        Idle {
-            inner,
-            timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
-            _permit: permit,
-        }
-    }
-}
-
-impl AsyncRead for Idle {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    let next = Instant::now() + self.timeout;
-                    self.deadline.as_mut().reset(next);
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the agent connection was silent for too long",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl AsyncWrite for Idle {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-impl Connected for Idle {
-    type ConnectInfo = <TcpStream as Connected>::ConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
 }

@@ -1,5 +1,5 @@
 //! Alerts over HTTP: notification channels (SMTP, Slack, webhook; secrets sealed at rest and
-//! shown only as set or not set; a test send that reports the remote's error verbatim),
+//! shown only as set or not set; a test send that reports the remote's status, never its body),
 //! rules (the core's rule documents, validated field by field) with the channels they
 //! notify, and the alert history with each delivery's status.
 

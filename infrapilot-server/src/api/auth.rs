@@ -27,7 +27,7 @@ use super::{commit_with_account_audit, display_name};
 use crate::app::AppState;
 use crate::auth::{ClientIp, Principal, SignedIn};
 use crate::error::{ApiJson, AppError, Problem};
-use crate::store::{GlobalTx, StateTable, UserRecord};
+use crate::store::{GlobalTx, UserRecord};
 use crate::util::{new_id, now_micros, now_secs, random, rfc3339};
 
 /// Routes.
@@ -201,10 +201,8 @@ pub struct BackupCodes {
 
 async fn throttle_state(tx: &mut GlobalTx, key: &ThrottleKey) -> Result<ThrottleState, AppError> {
     Ok(
-        match tx
-            .get_state(StateTable::LoginThrottle, &key.storage_key())
-            .await?
-        {
+        // Locked: concurrent guesses against one key are counted one after another.
+        match tx.lock_throttle(&key.storage_key()).await? {
             Some(text) => serde_json::from_str(&text).unwrap_or_default(),
             None => ThrottleState::default(),
         },
@@ -398,7 +396,12 @@ pub async fn login(
 ) -> Result<axum::Json<LoginResponse>, AppError> {
     // A malformed address cannot belong to an account: the same answer as a wrong password.
     let email = Email::parse(body.email.trim()).ok();
-    let account_key = ThrottleKey::account(&body.email.trim().to_lowercase());
+    // One key per account whatever the spelling (case, IDN or punycode domain): the address
+    // as the account stores it, or the text as typed when it is no address at all.
+    let account_key = ThrottleKey::account(&email.as_ref().map_or_else(
+        || body.email.trim().to_lowercase(),
+        |e| e.as_str().to_owned(),
+    ));
     let source_key = ip.map(ThrottleKey::source);
     let now = now_secs();
     let mut tx = state.store().global().await?;

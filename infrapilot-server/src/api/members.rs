@@ -1,8 +1,9 @@
 //! Members and invitations of the current organization.
 //!
 //! Accounts belong to their owners: an account joins an organization only by accepting an
-//! invitation while signed in as itself (or by creating itself from one), and no answer here
-//! says whether an e-mail address has an account. Rules on top of the role matrix: nobody acts
+//! invitation while signed in as itself (or by creating itself from one); inviting answers the
+//! same whether or not the address has an account (accepting without signing in still tells
+//! the token's holder, a limit SECURITY.md names). Rules on top of the role matrix: nobody acts
 //! on a member whose role is above their own or gives a role above their own (the core's
 //! `may_change_member`, so only owners touch the owner role); the last owner can be neither
 //! removed nor demoted; the organization's member limit holds for invitations and accepted

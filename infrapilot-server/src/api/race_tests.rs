@@ -159,3 +159,44 @@ async fn concurrent_accepts_hold_the_member_limit() {
         );
     }
 }
+
+/// Thirty wrong passwords for one account at once: exactly as many are judged as the throttle
+/// allows before its lockout (five free and the one that earns it); the rest are refused
+/// unjudged. Without the throttle row's lock, parallel guesses each read the same count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_are_all_counted() {
+    let state = testing::app_state(Kind::Postgres, Edition::Saas).await;
+    for round in 0..ROUNDS {
+        let email = format!("guessed{round}@example.com");
+        support::signup(&state, &email, &email).await;
+        let tasks: Vec<_> = (0..30)
+            .map(|n| {
+                let (state, email) = (state.clone(), email.clone());
+                tokio::spawn(async move {
+                    call(
+                        &state,
+                        "POST",
+                        "/api/v1/auth/login",
+                        None,
+                        None,
+                        Some(json!({"email": email, "password": format!("wrong guess {n}")})),
+                    )
+                    .await
+                    .status
+                })
+            })
+            .collect();
+        let mut judged = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                StatusCode::UNAUTHORIZED => judged += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("round {round}: {other}"),
+            }
+        }
+        assert_eq!(
+            judged, 6,
+            "round {round}: guesses judged before the lockout"
+        );
+    }
+}

@@ -445,6 +445,28 @@ impl GlobalTx {
         row.as_ref().map(|r| col(r, "state")).transpose()
     }
 
+    /// Reads a throttle key's state and locks its row for the rest of the transaction
+    /// (PostgreSQL: the row is made first if missing, then `SELECT … FOR UPDATE`; SQLite's
+    /// write transaction already serialises), so concurrent guesses against one key are
+    /// counted one after another and none is lost.
+    pub async fn lock_throttle(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(
+                "INSERT INTO login_throttle (key, state, updated_at) VALUES ($1, '{}', 0) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
+            let row = sqlx::query("SELECT state FROM login_throttle WHERE key = $1 FOR UPDATE")
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            return row.as_ref().map(|r| col(r, "state")).transpose();
+        }
+        self.get_state(StateTable::LoginThrottle, key).await
+    }
+
     /// Writes a login-throttle state.
     pub async fn put_throttle(
         &mut self,
