@@ -3,7 +3,7 @@
 //!
 //! [`Outbound`] holds the core's [`OutboundPolicy`] and an HTTP client built around it:
 //!
-//! - every host name is resolved by [`GuardedResolver`], which drops each address the policy
+//! - every host name is resolved by `GuardedResolver`, which drops each address the policy
 //!   refuses and fails when none is left, so the client connects only to addresses that were
 //!   checked — the check happens at connect time, and a name that resolves to a public address
 //!   once and an internal one the next time (DNS rebinding) gains nothing;

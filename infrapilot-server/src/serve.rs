@@ -17,7 +17,7 @@
 //!   waits for them up to [`DRAIN`].
 //!
 //! Requests whose line or head is larger than hyper's own buffer are refused by hyper before
-//! any handler; the application's smaller limits ([`crate::app`]'s `bounds` layer: URI, header
+//! any handler; the application's smaller limits (the `bounds` layer of [`crate::app()`]: URI, header
 //! size, body) answer with problem documents.
 
 use std::future::Future;
