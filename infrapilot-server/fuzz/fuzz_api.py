@@ -41,8 +41,10 @@ DEADLINE_SECS = 480
 # Operations that cannot answer 2xx in this environment, with the reason. Keep it short: an
 # operation here is fuzzed, but its success path is not.
 CANNOT_SUCCEED = {
-    # The only agent is the built-in one, which refuses to be deleted; another agent would
-    # need infrapilot-agentd enrolled over mTLS, which this step does not build.
+    # The only agent is the built-in one; deleting it would end every Docker operation for the
+    # rest of the run (it is registered again only at start), so hooks.py aims deletes
+    # elsewhere. Another agent would need infrapilot-agentd enrolled over mTLS, which this
+    # step does not build.
     "DELETE /api/v1/agents/{id}",
     # WebSocket upgrades: schemathesis sends plain GETs, answered 400 (upgrade required). The
     # same handlers' plain HTTP twins (exec, logs, stats) are fuzzed; their tests upgrade.
