@@ -193,7 +193,7 @@ class Factory:
     def container(self):
         """A created (not started) container of this run: its name."""
         name = self.name("ctr")
-        docker("create", "--name", name, "--label", f"{FUZZ_LABEL}={self.run}",
+        docker("create", "--init", "--name", name, "--label", f"{FUZZ_LABEL}={self.run}",
                self.state["image"], "sleep", "600")
         return name
 
@@ -281,14 +281,18 @@ def seed(base, token, run, receiver):
     label = f"{FUZZ_LABEL}={run}"
     state["image"] = build_image(run)
     state["container"] = f"ipfuzz-{run}-web"
-    docker("run", "-d", "--name", state["container"], "--label", label, state["image"],
-           "sleep", "3600")
-    state["network"] = f"ipfuzz-{run}-net"
-    docker("network", "create", "--label", label, state["network"])
+    # --init: `sleep` as PID 1 ignores SIGTERM, so every stop or restart would wait out its
+    # whole timeout (10 s by default, up to 600 s as generated) before the engine kills it.
+    # The volume is mounted so that it is in use: the fuzzed volume prune (this run's label
+    # only) would otherwise remove it.
     state["volume"] = f"ipfuzz-{run}-data"
     docker("volume", "create", "--label", label, state["volume"])
+    docker("run", "-d", "--init", "--name", state["container"], "--label", label,
+           "-v", f"{state['volume']}:/data", state["image"], "sleep", "3600")
+    state["network"] = f"ipfuzz-{run}-net"
+    docker("network", "create", "--label", label, state["network"])
     state["stack"] = f"ipfuzz-{run}-stack"
-    docker("run", "-d", "--name", f"ipfuzz-{run}-stack-web", "--label", label,
+    docker("run", "-d", "--init", "--name", f"ipfuzz-{run}-stack-web", "--label", label,
            "--label", f"com.docker.compose.project={state['stack']}",
            "--label", "com.docker.compose.service=web", state["image"], "sleep", "3600")
 
