@@ -251,7 +251,8 @@ def wait_for(what, probe, timeout=60):
 
 def build_image(run):
     """This run's image: the host's static busybox, FROM scratch (nothing to pull)."""
-    tag = f"ipfuzz-{run}/busybox:1"
+    # No slash: the image is named in a path segment (GET .../images/{image}).
+    tag = f"ipfuzz-{run}-busybox:1"
     with tempfile.TemporaryDirectory() as ctx:
         subprocess.run(["cp", "/bin/busybox", os.path.join(ctx, "busybox")], check=True)
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
