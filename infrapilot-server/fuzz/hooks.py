@@ -352,7 +352,10 @@ def _guard(label, case):
             # Not this run's object: aim at no agent, so nothing on the host is touched.
             case.path_parameters = {**params, "id": str(uuid.uuid4())}
         if label.endswith("/prune") and isinstance(case.body, dict):
-            case.body = {**case.body, "labels": {seed.FUZZ_LABEL: STATE["run"]}}
+            # Only this run's objects: its throwaway volumes, and its one prunable image
+            # (seed.PRUNABLE_LABEL says why not every image of the run).
+            key = seed.PRUNABLE_LABEL if "/images/" in label else seed.FUZZ_LABEL
+            case.body = {**case.body, "labels": {key: STATE["run"]}}
 
 
 def _aims_at_auth(case):

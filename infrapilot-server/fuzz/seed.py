@@ -29,6 +29,10 @@ import uuid
 
 PASSWORD = "fuzzing passphrase 123"
 FUZZ_LABEL = "infrapilot.fuzz"
+# The label of the one image the fuzzed image prune may remove. Docker's `prune --all` also
+# untags every tag of an image in use that no container was created from, so a prune aimed at
+# FUZZ_LABEL could take the run's image name away from under the seeded containers.
+PRUNABLE_LABEL = "infrapilot.fuzz.prunable"
 
 
 class ApiError(Exception):
@@ -194,7 +198,7 @@ class Factory:
         """A created (not started) container of this run: its name."""
         name = self.name("ctr")
         docker("create", "--init", "--name", name, "--label", f"{FUZZ_LABEL}={self.run}",
-               self.state["image"], "sleep", "600")
+               self.state["image_id"], "sleep", "600")
         return name
 
     def volume(self):
@@ -205,7 +209,7 @@ class Factory:
     def image_tag(self):
         """A second tag of this run's image, to remove."""
         tag = f"{self.name('img')}:1"
-        docker("tag", self.state["image"], tag)
+        docker("tag", self.state["image_id"], tag)
         return tag
 
 
@@ -249,16 +253,17 @@ def wait_for(what, probe, timeout=60):
     raise ApiError(f"timed out waiting for {what}")
 
 
-def build_image(run):
-    """This run's image: the host's static busybox, FROM scratch (nothing to pull)."""
+def build_image(run, name="busybox", labels=()):
+    """An image of this run: the host's static busybox, FROM scratch (nothing to pull)."""
     # No slash: the image is named in a path segment (GET .../images/{image}).
-    tag = f"ipfuzz-{run}-busybox:1"
+    tag = f"ipfuzz-{run}-{name}:1"
     with tempfile.TemporaryDirectory() as ctx:
         subprocess.run(["cp", "/bin/busybox", os.path.join(ctx, "busybox")], check=True)
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
             f.write("FROM scratch\nCOPY busybox /bin/busybox\n"
                     'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-                    f'LABEL {FUZZ_LABEL}="{run}"\n')
+                    f'LABEL {FUZZ_LABEL}="{run}"\n'
+                    + "".join(f'LABEL {k}="{v}"\n' for k, v in labels))
         docker("build", "-q", "-t", tag, ctx)
     return tag
 
@@ -281,6 +286,10 @@ def seed(base, token, run, receiver):
     # Docker objects of this run.
     label = f"{FUZZ_LABEL}={run}"
     state["image"] = build_image(run)
+    # The seeded containers keep the image by its id whatever happens to its name.
+    state["image_id"] = docker("image", "inspect", "--format", "{{.Id}}", state["image"])
+    # An unused image for the image prune to remove.
+    build_image(run, "prunable", [(PRUNABLE_LABEL, run)])
     state["container"] = f"ipfuzz-{run}-web"
     # --init: `sleep` as PID 1 ignores SIGTERM, so every stop or restart would wait out its
     # whole timeout (10 s by default, up to 600 s as generated) before the engine kills it.
