@@ -16,6 +16,7 @@ with the reason. Prints, per operation, the requests sent and the 2xx among them
 it took. Called by `cargo xtask test`.
 
 usage: python3 fuzz_api.py PATH/TO/infrapilot-server [MAX_EXAMPLES]
+(infrapilot-agentd is taken from beside the server binary; it enrols throwaway agents.)
 """
 import collections
 import http.server
@@ -41,13 +42,9 @@ DEADLINE_SECS = 420
 # Operations that cannot answer 2xx in this environment, with the reason. Keep it short: an
 # operation here is fuzzed, but its success path is not.
 CANNOT_SUCCEED = {
-    # The only agent is the built-in one; deleting it would end every Docker operation for the
-    # rest of the run (it is registered again only at start), so hooks.py aims deletes
-    # elsewhere. Another agent would need infrapilot-agentd enrolled over mTLS, which this
-    # step does not build.
-    "DELETE /api/v1/agents/{id}",
-    # WebSocket upgrades: schemathesis sends plain GETs, answered 400 (upgrade required). The
-    # same handlers' plain HTTP twins (exec, logs, stats) are fuzzed; their tests upgrade.
+    # WebSocket upgrades: their success is a 101, never a 2xx, and schemathesis' HTTP client
+    # cannot follow one, so it sends plain GETs, answered 400 (upgrade required). The same
+    # handlers' plain HTTP twins (exec, logs, stats) are fuzzed; their tests upgrade.
     "GET /api/v1/agents/{id}/containers/{container}/exec/ws",
     "GET /api/v1/agents/{id}/containers/{container}/logs/ws",
     "GET /api/v1/agents/{id}/containers/{container}/stats/ws",
@@ -120,11 +117,13 @@ class Server:
     def __init__(self, binary, extra_env):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.agent_port = free_port()
+        self.agent_endpoint = f"https://127.0.0.1:{self.agent_port}"
         self.data = tempfile.mkdtemp(prefix="infrapilot-fuzz-")
         env = {
             "PATH": os.environ.get("PATH", ""),
             "INFRAPILOT_BIND": f"127.0.0.1:{self.port}",
-            "INFRAPILOT_AGENT_BIND": f"127.0.0.1:{free_port()}",
+            "INFRAPILOT_AGENT_BIND": f"127.0.0.1:{self.agent_port}",
             "INFRAPILOT_DATA_DIR": self.data,
             "INFRAPILOT_LOG_FORMAT": "json",
             "RUST_LOG": "warn,infrapilot_server=info",
@@ -272,7 +271,8 @@ def main():
     server = Server(binary, {})
     try:
         token = server.setup_and_login()
-        state = seed.seed(server.base, token, run, hook_url)
+        agentd = os.path.join(os.path.dirname(binary), "infrapilot-agentd")
+        state = seed.seed(server.base, token, run, hook_url, agentd, server.agent_endpoint)
         print(f"fuzz: seeded in {time.monotonic() - started:.0f} s: "
               + ", ".join(f"{k}={v}" for k, v in state.items() if k not in ("token", "templates")))
         excluded = [arg for path in EXCLUDED_PATHS for arg in ("--exclude-path", path)]

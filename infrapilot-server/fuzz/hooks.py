@@ -228,6 +228,7 @@ VARIANTS = {
     "PUT /api/v1/logs/settings": lambda st, fx: {"body": {"retention_days": 7}},
     # Agents and Docker, on the built-in agent and this run's objects only.
     "GET /api/v1/agents/{id}": lambda st, fx: {"path": _agent_path(st)},
+    "DELETE /api/v1/agents/{id}": lambda st, fx: {"path": {"id": fx.agent()}},
     "PATCH /api/v1/agents/{id}": lambda st, fx: {
         "path": _agent_path(st), "body": {"name": "fuzz-host", "disabled": False}},
     "GET /api/v1/agents/{id}/info": lambda st, fx: {"path": _agent_path(st)},
@@ -330,9 +331,6 @@ def _guard(label, case):
     main = f"Bearer {STATE['token']}"
     if label in OWN_ACCOUNT and (case.headers or {}).get("Authorization", main) == main:
         _apply(case, {"headers": {"Authorization": f"Bearer {FACTORY.spare_session()}"}})
-    if label == "DELETE /api/v1/agents/{id}" and params.get("id") == STATE.get("agent"):
-        # The built-in agent, once deleted, is not registered again until a restart.
-        case.path_parameters = {**params, "id": str(uuid.uuid4())}
     if label in DESTRUCTIVE and any(v in _seeded_ids() or v == STATE.get("me")
                                     for v in params.values()):
         _apply(case, VARIANTS[label](STATE, FACTORY))

@@ -2,7 +2,7 @@
 objects hooks.py creates during it.
 
 `seed()` fills an organization through the API (a member, an invitation, API and enrollment
-tokens, a policy and its violation, a proxy host on the built-in agent, a certificate, an access
+tokens, an agent enrolled by the real infrapilot-agentd, a policy and its violation, a proxy host on the built-in agent, a certificate, an access
 list, an alert channel pointing at a local receiver, a rule and its alert) and puts Docker
 objects of its own on the host's engine (a container, a compose-labelled stack, a network, a
 volume, an image), all named `ipfuzz-<run>` and labelled `infrapilot.fuzz=<run>` so that
@@ -201,6 +201,20 @@ class Factory:
                self.state["image_id"], "sleep", "600")
         return name
 
+    def agent(self):
+        """A throwaway agent: an enrollment token traded for a certificate by the real
+        infrapilot-agentd (`enroll` only; it never runs). Returns its id."""
+        token = self.api.ok("POST", "/api/v1/enrollment-tokens", {"name": self.name("agent")},
+                            expect=201)["token"]
+        with tempfile.TemporaryDirectory() as state_dir:
+            out = subprocess.run(
+                [self.state["agentd"], "enroll", "--endpoint", self.state["agent_endpoint"],
+                 "--token", token, "--state-dir", state_dir],
+                capture_output=True, text=True, timeout=60)
+        if out.returncode != 0 or "enrolled: agent " not in out.stdout:
+            raise ApiError(f"infrapilot-agentd enroll: {out.stdout}{out.stderr}")
+        return out.stdout.split("enrolled: agent ", 1)[1].split()[0]
+
     def volume(self):
         name = self.name("vol")
         docker("volume", "create", "--label", f"{FUZZ_LABEL}={self.run}", name)
@@ -268,11 +282,11 @@ def build_image(run, name="busybox", labels=()):
     return tag
 
 
-def seed(base, token, run, receiver):
+def seed(base, token, run, receiver, agentd, agent_endpoint):
     """Creates the real objects the fuzzer works on; returns the state for hooks.py."""
     api = Api(base, token)
     state = {"base": base, "token": token, "run": run, "receiver": receiver,
-             "password": PASSWORD}
+             "password": PASSWORD, "agentd": agentd, "agent_endpoint": agent_endpoint}
     me = api.ok("GET", "/api/v1/auth/me")
     state["me"] = me["id"]
     state["org"] = me["organizations"][0]["id"]
@@ -282,6 +296,9 @@ def seed(base, token, run, receiver):
         items = api.ok("GET", "/api/v1/agents")["items"]
         return next((a["id"] for a in items if a.get("status") == "online"), None)
     state["agent"] = wait_for("the built-in agent to come online", online)
+    # A second agent, enrolled but never connected: the one the reads of an offline agent
+    # see (and a check that enrolling works).
+    state["other_agent"] = Factory(state).agent()
 
     # Docker objects of this run.
     label = f"{FUZZ_LABEL}={run}"

@@ -173,7 +173,16 @@ fn fuzz_api(cargo: &str) -> Result<(), String> {
     if !importable {
         run(["python3", "-m", "pip", "install", "-q", SCHEMATHESIS])?;
     }
-    run([cargo, "build", "-q", "-p", "infrapilot-server"])?;
+    // The fuzzer enrols throwaway agents with the real agent binary.
+    run([
+        cargo,
+        "build",
+        "-q",
+        "-p",
+        "infrapilot-server",
+        "-p",
+        "infrapilot-agentd",
+    ])?;
     let target = env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
     let binary = Path::new(&target).join("debug").join("infrapilot-server");
     run([
