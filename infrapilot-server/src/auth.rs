@@ -11,7 +11,9 @@
 //! removal takes effect on the next request; likewise an access token's session is read on
 //! every request (in the same query), so a revoked session's tokens stop at once. An API token
 //! acts with the lower of its own role and its owner's current role, and only inside its
-//! organization: account and platform operations take [`SignedIn`], which refuses it.
+//! organization: account and platform operations take [`SignedIn`], which refuses it. A
+//! stream outlives its request's check, so it holds a [`Liveness`] that checks the credential
+//! again every [`STREAM_RECHECK`] and ends the stream once a new request would be refused.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -182,6 +184,7 @@ enum AuthOutcome {
         principal: Principal,
         scope: Option<OrgScope>,
         org_refusal: Option<OrgRefusal>,
+        credential: Credential,
     },
     Failed(&'static str),
 }
@@ -291,11 +294,17 @@ async fn resolve(
         session: Some(claims.sid),
         source_ip,
     };
+    let credential = Credential::Session {
+        user: user.id,
+        sid: claims.sid,
+        org,
+    };
     let Some(org) = org else {
         return Ok(AuthOutcome::Authenticated {
             principal,
             scope: None,
             org_refusal: None,
+            credential,
         });
     };
     let (scope, org_refusal) = match Effective::resolve(user.platform_role, role, None) {
@@ -307,6 +316,7 @@ async fn resolve(
         principal,
         scope,
         org_refusal,
+        credential,
     })
 }
 
@@ -387,5 +397,165 @@ async fn api_token(
         principal,
         scope: Some(OrgScope::new(org, actor, effective)),
         org_refusal: None,
+        credential: Credential::ApiToken {
+            text: text.to_owned(),
+            org,
+        },
     })
+}
+
+/// What a request authenticated with, kept so that an open stream can check it again.
+#[derive(Clone)]
+enum Credential {
+    /// An access token of a login session, acting in `org` if one was selected.
+    Session {
+        user: UserId,
+        sid: uuid::Uuid,
+        org: Option<OrgId>,
+    },
+    /// A personal API token (its full text, to verify again) of organization `org`.
+    ApiToken { text: String, org: OrgId },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Session { user, sid, org } => f
+                .debug_struct("Session")
+                .field("user", user)
+                .field("sid", sid)
+                .field("org", org)
+                .finish(),
+            Credential::ApiToken { org, .. } => f
+                .debug_struct("ApiToken")
+                .field("org", org)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// How often an open stream checks that its request is still authorized. A request is checked
+/// when it arrives; a stream (Server-Sent Events, a WebSocket) outlives that check, so it
+/// checks again at this interval and ends within it of a revocation on any replica.
+pub const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The authority behind an open stream (extractor). [`Liveness::ended`] resolves once the
+/// request that opened the stream would be refused: its session revoked, its account disabled
+/// or deleted, its API token revoked or expired, its membership removed, or its role lowered
+/// below what the stream needs.
+#[derive(Clone)]
+pub struct Liveness {
+    state: AppState,
+    credential: Credential,
+    source_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Liveness")
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRequestParts<AppState> for Liveness {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated { credential, .. }) => Ok(Liveness {
+                state: state.clone(),
+                credential: credential.clone(),
+                source_ip: principal.source_ip,
+            }),
+            _ => Err(AppError::Unauthorized("sign in first")),
+        }
+    }
+}
+
+impl Liveness {
+    /// Resolves, with the refusal a new request would get, once the stream's request may no
+    /// longer do `action` on `resource`; never resolves while it still may. A store that
+    /// cannot be read is not a refusal: the check is tried again at the next interval.
+    pub async fn ended(self, action: Action, resource: Resource) -> AppError {
+        loop {
+            tokio::time::sleep(STREAM_RECHECK).await;
+            match self.scope().await {
+                Ok(Some(scope)) if scope.can(action, resource) => {}
+                Ok(Some(_)) => return AppError::Forbidden { action, resource },
+                Ok(None) => return AppError::NotFound("organization"),
+                Err(e @ (AppError::Unauthorized(_) | AppError::NotFound(_))) => return e,
+                Err(e) => {
+                    tracing::warn!(error = %e.problem().detail, "checking an open stream's authority failed; retrying")
+                }
+            }
+        }
+    }
+
+    /// [`Liveness::ended`] on a task of its own, so that the checks run whatever the stream is
+    /// doing; the task stops when the returned [`Revoked`] is dropped.
+    pub fn watch(self, action: Action, resource: Resource) -> Revoked {
+        Revoked(tokio::spawn(self.ended(action, resource)))
+    }
+
+    /// The scope the stream's request would get now (`None`: no longer a member).
+    async fn scope(&self) -> Result<Option<OrgScope>, AppError> {
+        let outcome = match &self.credential {
+            Credential::Session { user, sid, org } => {
+                let mut tx = self.state.store().global_read().await?;
+                let found = tx.session_account(*user, *sid, *org).await?;
+                tx.commit().await?;
+                let found = found
+                    .filter(|f| !f.user.disabled)
+                    .ok_or(AppError::Unauthorized(
+                        "the account no longer exists or is disabled",
+                    ))?;
+                if !found.session_live {
+                    return Err(AppError::Unauthorized(
+                        "the session has ended (signed out, revoked or replaced); sign in again",
+                    ));
+                }
+                let Some(org) = org else { return Ok(None) };
+                return Ok(
+                    Effective::resolve(found.user.platform_role, found.role, None)
+                        .filter(|_| found.org_exists)
+                        .map(|effective| OrgScope::new(*org, Actor::User(*user), effective)),
+                );
+            }
+            Credential::ApiToken { text, org } => {
+                api_token(&self.state, text, Some(Ok(*org)), self.source_ip).await?
+            }
+        };
+        match outcome {
+            AuthOutcome::Authenticated { scope, .. } => Ok(scope),
+            AuthOutcome::Failed(reason) => Err(AppError::Unauthorized(reason)),
+        }
+    }
+}
+
+/// Resolves with the refusal once an open stream's authority has ended ([`Liveness::watch`]).
+#[derive(Debug)]
+pub struct Revoked(tokio::task::JoinHandle<AppError>);
+
+impl std::future::Future for Revoked {
+    type Output = AppError;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<AppError> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(AppError::internal))
+    }
+}
+
+impl Drop for Revoked {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -43,7 +43,7 @@ use super::audit_outcome;
 use super::policies::{Gated, gate};
 use crate::AppState;
 use crate::agents::{CommandStream, StreamEvent, send_command};
-use crate::auth::{ClientIp, Scoped};
+use crate::auth::{ClientIp, Liveness, Revoked, Scoped};
 use crate::error::{ApiJson, AppError, PolicyNotice, Problem};
 use crate::store::{AgentRecord, OrgScope};
 
@@ -524,10 +524,15 @@ fn error_frame(e: &AppError) -> Message {
     json_frame(&json!({"type": "error", "problem": e.problem()}))
 }
 
-/// Relays a stream's chunks as text frames until it ends or the client goes away.
-async fn relay_text_stream(mut socket: WebSocket, mut stream: CommandStream) {
+/// Relays a stream's chunks as text frames until it ends, the client goes away or the
+/// request's authority ends (an error frame with the refusal, then close).
+async fn relay_text_stream(mut socket: WebSocket, mut stream: CommandStream, mut revoked: Revoked) {
     loop {
         tokio::select! {
+            refusal = &mut revoked => {
+                let _ = socket.send(error_frame(&refusal)).await;
+                break;
+            }
             event = stream.next() => match event {
                 Some(StreamEvent::Chunk(bytes)) => {
                     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -565,6 +570,7 @@ async fn relay_text_stream(mut socket: WebSocket, mut stream: CommandStream) {
 pub async fn container_stats_ws(
     State(state): State<AppState>,
     scoped: Scoped,
+    liveness: Liveness,
     Path((id, container)): Path<(AgentId, String)>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
@@ -582,7 +588,8 @@ pub async fn container_stats_ws(
         },
     )
     .await?;
-    Ok(ws.on_upgrade(move |socket| relay_text_stream(socket, stream)))
+    let revoked = liveness.watch(Action::View, Resource::Container);
+    Ok(ws.on_upgrade(move |socket| relay_text_stream(socket, stream, revoked)))
 }
 
 /// Which log lines.
@@ -677,6 +684,7 @@ pub async fn container_logs(
 pub async fn container_logs_ws(
     State(state): State<AppState>,
     scoped: Scoped,
+    liveness: Liveness,
     Path((id, container)): Path<(AgentId, String)>,
     Query(q): Query<LogsQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -686,7 +694,8 @@ pub async fn container_logs_ws(
     let agent = agent_record(&state, scope, id).await?;
     let ws = upgrade(ws)?;
     let stream = open_stream(&state, scope, &agent, &request).await?;
-    Ok(ws.on_upgrade(move |socket| relay_text_stream(socket, stream)))
+    let revoked = liveness.watch(Action::View, Resource::Container);
+    Ok(ws.on_upgrade(move |socket| relay_text_stream(socket, stream, revoked)))
 }
 
 /// A command to run in a container.
@@ -806,6 +815,9 @@ enum TerminalControl {
 /// 4. Binary frames from the server are output: the first byte names the stream (1 stdout,
 ///    2 stderr; with a TTY everything is 1), the rest is raw bytes.
 /// 5. When the process ends: `{"type":"exit","exit_code":N}`, then close.
+///
+/// Every WebSocket here ends with `{"type":"error",…}` within seconds of its session or token
+/// being revoked or its member losing the role it needs.
 #[utoipa::path(get, path = "/api/v1/agents/{id}/containers/{container}/exec/ws", tag = "docker", security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent's id"), ("container" = String, Path, description = "Container id or name")), responses(
     (status = 400, body = Problem, content_type = "application/problem+json", description = "Not a WebSocket request"),
@@ -815,6 +827,7 @@ enum TerminalControl {
 pub async fn exec_ws(
     State(state): State<AppState>,
     scoped: Scoped,
+    liveness: Liveness,
     ClientIp(ip): ClientIp,
     Path((id, container)): Path<(AgentId, String)>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -822,8 +835,10 @@ pub async fn exec_ws(
     let scope = scoped.require(Action::Exec, Resource::Container)?.clone();
     let container = container_ref(&container)?;
     let agent = agent_record(&state, &scope, id).await?;
-    Ok(upgrade(ws)?.on_upgrade(move |socket| async move {
-        terminal(socket, state, scope, ip, agent, container).await;
+    let ws = upgrade(ws)?;
+    let revoked = liveness.watch(Action::Exec, Resource::Container);
+    Ok(ws.on_upgrade(move |socket| async move {
+        terminal(socket, state, scope, ip, agent, container, revoked).await;
     }))
 }
 
@@ -834,6 +849,7 @@ async fn terminal(
     ip: Option<std::net::IpAddr>,
     agent: AgentRecord,
     container: ContainerRef,
+    mut revoked: Revoked,
 ) {
     let start = match tokio::time::timeout(Duration::from_secs(30), socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => {
@@ -871,6 +887,11 @@ async fn terminal(
     let mut failure = None;
     loop {
         tokio::select! {
+            refusal = &mut revoked => {
+                failure = Some(refusal.problem().detail);
+                let _ = socket.send(error_frame(&refusal)).await;
+                break;
+            }
             event = stream.next() => match event {
                 Some(StreamEvent::Chunk(bytes)) => {
                     if socket.send(Message::Binary(bytes.into())).await.is_err() {

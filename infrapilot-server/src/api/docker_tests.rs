@@ -198,12 +198,21 @@ impl Env {
         path: &str,
     ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
     {
+        self.ws_as(path, &self.admin).await
+    }
+
+    /// A WebSocket under the agent, opened with `token`.
+    async fn ws_as(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
         let url = format!("ws://{}/api/v1/agents/{}{path}", self.addr, self.agent);
         let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.admin).parse().unwrap(),
-        );
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("WebSocket connects");
@@ -1072,4 +1081,60 @@ async fn exec_warns_or_audits_and_a_start_is_audited() {
         entries.iter().any(|e| e["action"] == "policy.violation"),
         "warn and audit violations are in the audit log"
     );
+}
+
+/// Every WebSocket (log follow, stats, terminal) ends with an error frame carrying the 401
+/// a new request would get, once the session that opened it is signed out (SECURITY.md,
+/// class 2; the Server-Sent Events streams and every other way a session ends are enumerated
+/// in `session_tests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_end_when_their_session_is_revoked() {
+    let env = Env::new().await;
+    let talker = env.container(
+        "talker",
+        &[],
+        &["sh", "-c", "while true; do echo hi; sleep 0.2; done"],
+    );
+    for (n, kind) in ["logs", "stats", "exec"].into_iter().enumerate() {
+        let email = format!("ws-{n}@example.com");
+        let r = env
+            .org_api(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"email": email, "name": "Operator",
+                    "password": super::http_tests_support::PASSWORD, "role": "operator"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let token = super::http_tests_support::login(&env.state, &email).await;
+        let mut socket = env
+            .ws_as(&format!("/containers/{talker}/{kind}/ws"), &token)
+            .await;
+        if kind == "exec" {
+            socket
+                .send(Message::Text(json!({"cmd": ["sh"]}).to_string().into()))
+                .await
+                .unwrap();
+            assert_eq!(next_text(&mut socket).await["type"], "started");
+        } else {
+            next_text(&mut socket).await;
+        }
+        let r = call(
+            &env.state,
+            "POST",
+            "/api/v1/auth/logout",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        let error = loop {
+            let v = next_text(&mut socket).await;
+            if v.get("type").and_then(Value::as_str) == Some("error") {
+                break v;
+            }
+        };
+        assert_eq!(error["problem"]["status"], 401, "{kind}: {error}");
+    }
 }

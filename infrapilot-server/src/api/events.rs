@@ -21,10 +21,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::logs::{agent_id, async_stream, container_name, parse_instant, parse_list};
+use super::logs::{
+    agent_id, async_stream, container_name, parse_instant, parse_list, revoked_event,
+};
 use super::{PageQuery, cursor};
 use crate::AppState;
-use crate::auth::Scoped;
+use crate::auth::{Liveness, Scoped};
 use crate::error::{AppError, Problem};
 use crate::store::{EventFilter, EventRecord};
 use crate::util::{now_micros, rfc3339};
@@ -291,7 +293,9 @@ pub struct FeedQuery {
 }
 
 /// Streams events as they are recorded (Server-Sent Events: `event` events whose data is the
-/// event as JSON and whose id resumes the feed through `Last-Event-ID`).
+/// event as JSON and whose id resumes the feed through `Last-Event-ID`). The stream ends with a
+/// `revoked` event (a problem document) within seconds of its session or token being revoked
+/// or its member losing access.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", security(("bearer" = [])),
     params(EventFilterQuery, FeedQuery), responses(
     (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
@@ -300,6 +304,7 @@ pub struct FeedQuery {
 pub async fn stream_events(
     State(state): State<AppState>,
     scoped: Scoped,
+    liveness: Liveness,
     headers: HeaderMap,
     Query(filter): Query<EventFilterQuery>,
     Query(q): Query<FeedQuery>,
@@ -320,6 +325,7 @@ pub async fn stream_events(
         .map_err(|_| AppError::field("last_event_id", "is not an event id this feed sent"))?,
         None => None,
     };
+    let mut revoked = liveness.watch(Action::View, Resource::Event);
     let stream = async_stream(move |tx| async move {
         // Everything at or before `start` was sent before; `from` is the newest sent since.
         let start = start.unwrap_or((now_micros(), String::new()));
@@ -380,6 +386,10 @@ pub async fn stream_events(
             }
             tokio::select! {
                 () = tx.closed() => return,
+                refusal = &mut revoked => {
+                    let _ = tx.send(revoked_event(&refusal)).await;
+                    return;
+                }
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }

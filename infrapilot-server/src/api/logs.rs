@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use super::{MAX_PAGE, audit};
 use crate::AppState;
-use crate::auth::{ClientIp, Scoped};
+use crate::auth::{ClientIp, Liveness, Scoped};
 use crate::error::{ApiJson, AppError, Problem};
 use crate::store::{LogCursor, LogFilter, LogLineRecord, OrgScope};
 use crate::util::{now_micros, rfc3339};
@@ -353,7 +353,9 @@ pub async fn query_logs(
 
 /// Streams new lines as they arrive (Server-Sent Events: `line` events, each one line as
 /// JSON; a `lagged` event if the client fell behind and lines were skipped). The same filters
-/// as the query, applied to lines stored from now on (by any server replica).
+/// as the query, applied to lines stored from now on (by any server replica). The stream ends
+/// with a `revoked` event (a problem document) within seconds of its session or token being
+/// revoked or its member losing access.
 #[utoipa::path(get, path = "/api/v1/logs/tail", tag = "logs", security(("bearer" = [])),
     params(LogFilterQuery), responses(
     (status = 200, description = "An event stream of `line` events", content_type = "text/event-stream", body = String),
@@ -362,16 +364,22 @@ pub async fn query_logs(
 pub async fn tail_logs(
     State(state): State<AppState>,
     scoped: Scoped,
+    liveness: Liveness,
     Query(filter): Query<LogFilterQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let scope = scoped.require(Action::View, Resource::Log)?;
     let filter = filter.filter()?;
     let org = scope.org();
     let mut tail = state.log_tail().subscribe(org);
+    let mut revoked = liveness.watch(Action::View, Resource::Log);
     let stream = async_stream(move |tx| async move {
         loop {
             let received = tokio::select! {
                 () = tx.closed() => return,
+                refusal = &mut revoked => {
+                    let _ = tx.send(revoked_event(&refusal)).await;
+                    return;
+                }
                 received = tail.batches.recv() => received,
             };
             let missed = match received {
@@ -405,6 +413,14 @@ pub async fn tail_logs(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The last event of a stream whose request is no longer authorized (its session revoked,
+/// its membership removed, ...; see [`crate::auth::Liveness`]): a `revoked` event whose data is
+/// the problem a new request would get.
+pub(crate) fn revoked_event(refusal: &AppError) -> Event {
+    let data = serde_json::to_string(&refusal.problem()).unwrap_or_default();
+    Event::default().event("revoked").data(data)
 }
 
 /// A stream fed by a task through a small channel: the task ends when the client goes away.

@@ -423,3 +423,157 @@ async fn the_setup_code_is_throttled() {
     let r = setup(state.keys().setup_code().to_owned()).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
 }
+
+/// How an open stream's authority ends: every revocation, the member's removal, and an API
+/// token's revocation (the stream then opened with that token).
+#[derive(Debug, Clone, Copy)]
+enum StreamEnd {
+    Session(Revocation),
+    Removal,
+    TokenRevoked,
+}
+
+/// The streams a request can hold open over plain HTTP (the WebSockets use the same check,
+/// tested with a real agent in `docker_tests`).
+const STREAMS: [&str; 2] = ["/api/v1/events/stream", "/api/v1/logs/tail"];
+
+/// Opens a stream with `token`; returns its body.
+async fn open_stream(state: &AppState, token: &str, uri: &str) -> axum::body::Body {
+    use tower::ServiceExt as _;
+    let req = axum::http::Request::get(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = crate::app(state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    res.into_body()
+}
+
+/// Reads a stream to its end (a hang fails the test); returns the `revoked` event's problem.
+async fn revoked_problem(body: axum::body::Body, what: &str) -> Value {
+    use http_body_util::BodyExt as _;
+    let bytes = tokio::time::timeout(std::time::Duration::from_secs(60), body.collect())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the stream stayed open after the revocation"))
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let block = text
+        .split("\n\n")
+        .find(|b| b.lines().any(|l| l == "event: revoked"))
+        .unwrap_or_else(|| panic!("{what}: the stream ended without a revoked event: {text}"));
+    let data = block
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    serde_json::from_str(data).unwrap()
+}
+
+async fn streams_end_on_revocation(replicas: [AppState; 2]) {
+    let [a, b] = &replicas;
+    let (admin, org) = super::http_tests::bootstrap(a).await;
+    let ends = REVOCATIONS
+        .into_iter()
+        .map(StreamEnd::Session)
+        .chain([StreamEnd::Removal, StreamEnd::TokenRevoked]);
+    let mut cases = 0;
+    for (n, end) in ends.enumerate() {
+        let email = format!("stream-{n}@example.com");
+        let id = create_account(a, &admin, &org, &email).await;
+        let (access, refresh_token) = sign_in(a, &email).await;
+        let mut credential = access.clone();
+        let mut token_id = String::new();
+        if matches!(end, StreamEnd::TokenRevoked) {
+            let r = call(
+                a,
+                "POST",
+                "/api/v1/api-tokens",
+                Some(&access),
+                None,
+                Some(json!({"name": "stream"})),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+            credential = r.body["token"].as_str().unwrap().to_owned();
+            token_id = r.body["api_token"]["id"].as_str().unwrap().to_owned();
+        }
+        // Every stream, open on every replica, before the revocation.
+        let mut open = Vec::new();
+        for (r, replica) in [a, b].into_iter().enumerate() {
+            for uri in STREAMS {
+                open.push((
+                    format!("{end:?} on replica {r}: {uri}"),
+                    open_stream(replica, &credential, uri).await,
+                ));
+            }
+        }
+        let (method, path, token, body) = match end {
+            StreamEnd::Session(Revocation::Logout) => {
+                ("POST", "/api/v1/auth/logout".to_owned(), &access, None)
+            }
+            StreamEnd::Session(Revocation::RefreshReuse) => {
+                assert_eq!(refresh(a, &refresh_token).await.status, StatusCode::OK);
+                (
+                    "POST",
+                    "/api/v1/auth/refresh".to_owned(),
+                    &access,
+                    Some(json!({"refresh_token": refresh_token})),
+                )
+            }
+            StreamEnd::Session(Revocation::PasswordChange) => (
+                "POST",
+                "/api/v1/auth/password".to_owned(),
+                &access,
+                Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})),
+            ),
+            StreamEnd::Session(Revocation::PasswordReset) => (
+                "PATCH",
+                format!("/api/v1/users/{id}"),
+                &admin,
+                Some(json!({"password": PASSWORD})),
+            ),
+            StreamEnd::Session(Revocation::Disable) => (
+                "PATCH",
+                format!("/api/v1/users/{id}"),
+                &admin,
+                Some(json!({"disabled": true})),
+            ),
+            StreamEnd::Removal => ("DELETE", format!("/api/v1/members/{id}"), &admin, None),
+            StreamEnd::TokenRevoked => (
+                "DELETE",
+                format!("/api/v1/api-tokens/{token_id}"),
+                &access,
+                None,
+            ),
+        };
+        let r = call(b, method, &path, Some(token), Some(&org), body).await;
+        assert!(
+            r.status.is_success() || matches!(end, StreamEnd::Session(Revocation::RefreshReuse)),
+            "{end:?}: {r:?}"
+        );
+        let expected = match end {
+            StreamEnd::Removal => 404,
+            _ => 401,
+        };
+        for (what, body) in open {
+            let problem = revoked_problem(body, &what).await;
+            assert_eq!(problem["status"], expected, "{what}: {problem}");
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 7 * 2 * STREAMS.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_end_on_revocation_sqlite() {
+    let state = testing::app_state(Kind::Sqlite, Edition::Community).await;
+    streams_end_on_revocation([state.clone(), state]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_end_on_revocation_on_every_postgres_replica() {
+    let db = testing::database(Kind::Postgres).await;
+    let a = testing::app_state_on(&db, Edition::Community).await;
+    let b = testing::app_state_on(&db, Edition::Community).await;
+    streams_end_on_revocation([a, b]).await;
+}
