@@ -362,7 +362,7 @@ def cleanup_docker(run):
         docker("network", "rm", net, check=False)
     for vol in docker("volume", "ls", "-q", "--filter", label, check=False).split():
         docker("volume", "rm", "-f", vol, check=False)
-    refs = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", label,
-                  check=False).split()
-    if refs:
-        docker("rmi", "-f", *refs, check=False)
+    # By id: an image the run left without a tag is removed too (and every tag of each).
+    ids = sorted(set(docker("images", "-q", "--filter", label, check=False).split()))
+    if ids:
+        docker("rmi", "-f", *ids, check=False)

@@ -251,7 +251,7 @@ async fn resolve(
         ))),
     };
     if token.starts_with(TokenKind::PersonalApiToken.prefix()) {
-        return api_token(state, token, requested_org, source_ip).await;
+        return api_token(state, token, requested_org, source_ip, TokenUse::Request).await;
     }
     let claims = identity::verify_as(
         token,
@@ -275,7 +275,9 @@ async fn resolve(
     // session on every request is what makes a revocation (sign-out, refresh-token reuse, a
     // password change, an administrator) take effect at once on every replica.
     let mut tx = state.store().global_read().await?;
-    let found = tx.session_account(claims.sub, claims.sid, org).await?;
+    let found = tx
+        .session_account(claims.sub, claims.sid, org, session_floor(state))
+        .await?;
     tx.commit().await?;
     let found = found.ok_or_else(gone)?;
     if found.user.disabled {
@@ -320,17 +322,31 @@ async fn resolve(
     })
 }
 
+/// Why an API token is being checked: a request (which records the token's last use, to the
+/// minute) or an open stream's re-check (reads only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenUse {
+    Request,
+    Recheck,
+}
+
 async fn api_token(
     state: &AppState,
     text: &str,
     requested_org: Option<Result<OrgId, OrgRefusal>>,
     source_ip: Option<IpAddr>,
+    usage: TokenUse,
 ) -> Result<AuthOutcome, AppError> {
     const INVALID: &str = "the API token is invalid, expired or revoked";
+    // A row that is not there is an invalid token; a store that cannot be read is not.
+    let invalid = |e: crate::store::StoreError| match e {
+        crate::store::StoreError::NotFound { .. } => AppError::Unauthorized(INVALID),
+        other => AppError::from(other),
+    };
     let token = OpaqueToken::parse_as(text, TokenKind::PersonalApiToken)
         .map_err(|_| AppError::Unauthorized(INVALID))?;
     let id = ApiTokenId::from_uuid(token.id());
-    let mut g = state.store().global().await?;
+    let mut g = state.store().global_read().await?;
     let org = g
         .token_org("api_token", &id.to_string())
         .await?
@@ -348,11 +364,12 @@ async fn api_token(
     // Reading the token row needs a scope in its organization; this one can do nothing else.
     // Transactions here run one after another, never nested: SQLite has one write lock.
     let probe = OrgScope::new(org, Actor::System, Effective::Org(OrgRole::Viewer));
-    let mut tx = state.store().org(&probe).await?;
-    let mut record = tx
-        .api_token(id)
-        .await
-        .map_err(|_| AppError::Unauthorized(INVALID))?;
+    let mut record = {
+        let mut tx = state.store().org_read(&probe).await?;
+        let record = tx.api_token(id).await.map_err(invalid)?;
+        tx.commit().await?;
+        record
+    };
     let hash = SecretHash::from_hex(&record.secret_hash).map_err(AppError::internal)?;
     let valid = token.matches(&hash)
         && record.revoked_at.is_none()
@@ -360,18 +377,23 @@ async fn api_token(
     if !valid {
         return Err(AppError::Unauthorized(INVALID));
     }
-    let member = tx.member(record.user_id).await?;
     // Last use is kept to the minute, so a busy script does not write on every request.
-    if record.last_used_at.is_none_or(|t| now - t > 60_000_000) {
-        record.last_used_at = Some(now);
-        tx.update_api_token(&record).await?;
-    }
-    tx.commit().await?;
-    let mut g = state.store().global().await?;
-    let user = g
-        .user(record.user_id)
-        .await
-        .map_err(|_| AppError::Unauthorized(INVALID))?;
+    let member =
+        if usage == TokenUse::Request && record.last_used_at.is_none_or(|t| now - t > 60_000_000) {
+            record.last_used_at = Some(now);
+            let mut tx = state.store().org(&probe).await?;
+            tx.update_api_token(&record).await?;
+            let member = tx.member(record.user_id).await?;
+            tx.commit().await?;
+            member
+        } else {
+            let mut tx = state.store().org_read(&probe).await?;
+            let member = tx.member(record.user_id).await?;
+            tx.commit().await?;
+            member
+        };
+    let mut g = state.store().global_read().await?;
+    let user = g.user(record.user_id).await.map_err(invalid)?;
     g.commit().await?;
     if user.disabled {
         return Err(AppError::Unauthorized(INVALID));
@@ -402,6 +424,13 @@ async fn api_token(
             org,
         },
     })
+}
+
+/// The oldest start (unix microseconds) a live session may have: its absolute lifetime
+/// (`refresh_token_ttl`) ago.
+fn session_floor(state: &AppState) -> i64 {
+    let ttl = i64::try_from(state.config().refresh_token_ttl.as_micros()).unwrap_or(i64::MAX);
+    now_micros().saturating_sub(ttl)
 }
 
 /// What a request authenticated with, kept so that an open stream can check it again.
@@ -507,7 +536,9 @@ impl Liveness {
         let outcome = match &self.credential {
             Credential::Session { user, sid, org } => {
                 let mut tx = self.state.store().global_read().await?;
-                let found = tx.session_account(*user, *sid, *org).await?;
+                let found = tx
+                    .session_account(*user, *sid, *org, session_floor(&self.state))
+                    .await?;
                 tx.commit().await?;
                 let found = found
                     .filter(|f| !f.user.disabled)
@@ -527,7 +558,14 @@ impl Liveness {
                 );
             }
             Credential::ApiToken { text, org } => {
-                api_token(&self.state, text, Some(Ok(*org)), self.source_ip).await?
+                api_token(
+                    &self.state,
+                    text,
+                    Some(Ok(*org)),
+                    self.source_ip,
+                    TokenUse::Recheck,
+                )
+                .await?
             }
         };
         match outcome {

@@ -113,6 +113,9 @@ pub struct AgentConnectionLimits {
     /// How long a connection may send nothing (its TLS handshake included) before it is
     /// closed.
     pub idle_timeout: Duration,
+    /// How long a connection without a client certificate may stay open, busy or not: it can
+    /// only enrol, which takes one call.
+    pub enroll_window: Duration,
 }
 
 /// A setting that could not be used.
@@ -161,6 +164,7 @@ struct FileConfig {
     header_timeout_secs: Option<u64>,
     agent_max_connections: Option<u64>,
     agent_idle_secs: Option<u64>,
+    agent_enroll_secs: Option<u64>,
 }
 
 impl Config {
@@ -434,6 +438,11 @@ impl Config {
                 "INFRAPILOT_AGENT_IDLE_SECS",
                 number("INFRAPILOT_AGENT_IDLE_SECS", file.agent_idle_secs, 90)?,
                 1..=3600,
+            )?),
+            enroll_window: Duration::from_secs(bounded(
+                "INFRAPILOT_AGENT_ENROLL_SECS",
+                number("INFRAPILOT_AGENT_ENROLL_SECS", file.agent_enroll_secs, 60)?,
+                1..=600,
             )?),
         };
         Ok(Config {

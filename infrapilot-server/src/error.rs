@@ -405,7 +405,13 @@ where
                     )))
                 } else {
                     let message = strip_position(&inner.to_string());
-                    Err(AppError::field(field_path(None, &path, &message), message))
+                    // Parsed again only to say where an unknown field is.
+                    let document: serde_json::Value =
+                        serde_json::from_slice(&bytes).unwrap_or_default();
+                    Err(AppError::field(
+                        document_field(None, &document, &path, &message),
+                        message,
+                    ))
                 }
             }
         }
@@ -440,6 +446,89 @@ pub fn field_path(prefix: Option<&str>, path: &str, message: &str) -> String {
     }
 }
 
+/// Where the unknown field `name` really is, as a dotted path (`ssl.hsts.name`), when serde
+/// reported it at `path` (dotted, `.` for the top) of `document`. serde loses track of where
+/// it is inside an internally tagged enum (it buffers the object), so the reported path can
+/// stop at the enum; the field is then found by looking below it, shallowest first. `None`
+/// when it is not found there (the reported path is then the best there is).
+pub fn locate_unknown(document: &serde_json::Value, path: &str, name: &str) -> Option<String> {
+    // The object at `path`, and the segments leading to it.
+    let mut at = document;
+    let mut segments: Vec<String> = Vec::new();
+    if path != "." {
+        for part in path.split('.') {
+            let (key, indexes) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if !key.is_empty() {
+                at = at.get(key)?;
+            }
+            for index in indexes.split('[').filter(|p| !p.is_empty()) {
+                at = at.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+            }
+            segments.push(part.to_owned());
+        }
+    }
+    // Breadth first below it.
+    let mut queue = std::collections::VecDeque::from([(at, segments)]);
+    while let Some((value, route)) = queue.pop_front() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.contains_key(name) {
+                    let mut route = route;
+                    route.push(name.to_owned());
+                    return Some(route.join("."));
+                }
+                for (key, child) in map {
+                    let mut next = route.clone();
+                    next.push(key.clone());
+                    queue.push_back((child, next));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    let mut next = route.clone();
+                    match next.last_mut() {
+                        Some(last) => last.push_str(&format!("[{i}]")),
+                        None => next.push(format!("[{i}]")),
+                    }
+                    queue.push_back((child, next));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The field a deserialization error of `document` is about (see [`field_path`]), found
+/// where it really is when serde lost track ([`locate_unknown`]).
+pub fn document_field(
+    prefix: Option<&str>,
+    document: &serde_json::Value,
+    path: &str,
+    message: &str,
+) -> String {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    // serde_path_to_error's path may already end with the unknown key.
+    let parent = match unknown {
+        Some(name) if path.rsplit('.').next() == Some(name) => path
+            .strip_suffix(name)
+            .map(|p| p.trim_end_matches('.'))
+            .filter(|p| !p.is_empty())
+            .unwrap_or("."),
+        _ => path,
+    };
+    match unknown.and_then(|name| locate_unknown(document, parent, name)) {
+        Some(found) => field_path(prefix, &found, ""),
+        None => field_path(prefix, path, message),
+    }
+}
+
 /// serde_json appends " at line 1 column 17"; the field path already says where.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -452,5 +541,44 @@ fn strip_position(message: &str) -> String {
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
         AppError::Malformed(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{document_field, locate_unknown};
+
+    #[test]
+    fn an_unknown_field_is_named_where_it_is() {
+        let doc = json!({"ssl": {"mode": "custom", "hsts": {"preloa": true}},
+                         "locations": [{"path": "/"}, {"extra": {"oops": 1}}]});
+        // serde stopped at the tagged `ssl`; the field is one level further down.
+        assert_eq!(
+            locate_unknown(&doc, "ssl", "preloa").as_deref(),
+            Some("ssl.hsts.preloa")
+        );
+        assert_eq!(
+            locate_unknown(&doc, "locations[1]", "oops").as_deref(),
+            Some("locations[1].extra.oops")
+        );
+        assert_eq!(locate_unknown(&doc, ".", "absent"), None);
+        assert_eq!(locate_unknown(&doc, "nowhere", "preloa"), None);
+        // The path may already end with the field; the prefix goes first.
+        let message = "unknown field `preloa`, expected one of `max_age_seconds`";
+        assert_eq!(
+            document_field(Some("host"), &doc, "ssl.preloa", message),
+            "host.ssl.hsts.preloa"
+        );
+        assert_eq!(
+            document_field(Some("host"), &doc, "ssl", message),
+            "host.ssl.hsts.preloa"
+        );
+        // Any other error keeps serde's path.
+        assert_eq!(
+            document_field(Some("host"), &doc, "ssl.mode", "unknown variant `x`"),
+            "host.ssl.mode"
+        );
     }
 }

@@ -133,10 +133,12 @@ async fn stopping(stop: &mut watch::Receiver<bool>) {
 
 /// A connection that holds its slot of a connection cap for as long as it lives — through an
 /// HTTP upgrade too, since the upgraded stream owns it — and, when given an idle timeout,
-/// fails once it has received nothing for that long.
+/// fails once it has received nothing for that long; given an end
+/// ([`Bounded::end_within`]), it fails then whatever it receives.
 pub struct Bounded<S> {
     inner: S,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    end: Option<Pin<Box<Sleep>>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -146,8 +148,14 @@ impl<S> Bounded<S> {
         Bounded {
             inner,
             idle: None,
+            end: None,
             _permit: permit,
         }
+    }
+
+    /// Fails reads from `within` from now on, however busy the connection is.
+    pub fn end_within(&mut self, within: Duration) {
+        self.end = Some(Box::pin(tokio::time::sleep(within)));
     }
 
     /// Fails reads once nothing arrived for `timeout`.
@@ -165,6 +173,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        if let Some(end) = &mut this.end
+            && end.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the connection outlived the time it is given",
+            )));
+        }
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if let Some((timeout, deadline)) = &mut this.idle

@@ -2,7 +2,8 @@
 //! client can hold an API connection without finishing a request (silent, a slowloris head,
 //! idle keep-alive) is closed; past the cap the server stops accepting until a slot frees;
 //! every error produced before a handler runs is a problem document; the agent endpoint closes
-//! silent connections and holds its cap too.
+//! silent connections and holds its cap too, and closes a connection without a client
+//! certificate once its enrolment window has passed, however busy.
 
 use std::time::Duration;
 
@@ -161,26 +162,33 @@ async fn oversized_requests_get_problem_documents() {
     assert!(r.body["type"].as_str().unwrap().ends_with("body-too-large"));
 }
 
-/// The agent endpoint closes a connection that stays silent (no TLS handshake), and holds
-/// its cap: past it, a connection is not even answered until a slot frees.
-#[tokio::test]
-async fn the_agent_endpoint_closes_silent_connections_and_holds_its_cap() {
+/// An agent endpoint with these settings, serving on a free port.
+async fn agent_endpoint(vars: &[(&str, &str)]) -> (AppState, std::net::SocketAddr) {
     let state = testing::app_state_with(
         &testing::database(Kind::Sqlite).await,
         Edition::Community,
-        &[
-            ("INFRAPILOT_AGENT_IDLE_SECS", "1"),
-            ("INFRAPILOT_AGENT_MAX_CONNECTIONS", "1"),
-        ],
+        vars,
     )
     .await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(crate::agents::serve(
-        state,
+        state.clone(),
         listener,
         std::future::pending(),
     ));
+    (state, address)
+}
+
+/// The agent endpoint closes a connection that stays silent (no TLS handshake), and holds
+/// its cap: past it, a connection is not even answered until a slot frees.
+#[tokio::test]
+async fn the_agent_endpoint_closes_silent_connections_and_holds_its_cap() {
+    let (_, address) = agent_endpoint(&[
+        ("INFRAPILOT_AGENT_IDLE_SECS", "1"),
+        ("INFRAPILOT_AGENT_MAX_CONNECTIONS", "1"),
+    ])
+    .await;
     let mut silent = TcpStream::connect(address).await.unwrap();
     // The one slot is taken: a TLS ClientHello from a second connection gets no answer while
     // the first is open.
@@ -226,4 +234,69 @@ fn client_hello() -> Vec<u8> {
     record.extend_from_slice(&u16::try_from(handshake.len()).unwrap().to_be_bytes());
     record.extend_from_slice(&handshake);
     record
+}
+
+/// A TLS client without a certificate (all an enrolment needs) that keeps its connection busy
+/// with HTTP/2 pings, which the idle timeout alone would never close, is closed once the
+/// enrolment window has passed.
+#[tokio::test]
+async fn the_agent_endpoint_closes_a_certificateless_connection_however_busy() {
+    let (state, address) = agent_endpoint(&[
+        ("INFRAPILOT_AGENT_IDLE_SECS", "600"),
+        ("INFRAPILOT_AGENT_ENROLL_SECS", "1"),
+    ])
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            state.ca().cert_der().to_vec(),
+        ))
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("the handshake succeeds without a client certificate");
+    // The HTTP/2 preface and an empty SETTINGS frame, then a PING every 100 ms.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0usize;
+    let closed_after = loop {
+        assert!(
+            started.elapsed() < NEVER,
+            "a busy connection without a certificate was kept open"
+        );
+        if tls
+            .write_all(b"\0\0\x08\x06\0\0\0\0\0pingpong")
+            .await
+            .is_err()
+        {
+            break started.elapsed();
+        }
+        match tokio::time::timeout(Duration::from_millis(100), tls.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break started.elapsed(),
+            Ok(Ok(n)) => answered += n,
+            Err(_) => {}
+        }
+    };
+    // Closed by the window (1 s from the handshake), not before it: the pings kept it busy.
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed after {closed_after:?}, before the enrolment window ended"
+    );
+    assert!(
+        answered > 0,
+        "the server answered while the window was open"
+    );
 }

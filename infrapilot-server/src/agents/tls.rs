@@ -6,7 +6,9 @@
 //! at once (past it the endpoint stops accepting until one closes), a TLS handshake must finish
 //! within 15 s, and a connection that sends nothing for `idle_timeout` is closed
 //! ([`crate::serve::Bounded`]). The server pings every connection over HTTP/2 at a third of
-//! that time, so a live agent always has something to answer.
+//! that time, so a live agent always has something to answer. A connection without a client
+//! certificate can only enrol, so it is closed `enroll_window` after its handshake however
+//! busy it keeps itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +102,12 @@ pub async fn serve(
                 // cut by the idle timeout.
                 let tcp = Bounded::new(tcp, permit).idle(limits.idle_timeout);
                 match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
+                    Ok(Ok(mut stream)) => {
+                        if stream.get_ref().1.peer_certificates().is_none() {
+                            // Without a client certificate a connection can only enrol, one
+                            // call: answering the server's pings must not keep it open.
+                            stream.get_mut().0.end_within(limits.enroll_window);
+                        }
                         let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "agent TLS handshake refused"),

@@ -86,7 +86,7 @@ async fn view(tx: &mut OrgTx, r: &AccessListRecord) -> Result<AccessListView, Ap
 fn checked(body: &AccessListBody) -> Result<(String, AccessList), AppError> {
     let name = display_name("name", &body.name)?;
     let list: AccessList = serde_path_to_error::deserialize(&body.list)
-        .map_err(|e| super::proxy::field_error("list", e))?;
+        .map_err(|e| super::proxy::field_error("list", &body.list, e))?;
     if list.rules.is_empty() && list.users.is_empty() {
         return Err(AppError::field(
             "list",

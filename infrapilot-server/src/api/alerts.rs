@@ -96,7 +96,7 @@ fn checked_config(
     previous: Option<&ChannelConfig>,
 ) -> Result<ChannelConfig, AppError> {
     let input: ChannelInput = serde_path_to_error::deserialize(&input)
-        .map_err(|e| super::proxy::field_error("config", e))?;
+        .map_err(|e| super::proxy::field_error("config", &input, e))?;
     ChannelConfig::validate(input, previous).map_err(|problems| {
         AppError::Invalid(
             problems
@@ -420,7 +420,7 @@ async fn checked_rule(
     };
     object.insert("id".to_owned(), json!(id));
     let spec: AlertRuleSpec = serde_path_to_error::deserialize(&rule)
-        .map_err(|e| super::proxy::field_error("rule", e))?;
+        .map_err(|e| super::proxy::field_error("rule", &rule, e))?;
     let rule = AlertRule::new(spec).map_err(rule_error)?;
     let heartbeat_secs = u32::try_from(heartbeat.as_secs()).unwrap_or(u32::MAX);
     rule.check_heartbeat(heartbeat_secs).map_err(rule_error)?;

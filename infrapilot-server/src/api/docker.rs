@@ -559,7 +559,8 @@ async fn relay_text_stream(mut socket: WebSocket, mut stream: CommandStream, mut
 }
 
 /// Streams resource-usage samples over a WebSocket: one text frame of [`StatsSample`] JSON
-/// about every second, until the client closes.
+/// about every second, until the client closes, or `{"type":"error",…}` within seconds of its
+/// session or token being revoked or its member losing access.
 #[utoipa::path(get, path = "/api/v1/agents/{id}/containers/{container}/stats/ws", tag = "docker", security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent's id"), ("container" = String, Path, description = "Container id or name")), responses(
     (status = 400, body = Problem, content_type = "application/problem+json", description = "Not a WebSocket request"),
@@ -672,7 +673,8 @@ pub async fn container_logs(
 
 /// Follows a container's log over a WebSocket: the last `tail` lines, then new lines as they
 /// come. Each text frame is a JSON array of log lines; `{"type":"end"}` when the container's
-/// log ends, `{"type":"error",…}` on failure.
+/// log ends, `{"type":"error",…}` on failure or within seconds of its session or token being
+/// revoked or its member losing access.
 #[utoipa::path(get, path = "/api/v1/agents/{id}/containers/{container}/logs/ws", tag = "docker", security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent's id"), ("container" = String, Path, description = "Container id or name"), LogsQuery), responses(
     (status = 400, body = Problem, content_type = "application/problem+json", description = "Not a WebSocket request"),
@@ -816,8 +818,9 @@ enum TerminalControl {
 ///    2 stderr; with a TTY everything is 1), the rest is raw bytes.
 /// 5. When the process ends: `{"type":"exit","exit_code":N}`, then close.
 ///
-/// Every WebSocket here ends with `{"type":"error",…}` within seconds of its session or token
-/// being revoked or its member losing the role it needs.
+/// The terminal ends with `{"type":"error",…}` within seconds of its session or token being
+/// revoked or its member losing the role it needs (an operator's, to exec); so do the log and
+/// stats WebSockets.
 #[utoipa::path(get, path = "/api/v1/agents/{id}/containers/{container}/exec/ws", tag = "docker", security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent's id"), ("container" = String, Path, description = "Container id or name")), responses(
     (status = 400, body = Problem, content_type = "application/problem+json", description = "Not a WebSocket request"),
@@ -851,13 +854,20 @@ async fn terminal(
     container: ContainerRef,
     mut revoked: Revoked,
 ) {
-    let start = match tokio::time::timeout(Duration::from_secs(30), socket.recv()).await {
-        Ok(Some(Ok(Message::Text(text)))) => {
+    // The authority is watched from the upgrade on: a session revoked while the client
+    // composes its first frame starts nothing.
+    let first = tokio::select! {
+        refusal = &mut revoked => Err(refusal),
+        frame = tokio::time::timeout(Duration::from_secs(30), socket.recv()) => Ok(frame),
+    };
+    let start = match first {
+        Err(refusal) => Err(refusal),
+        Ok(Ok(Some(Ok(Message::Text(text))))) => {
             serde_json::from_str::<ExecInput>(&text).map_err(|e| {
                 AppError::field("cmd", format!("the first frame must be the exec JSON: {e}"))
             })
         }
-        _ => Err(AppError::Malformed(
+        Ok(_) => Err(AppError::Malformed(
             "the first frame must be a text frame with the exec JSON, within 30 seconds".to_owned(),
         )),
     };

@@ -1084,7 +1084,8 @@ async fn exec_warns_or_audits_and_a_start_is_audited() {
 }
 
 /// Every WebSocket (log follow, stats, terminal) ends with an error frame carrying the 401
-/// a new request would get, once the session that opened it is signed out (SECURITY.md,
+/// a new request would get once the session that opened it is signed out, and the terminal
+/// with a 403 once its operator is demoted to viewer (SECURITY.md,
 /// class 2; the Server-Sent Events streams and every other way a session ends are enumerated
 /// in `session_tests`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1095,7 +1096,14 @@ async fn websockets_end_when_their_session_is_revoked() {
         &[],
         &["sh", "-c", "while true; do echo hi; sleep 0.2; done"],
     );
-    for (n, kind) in ["logs", "stats", "exec"].into_iter().enumerate() {
+    // Signed out (every WebSocket), or demoted to viewer (the terminal needs an operator).
+    let cases = [
+        ("logs", "logout"),
+        ("stats", "logout"),
+        ("exec", "logout"),
+        ("exec", "demotion"),
+    ];
+    for (n, (kind, end)) in cases.into_iter().enumerate() {
         let email = format!("ws-{n}@example.com");
         let r = env
             .org_api(
@@ -1106,6 +1114,7 @@ async fn websockets_end_when_their_session_is_revoked() {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let id = r.body["id"].as_str().unwrap().to_owned();
         let token = super::http_tests_support::login(&env.state, &email).await;
         let mut socket = env
             .ws_as(&format!("/containers/{talker}/{kind}/ws"), &token)
@@ -1119,22 +1128,34 @@ async fn websockets_end_when_their_session_is_revoked() {
         } else {
             next_text(&mut socket).await;
         }
-        let r = call(
-            &env.state,
-            "POST",
-            "/api/v1/auth/logout",
-            Some(&token),
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        let (r, expected) = if end == "logout" {
+            let r = call(
+                &env.state,
+                "POST",
+                "/api/v1/auth/logout",
+                Some(&token),
+                None,
+                None,
+            )
+            .await;
+            (r, 401)
+        } else {
+            let body = json!({"role": "viewer"});
+            let r = env
+                .org_api("PATCH", &format!("/api/v1/members/{id}"), Some(body))
+                .await;
+            (r, 403)
+        };
+        assert!(r.status.is_success(), "{end}: {r:?}");
         let error = loop {
             let v = next_text(&mut socket).await;
             if v.get("type").and_then(Value::as_str) == Some("error") {
                 break v;
             }
         };
-        assert_eq!(error["problem"]["status"], 401, "{kind}: {error}");
+        assert_eq!(
+            error["problem"]["status"], expected,
+            "{kind} {end}: {error}"
+        );
     }
 }

@@ -135,9 +135,15 @@ fn checked_policy(document: Value) -> Result<Policy, AppError> {
     let problems: Vec<FieldError> = validate(&document)
         .into_iter()
         .filter(|d| d.severity == Severity::Error)
-        .map(|d| FieldError {
-            field: pointer_to_field(&d.pointer),
-            reason: d.message,
+        .map(|d| {
+            let path = match pointer_to_field(&d.pointer) {
+                whole if d.pointer.is_empty() => whole,
+                field => crate::error::document_field(None, &document, &field, &d.message),
+            };
+            FieldError {
+                field: path,
+                reason: d.message,
+            }
         })
         .collect();
     if !problems.is_empty() {
@@ -248,7 +254,23 @@ async fn store_new_policy(
 }
 
 /// Creates a policy. Every problem in the document is reported with its location.
-#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", security(("bearer" = [])), request_body = PolicyInput, responses(
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", security(("bearer" = [])),
+    request_body(content = PolicyInput, examples(
+        ("block" = (summary = "No privileged or `latest` containers on payments' production agents", value = json!({
+            "name": "pinned-unprivileged-payments",
+            "description": "Production containers of the payments team run pinned and unprivileged",
+            "condition": {"any": [
+                {"field": "image", "operator": "matches", "value": ":latest$"},
+                {"field": "host_config.privileged", "operator": "equals", "value": true}
+            ]},
+            "action": "block",
+            "message": "{field} is {value}: refused on payments' production agents",
+            "priority": 10,
+            "enabled": true,
+            "applies_to": {"labels": {"team": "payments"}, "environments": ["production"],
+                           "actions": ["create", "start"]}
+        }))),
+    )), responses(
     (status = 201, body = PolicyView),
     (status = 409, body = Problem, content_type = "application/problem+json", description = "The name is taken"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -319,7 +341,17 @@ pub struct FromTemplate {
 }
 
 /// Creates a policy from a built-in template.
-#[utoipa::path(post, path = "/api/v1/policies/from-template", tag = "policies", security(("bearer" = [])), request_body = FromTemplate, responses(
+#[utoipa::path(post, path = "/api/v1/policies/from-template", tag = "policies", security(("bearer" = [])),
+    request_body(content = FromTemplate, examples(
+        ("age" = (summary = "Warn about containers older than 30 days on staging agents", value = json!({
+            "template": {"template": "max_container_age", "days": 30},
+            "name": "old-staging-containers",
+            "action": "warn",
+            "priority": 5,
+            "enabled": true,
+            "applies_to": {"environments": ["staging"]}
+        }))),
+    )), responses(
     (status = 201, body = PolicyView),
     (status = 409, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -331,11 +363,17 @@ pub async fn create_from_template(
     ApiJson(body): ApiJson<FromTemplate>,
 ) -> Result<(StatusCode, axum::Json<PolicyView>), AppError> {
     let scope = scoped.require(Action::Create, Resource::Policy)?;
-    let template: Template = serde_json::from_value(body.template).map_err(|e| {
+    let template: Template = serde_path_to_error::deserialize(&body.template).map_err(|e| {
+        let message = e.inner().to_string();
         AppError::field(
-            "template",
+            crate::error::document_field(
+                Some("template"),
+                &body.template,
+                &e.path().to_string(),
+                &message,
+            ),
             format!(
-                "{e}; the templates are {}",
+                "{message}; the templates are {}",
                 Template::catalog()
                     .iter()
                     .map(Template::name)
@@ -387,7 +425,19 @@ pub async fn get_policy(
 
 /// Changes a policy; absent fields stay as they are.
 #[utoipa::path(patch, path = "/api/v1/policies/{id}", tag = "policies", security(("bearer" = [])),
-    params(("id" = PolicyId, Path, description = "The policy's id")), request_body = PolicyPatch, responses(
+    params(("id" = PolicyId, Path, description = "The policy's id")),
+    request_body(content = PolicyPatch, examples(
+        ("audit" = (summary = "Only record exec into production containers, whoever runs it", value = json!({
+            "name": "exec-in-production",
+            "description": "Every exec into a production container is recorded",
+            "condition": {"all": []},
+            "action": "audit",
+            "message": "exec into {value}",
+            "priority": 1,
+            "enabled": true,
+            "applies_to": {"environments": ["production"], "actions": ["exec"]}
+        }))),
+    )), responses(
     (status = 200, body = PolicyView),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -489,7 +539,14 @@ pub struct EvaluateRequest {
 
 /// Evaluates the organization's enabled policies against a resource without doing anything
 /// or recording anything.
-#[utoipa::path(post, path = "/api/v1/policies/evaluate", tag = "policies", security(("bearer" = [])), request_body = EvaluateRequest, responses(
+#[utoipa::path(post, path = "/api/v1/policies/evaluate", tag = "policies", security(("bearer" = [])),
+    request_body(content = EvaluateRequest, examples(
+        ("exec" = (summary = "Would an exec into this container on this agent be allowed?", value = json!({
+            "resource": {"name": "pay-api", "image": "registry.example.com/pay/api:1.4.2", "user": "app"},
+            "operation": "exec",
+            "agent_id": "0190a0d6-7a2b-7c3d-8e4f-000000000001"
+        }))),
+    )), responses(
     (status = 200, body = Object, description = "The engine's response: decision, violations, diagnostics"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]

@@ -116,7 +116,7 @@ pub async fn put_default_server(
 ) -> Result<axum::Json<DefaultServerDocument>, AppError> {
     let scope = scoped.require(Action::Update, Resource::ProxyHost)?;
     let parsed: DefaultServer = serde_path_to_error::deserialize(&input.default_server)
-        .map_err(|e| field_error("default_server", e))?;
+        .map_err(|e| field_error("default_server", &input.default_server, e))?;
     if let infrapilot_core::nginx::Unclaimed::Redirect { target, .. } = &parsed.unclaimed
         && target.is_wildcard()
     {
@@ -266,14 +266,16 @@ struct Checked {
     resource: Value,
 }
 
-/// A document's deserialization error as a field error under `prefix` (`host.domains[0]`).
+/// A deserialization error of `document` as a field error under `prefix`
+/// (`host.domains[0]`, `host.ssl.hsts.preloa`).
 pub(crate) fn field_error(
     prefix: &str,
+    document: &Value,
     e: serde_path_to_error::Error<serde_json::Error>,
 ) -> AppError {
     let message = e.inner().to_string();
     AppError::field(
-        crate::error::field_path(Some(prefix), &e.path().to_string(), &message),
+        crate::error::document_field(Some(prefix), document, &e.path().to_string(), &message),
         message,
     )
 }
@@ -300,7 +302,7 @@ fn check_host(kind: HostKind, id: ProxyHostId, mut host: Value) -> Result<Checke
     {
         ssl.insert("certificate".to_owned(), json!(id));
     }
-    let field_error = |e| field_error("host", e);
+    let field_error = |e| field_error("host", &host, e);
     let (document, domains, ssl): (_, Vec<String>, _) = match kind {
         HostKind::Proxy => {
             let h: ProxyHost = serde_path_to_error::deserialize(&host).map_err(field_error)?;
@@ -677,7 +679,20 @@ pub async fn create_proxy_host(
 
 /// Replaces a host (the whole document) and applies it.
 #[utoipa::path(put, path = "/api/v1/proxy-hosts/{id}", tag = "proxy", security(("bearer" = [])),
-    params(("id" = ProxyHostId, Path, description = "The host's id")), request_body = ProxyHostInput, responses(
+    params(("id" = ProxyHostId, Path, description = "The host's id")),
+    request_body(content = ProxyHostInput, examples(
+        ("proxy" = (summary = "The host moved to another upstream, HTTPS forced", value = json!({
+            "agent_id": "0190a0d6-7a2b-7c3d-8e4f-000000000001",
+            "kind": "proxy",
+            "host": {
+                "domains": ["app.example.com", "www.app.example.com"],
+                "upstream": "http://web-v2:8080",
+                "ssl": {"mode": "lets_encrypt", "force_https": true,
+                        "hsts": {"max_age_seconds": 31536000, "include_subdomains": false, "preload": false}},
+                "proxy": {"websocket": false}
+            }
+        }))),
+    )), responses(
     (status = 200, body = ProxyHostView),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::config::Edition;
 use crate::testing::{self, Kind};
 
-const ROUNDS: usize = 8;
+const ROUNDS: usize = 9;
 
 /// Signs up an organization; returns (owner's session, org id).
 async fn organization(state: &AppState, owner: &str) -> (String, String) {
@@ -49,8 +49,9 @@ async fn members(state: &AppState, session: &str, org: &str) -> Vec<String> {
         .collect()
 }
 
-/// Two owners demote (even rounds) or remove (odd rounds) each other at the same moment: the
-/// organization always keeps an owner.
+/// Two owners demote or remove each other at the same moment, or a super admin deletes both
+/// owners' accounts at once (a third of the rounds each): the organization always keeps an
+/// owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_owners_never_leave_an_organization_without_one() {
     let state = testing::app_state(Kind::Postgres, Edition::Saas).await;
@@ -66,27 +67,31 @@ async fn two_owners_never_leave_an_organization_without_one() {
             .to_owned();
         let y_id = join(&state, &x, &org, &format!("y{round}@example.com"), "owner").await;
         let y = login(&state, &format!("y{round}@example.com")).await;
-        let tasks =
-            [(x.clone(), y_id.clone()), (y.clone(), x_id.clone())].map(|(session, other)| {
-                let (state, org) = (state.clone(), org.clone());
-                tokio::spawn(async move {
-                    let (method, body) = if round % 2 == 0 {
-                        ("PATCH", Some(json!({"role": "viewer"})))
-                    } else {
-                        ("DELETE", None)
-                    };
-                    call(
-                        &state,
-                        method,
-                        &format!("/api/v1/members/{other}"),
-                        Some(&session),
-                        Some(&org),
-                        body,
-                    )
-                    .await
-                    .status
-                })
-            });
+        let pairs = if round % 3 == 2 {
+            [(admin.clone(), y_id.clone()), (admin.clone(), x_id.clone())]
+        } else {
+            [(x.clone(), y_id.clone()), (y.clone(), x_id.clone())]
+        };
+        let tasks = pairs.map(|(session, other)| {
+            let (state, org) = (state.clone(), org.clone());
+            tokio::spawn(async move {
+                let (method, path, body) = match round % 3 {
+                    0 => ("PATCH", "members", Some(json!({"role": "viewer"}))),
+                    1 => ("DELETE", "members", None),
+                    _ => ("DELETE", "users", None),
+                };
+                call(
+                    &state,
+                    method,
+                    &format!("/api/v1/{path}/{other}"),
+                    Some(&session),
+                    Some(&org),
+                    body,
+                )
+                .await
+                .status
+            })
+        });
         let mut statuses = Vec::new();
         for task in tasks {
             statuses.push(task.await.unwrap());

@@ -469,9 +469,37 @@ async fn revoked_problem(body: axum::body::Body, what: &str) -> Value {
     serde_json::from_str(data).unwrap()
 }
 
+/// Whether a stream is still open after `window`: it neither ended nor sent `revoked`.
+async fn still_open(body: &mut axum::body::Body, window: std::time::Duration) -> bool {
+    use http_body_util::BodyExt as _;
+    let deadline = tokio::time::Instant::now() + window;
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return true,
+            Ok(None | Some(Err(_))) => return false,
+            Ok(Some(Ok(frame))) => {
+                if frame
+                    .data_ref()
+                    .is_some_and(|d| String::from_utf8_lossy(d).contains("event: revoked"))
+                {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 async fn streams_end_on_revocation(replicas: [AppState; 2]) {
     let [a, b] = &replicas;
     let (admin, org) = super::http_tests::bootstrap(a).await;
+    // The administrator's own streams, open through every case: nothing but a revocation of
+    // their own authority ends a stream.
+    let mut bystanders = Vec::new();
+    for replica in [a, b] {
+        for uri in STREAMS {
+            bystanders.push(open_stream(replica, &admin, uri).await);
+        }
+    }
     let ends = REVOCATIONS
         .into_iter()
         .map(StreamEnd::Session)
@@ -562,6 +590,12 @@ async fn streams_end_on_revocation(replicas: [AppState; 2]) {
         }
     }
     assert_eq!(cases, 7 * 2 * STREAMS.len());
+    for mut body in bystanders {
+        assert!(
+            still_open(&mut body, 2 * crate::auth::STREAM_RECHECK).await,
+            "a stream whose authority never ended was closed"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -279,14 +279,18 @@ pub async fn delete_user(
             "you cannot delete your own account here".to_owned(),
         ));
     }
-    // Counted before the global transaction opens: transactions never nest (SQLite).
+    // One transaction: the owners are counted under the organization's lock, which is held
+    // until the account's deletion commits, so two deletions cannot both pass the last-owner
+    // check.
     let mut tx = state.store().org(scope).await?;
     let (lock, _) = tx.lock_organization().await?;
     let owners = tx.count_members(&lock, Some(OrgRole::Owner)).await?;
-    tx.commit().await?;
-    let mut g = state.store().global().await?;
+    let mut g = tx.into_global().await?;
     let user = g.user(id).await?;
     g.act_as_user(id).await?;
+    // No role of the account changes in any of its organizations until the deletion commits
+    // (an owner elsewhere could otherwise make it co-owner and step down meanwhile).
+    g.lock_organizations_of(id).await?;
     let orgs = g.memberships_of(id).await?;
     if orgs
         .iter()

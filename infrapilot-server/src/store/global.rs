@@ -21,7 +21,7 @@ pub struct SessionAccount {
     /// Whether the organization asked about exists.
     pub org_exists: bool,
     /// Whether the session is live: not revoked (by sign-out, refresh-token reuse, a password
-    /// change or an administrator).
+    /// change or an administrator) and within its absolute lifetime.
     pub session_live: bool,
 }
 
@@ -307,13 +307,15 @@ impl GlobalTx {
     }
 
     /// For authentication, in one query: the account, whether the login session `sid` is
-    /// still live (not revoked), and, when `org` is given, the account's role there and whether
+    /// still live (not revoked, and started after `started_after`, unix microseconds: within
+    /// its absolute lifetime), and, when `org` is given, the account's role there and whether
     /// the organization exists. Sets the row-level-security context on PostgreSQL.
     pub async fn session_account(
         &mut self,
         user: UserId,
         sid: uuid::Uuid,
         org: Option<OrgId>,
+        started_after: i64,
     ) -> Result<Option<SessionAccount>, StoreError> {
         if self.backend == Backend::Postgres {
             postgres::set_context(&mut self.tx, org, Some(user)).await?;
@@ -322,13 +324,15 @@ impl GlobalTx {
             "SELECT {USER_COLUMNS_U}, m.role AS member_role, \
              (SELECT COUNT(*) FROM organizations o WHERE o.id = $2) AS org_count, \
              (SELECT COUNT(*) FROM refresh_families f \
-              WHERE f.id = $3 AND f.user_id = u.id AND NOT f.revoked) AS live_sessions \
+              WHERE f.id = $3 AND f.user_id = u.id AND NOT f.revoked AND f.created_at > $4) \
+             AS live_sessions \
              FROM users u LEFT JOIN memberships m ON m.user_id = u.id AND m.org_id = $2 \
              WHERE u.id = $1"
         ))
         .bind(user.to_string())
         .bind(org.map(|o| o.to_string()))
         .bind(sid.to_string())
+        .bind(started_after)
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -411,6 +415,25 @@ impl GlobalTx {
         rows.iter()
             .map(|row| Ok((org_from_row(row)?, parsed(row, "role")?)))
             .collect()
+    }
+
+    /// Locks, for the rest of the transaction, every organization `user` belongs to (in id
+    /// order, so two such locks never wait on each other), so that no role in any of them
+    /// changes before the transaction ends: what [`GlobalTx::memberships_of`] reads next stays
+    /// true until commit. PostgreSQL only; SQLite's write transactions are serialised already.
+    /// Call [`GlobalTx::act_as_user`] first.
+    pub async fn lock_organizations_of(&mut self, user: UserId) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(
+                "SELECT o.id FROM organizations o WHERE o.id IN \
+                 (SELECT m.org_id FROM memberships m WHERE m.user_id = $1) \
+                 ORDER BY o.id FOR UPDATE",
+            )
+            .bind(user.to_string())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Which organization a token's public id belongs to.

@@ -160,6 +160,19 @@ impl OrgTx {
         Ok(self.tx.commit().await?)
     }
 
+    /// Continues this transaction over the global tables (the organization's context is
+    /// dropped on PostgreSQL), keeping every lock it holds: a check made under
+    /// [`OrgTx::lock_organization`] still holds when the global write commits.
+    pub async fn into_global(mut self) -> Result<super::GlobalTx, StoreError> {
+        if self.backend == Backend::Postgres {
+            super::postgres::set_context(&mut self.tx, None, None).await?;
+        }
+        Ok(super::GlobalTx {
+            tx: self.tx,
+            backend: self.backend,
+        })
+    }
+
     pub(super) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
     }
