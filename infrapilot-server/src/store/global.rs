@@ -161,6 +161,7 @@ impl GlobalTx {
             tx: self.tx,
             scope: scope.clone(),
             backend: self.backend,
+            serial: super::org::next_serial(),
         })
     }
 

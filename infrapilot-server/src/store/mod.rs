@@ -117,6 +117,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A count for an invariant was given the lock of another transaction (a bug: the count
+    /// would not be serialised).
+    #[error("an organization lock was used outside the transaction that took it")]
+    ForeignLock,
 }
 
 impl StoreError {
@@ -244,6 +248,7 @@ impl Store {
             tx,
             scope: scope.clone(),
             backend: self.backend,
+            serial: org::next_serial(),
         })
     }
 

@@ -11,15 +11,24 @@ use super::global::{ORG_COLUMNS, OrgRecord, org_from_row};
 use super::{Backend, OrgScope, StoreError, col, conflict_as, parsed};
 
 /// Proof that a transaction holds its organization's row lock
-/// ([`OrgTx::lock_organization`]); the methods that count rows for an invariant take it.
+/// ([`OrgTx::lock_organization`]); the methods that count rows for an invariant take it, and
+/// refuse ([`StoreError::ForeignLock`]) the proof of another transaction.
 #[derive(Debug)]
-pub struct OrgLock(());
+pub struct OrgLock(u64);
+
+/// A number no other [`OrgTx`] of this process has, to tie an [`OrgLock`] to its transaction.
+pub(super) fn next_serial() -> u64 {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// A transaction confined to one organization.
 pub struct OrgTx {
     pub(super) tx: Transaction<'static, Any>,
     pub(super) scope: OrgScope,
     pub(super) backend: Backend,
+    /// This transaction's number ([`next_serial`]), which its [`OrgLock`] carries.
+    pub(super) serial: u64,
 }
 
 /// A member of the organization, with account details.
@@ -160,6 +169,15 @@ impl OrgTx {
         Ok(self.tx.commit().await?)
     }
 
+    /// Whether `lock` was taken by this transaction.
+    fn holds(&self, lock: &OrgLock) -> Result<(), StoreError> {
+        if lock.0 == self.serial {
+            Ok(())
+        } else {
+            Err(StoreError::ForeignLock)
+        }
+    }
+
     /// Continues this transaction over the global tables (the organization's context is
     /// dropped on PostgreSQL), keeping every lock it holds: a check made under
     /// [`OrgTx::lock_organization`] still holds when the global write commits.
@@ -190,7 +208,7 @@ impl OrgTx {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        Ok((OrgLock(()), self.read_organization(lock).await?))
+        Ok((OrgLock(self.serial), self.read_organization(lock).await?))
     }
 
     /// The organization itself.
@@ -332,9 +350,10 @@ impl OrgTx {
     /// How many members hold `role` (or any role, for `None`).
     pub async fn count_members(
         &mut self,
-        _lock: &OrgLock,
+        lock: &OrgLock,
         role: Option<OrgRole>,
     ) -> Result<i64, StoreError> {
+        self.holds(lock)?;
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND ($2 = '' OR role = $2)",
         )
@@ -346,7 +365,8 @@ impl OrgTx {
     }
 
     /// How many agents are enrolled.
-    pub async fn count_agents(&mut self, _lock: &OrgLock) -> Result<i64, StoreError> {
+    pub async fn count_agents(&mut self, lock: &OrgLock) -> Result<i64, StoreError> {
+        self.holds(lock)?;
         let row = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE org_id = $1")
             .bind(self.org_id())
             .fetch_one(&mut *self.tx)

@@ -180,6 +180,17 @@ contract!(organizations_and_members, |store: Store| async move {
     tx.update_organization(&org).await.unwrap();
     assert_eq!(tx.organization().await.unwrap().max_agents, Some(3));
     tx.commit().await.unwrap();
+    // The lock proves something only in the transaction that took it.
+    let mut later = store.org(&scope).await.unwrap();
+    assert!(matches!(
+        later.count_members(&lock, None).await,
+        Err(StoreError::ForeignLock)
+    ));
+    assert!(matches!(
+        later.count_agents(&lock).await,
+        Err(StoreError::ForeignLock)
+    ));
+    drop(later);
 
     let mut g = store.global().await.unwrap();
     g.act_as_user(other).await.unwrap();
@@ -744,3 +755,46 @@ async fn postgres_refuses_a_role_that_bypasses_rls() {
     let err = Store::connect(&config).await.unwrap_err().to_string();
     assert!(err.contains("BYPASSRLS"), "{err}");
 }
+
+contract!(
+    a_session_is_live_until_revoked_or_past_its_lifetime,
+    |store: Store| async move {
+        let user = new_user(&store, "session@example.com").await;
+        let sid = Uuid::now_v7();
+        let mut g = store.global().await.unwrap();
+        g.put_refresh_family(&sid.to_string(), user, "{}", false, 1_000)
+            .await
+            .unwrap();
+        g.commit().await.unwrap();
+        let live = |started_after: i64| {
+            let store = store.clone();
+            async move {
+                let mut g = store.global_read().await.unwrap();
+                let found = g
+                    .session_account(user, sid, None, started_after)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                g.commit().await.unwrap();
+                found.session_live
+            }
+        };
+        // Started at 1,000: live for a floor before it, not for one at or after it.
+        assert!(live(999).await);
+        assert!(!live(1_000).await);
+        let mut g = store.global().await.unwrap();
+        g.put_refresh_family(&sid.to_string(), user, "{}", true, 2_000)
+            .await
+            .unwrap();
+        g.commit().await.unwrap();
+        assert!(!live(999).await, "revoked");
+        // Another session id is never live.
+        let mut g = store.global_read().await.unwrap();
+        let other = g
+            .session_account(user, Uuid::now_v7(), None, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!other.session_live);
+    }
+);
