@@ -15,6 +15,7 @@ pub mod error;
 pub mod keys;
 pub mod logs;
 pub mod metrics;
+pub mod ops;
 pub mod outbound;
 pub mod serve;
 #[cfg(test)]

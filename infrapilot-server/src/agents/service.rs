@@ -400,7 +400,7 @@ where
     tx.commit().await.map_err(internal)?;
     tracing::info!(agent = %id.agent, hostname = %hello.hostname, "agent connected");
     // An agent behind the desired state gets it now (it is not queued while offline).
-    tokio::spawn(crate::api::proxy::push_if_behind(
+    tokio::spawn(crate::ops::desired_state::push_if_behind(
         state.clone(),
         id.org,
         id.agent,
@@ -470,8 +470,10 @@ where
                 Some(agent_message::Body::Report(report)) => {
                     match serde_json::from_slice(&report.apply_report_json) {
                         Ok(report) => {
-                            crate::api::proxy::record_report(&state, id.org, id.agent, &report)
-                                .await;
+                            crate::ops::desired_state::record_report(
+                                &state, id.org, id.agent, &report,
+                            )
+                            .await;
                         }
                         Err(e) => {
                             tracing::warn!(agent = %id.agent, error = %e, "ignoring a report this server does not understand")

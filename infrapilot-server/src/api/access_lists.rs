@@ -219,7 +219,7 @@ pub async fn update_access_list(
     let out = view(&mut tx, &record).await?;
     tx.commit().await?;
     for agent in agents {
-        super::proxy::push(&state, scope.org(), agent).await;
+        crate::ops::desired_state::push(&state, scope.org(), agent).await;
     }
     Ok(axum::Json(out))
 }

@@ -40,11 +40,11 @@ use utoipa_axum::routes;
 
 use super::agents::command_error;
 use super::audit_outcome;
-use super::policies::{Gated, gate};
 use crate::AppState;
 use crate::agents::{CommandStream, StreamEvent, send_command};
 use crate::auth::{ClientIp, Liveness, Revoked, Scoped};
 use crate::error::{ApiJson, AppError, PolicyNotice, Problem};
+use crate::ops::policy_gate::{Gated, gate};
 use crate::store::{AgentRecord, OrgScope};
 
 /// Routes.
