@@ -30,6 +30,7 @@ fn the_layers_below_the_http_api_never_import_it() {
     let mut checked = 0;
     let mut offending = Vec::new();
     for layer in ["ops", "agents", "alerts", "logs.rs"] {
+        let before = checked;
         // Test modules drive the API on purpose.
         let files = sources(&src.join(layer)).into_iter().filter(|f| {
             !f.file_name()
@@ -46,8 +47,9 @@ fn the_layers_below_the_http_api_never_import_it() {
                 }
             }
         }
+        assert!(checked > before, "no source file of {layer} was read");
     }
-    assert!(checked >= 20, "only {checked} files were read");
+
     assert!(
         offending.is_empty(),
         "these use the HTTP layer; call crate::ops instead:\n{}",
