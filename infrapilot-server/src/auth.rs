@@ -269,25 +269,7 @@ async fn resolve(
         Some(Err(refusal)) => return Err(AppError::from(refusal)),
         None => claims.org,
     };
-    let gone = || AppError::Unauthorized("the account no longer exists or is disabled");
-    // Reads only, in one round trip: the account, whether the session is still live, its
-    // membership in the organization, and whether the organization exists. Reading the
-    // session on every request is what makes a revocation (sign-out, refresh-token reuse, a
-    // password change, an administrator) take effect at once on every replica.
-    let mut tx = state.store().global_read().await?;
-    let found = tx
-        .session_account(claims.sub, claims.sid, org, session_floor(state))
-        .await?;
-    tx.commit().await?;
-    let found = found.ok_or_else(gone)?;
-    if found.user.disabled {
-        return Err(gone());
-    }
-    if !found.session_live {
-        return Err(AppError::Unauthorized(
-            "the session has ended (signed out, revoked or replaced); sign in again",
-        ));
-    }
+    let found = live_session(state, claims.sub, claims.sid, org).await?;
     let (user, role, exists) = (found.user, found.role, found.org_exists);
     let principal = Principal {
         user: user.id,
@@ -426,6 +408,35 @@ async fn api_token(
     })
 }
 
+/// The account behind session `sid` with its membership in `org`, refused (401) unless the
+/// account exists and is enabled and the session is live. Reads only, in one round trip:
+/// reading the session on every request (and every stream re-check) is what makes a
+/// revocation (sign-out, refresh-token reuse, a password change, an administrator) take
+/// effect at once on every replica.
+async fn live_session(
+    state: &AppState,
+    user: UserId,
+    sid: uuid::Uuid,
+    org: Option<OrgId>,
+) -> Result<crate::store::SessionAccount, AppError> {
+    let mut tx = state.store().global_read().await?;
+    let found = tx
+        .session_account(user, sid, org, session_floor(state))
+        .await?;
+    tx.commit().await?;
+    let found = found
+        .filter(|f| !f.user.disabled)
+        .ok_or(AppError::Unauthorized(
+            "the account no longer exists or is disabled",
+        ))?;
+    if !found.session_live {
+        return Err(AppError::Unauthorized(
+            "the session has ended (signed out, revoked or replaced); sign in again",
+        ));
+    }
+    Ok(found)
+}
+
 /// The oldest start (unix microseconds) a live session may have: its absolute lifetime
 /// (`refresh_token_ttl`) ago.
 fn session_floor(state: &AppState) -> i64 {
@@ -535,21 +546,7 @@ impl Liveness {
     async fn scope(&self) -> Result<Option<OrgScope>, AppError> {
         let outcome = match &self.credential {
             Credential::Session { user, sid, org } => {
-                let mut tx = self.state.store().global_read().await?;
-                let found = tx
-                    .session_account(*user, *sid, *org, session_floor(&self.state))
-                    .await?;
-                tx.commit().await?;
-                let found = found
-                    .filter(|f| !f.user.disabled)
-                    .ok_or(AppError::Unauthorized(
-                        "the account no longer exists or is disabled",
-                    ))?;
-                if !found.session_live {
-                    return Err(AppError::Unauthorized(
-                        "the session has ended (signed out, revoked or replaced); sign in again",
-                    ));
-                }
+                let found = live_session(&self.state, *user, *sid, *org).await?;
                 let Some(org) = org else { return Ok(None) };
                 return Ok(
                     Effective::resolve(found.user.platform_role, found.role, None)

@@ -21,7 +21,10 @@ use crate::testing::{self, Kind};
 /// server kept open.
 const NEVER: Duration = Duration::from_secs(30);
 
-async fn server(vars: &[(&str, &str)]) -> (AppState, std::net::SocketAddr) {
+/// A server's state with these settings, and a listener on a free port.
+async fn state_and_listener(
+    vars: &[(&str, &str)],
+) -> (AppState, TcpListener, std::net::SocketAddr) {
     let state = testing::app_state_with(
         &testing::database(Kind::Sqlite).await,
         Edition::Community,
@@ -30,6 +33,11 @@ async fn server(vars: &[(&str, &str)]) -> (AppState, std::net::SocketAddr) {
     .await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    (state, listener, address)
+}
+
+async fn server(vars: &[(&str, &str)]) -> (AppState, std::net::SocketAddr) {
+    let (state, listener, address) = state_and_listener(vars).await;
     let limits = state.config().connections;
     let app = crate::app(state.clone());
     tokio::spawn(crate::serve::serve_api(
@@ -164,14 +172,7 @@ async fn oversized_requests_get_problem_documents() {
 
 /// An agent endpoint with these settings, serving on a free port.
 async fn agent_endpoint(vars: &[(&str, &str)]) -> (AppState, std::net::SocketAddr) {
-    let state = testing::app_state_with(
-        &testing::database(Kind::Sqlite).await,
-        Edition::Community,
-        vars,
-    )
-    .await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
+    let (state, listener, address) = state_and_listener(vars).await;
     tokio::spawn(crate::agents::serve(
         state.clone(),
         listener,

@@ -42,26 +42,18 @@ pub async fn commit_with_account_audit(
     use crate::store::{Actor, OrgScope};
 
     g.act_as_user(user).await?;
-    let mut orgs = g.memberships_of(user).await?.into_iter();
-    let Some((first, role)) = orgs.next() else {
+    let orgs = g.memberships_of(user).await?;
+    let Some((first, role)) = orgs.first() else {
         return Ok(g.commit().await?);
     };
     let scope = |org: infrapilot_core::ids::OrgId, role| {
         OrgScope::new(org, Actor::User(user), Effective::Org(role))
     };
-    let mut tx = g.into_org(&scope(first.id, role)).await?;
-    audit_outcome(
-        state,
-        &mut tx,
-        source_ip,
-        action,
-        ("user", user.to_string()),
-        outcome,
-        details.clone(),
-    )
-    .await?;
-    for (org, role) in orgs {
-        tx = tx.switch_org(&scope(org.id, role)).await?;
+    let mut tx = g.into_org(&scope(first.id, *role)).await?;
+    for (n, (org, role)) in orgs.iter().enumerate() {
+        if n > 0 {
+            tx = tx.switch_org(&scope(org.id, *role)).await?;
+        }
         audit_outcome(
             state,
             &mut tx,
